@@ -1,0 +1,11 @@
+# The two commands of the README. Each bootstraps first (idempotent).
+.PHONY: demo test bootstrap
+
+bootstrap:
+	./scripts/bootstrap.sh
+
+demo: bootstrap
+	.venv/bin/edgeloop smoke
+
+test: bootstrap
+	.venv/bin/python -m pytest

@@ -1,0 +1,1 @@
+"""The operator side of Edgeloop: the ``edgeloop`` CLI and the embedded local stack."""

@@ -1,0 +1,119 @@
+"""The ``edgeloop`` command: run the local stack and operate the loop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgeloop.localstack import stack
+from shared.config import get_settings
+from shared.errors import ConfigurationError, EdgeloopError
+
+app = typer.Typer(help="Edgeloop: on-device image models that keep improving by themselves.", no_args_is_help=True)
+console = Console()
+
+StackDir = typer.Option(None, "--dir", help="State directory of the local stack (default: EDGELOOP_STACK_DIR or .edgeloop)")
+
+
+def _directory(directory: Optional[Path]) -> Path:
+    return (directory or get_settings().stack_dir).resolve()
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(1)
+
+
+def _status_table(directory: Path) -> tuple[Table, bool]:
+    components = stack.status(directory)
+    table = Table(title=f"local stack ({directory})")
+    for column in ("component", "pid", "state", "url"):
+        table.add_column(column)
+    for c in components:
+        state = "[green]healthy[/]" if c.running and c.healthy else ("[yellow]unhealthy[/]" if c.running else "[red]stopped[/]")
+        table.add_row(c.name, str(c.pid or "-"), state, c.url)
+    return table, bool(components) and all(c.running and c.healthy for c in components)
+
+
+@app.command()
+def up(directory: Optional[Path] = StackDir, timeout: float = typer.Option(60.0, help="seconds to wait for health")) -> None:
+    """Start the embedded local stack (emulators, storage notifier, functions)."""
+    directory = _directory(directory)
+    started = time.monotonic()
+    try:
+        with console.status("starting the local stack…") as spinner:
+            state, started_now = stack.up(
+                get_settings(), directory, timeout,
+                on_ready=lambda name: console.print(f"  [green]✓[/] {name} ready ({time.monotonic() - started:.1f}s)"),
+            )
+            spinner.update("checking health…")
+    except (EdgeloopError, ConfigurationError) as exc:
+        _fail(exc)
+    if started_now:
+        console.print(f"[bold green]stack up[/] in {time.monotonic() - started:.1f}s")
+    else:
+        console.print("[bold]stack already running[/] (nothing started)")
+    console.print(_status_table(directory)[0])
+    console.print("Point clients at it with:")
+    for key, value in state.client_env().items():
+        console.print(f"  export {key}={value}")
+
+
+@app.command()
+def down(directory: Optional[Path] = StackDir) -> None:
+    """Stop the local stack; fails if any of its processes survive."""
+    report = stack.down(_directory(directory))
+    if report.leftover_pids:
+        _fail(stack.StackError(f"processes left behind: {report.leftover_pids}"))
+    console.print(f"stopped: {', '.join(report.stopped) or 'nothing was running'}")
+
+
+@app.command()
+def status(directory: Optional[Path] = StackDir) -> None:
+    """Show each component of the local stack and whether it is healthy."""
+    directory = _directory(directory)
+    if stack.load_state(directory) is None:
+        console.print("no local stack is running (start one with `edgeloop up`)")
+        raise typer.Exit(1)
+    table, healthy = _status_table(directory)
+    console.print(table)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def smoke(
+    directory: Optional[Path] = StackDir,
+    keep: bool = typer.Option(False, help="leave the stack running afterwards"),
+) -> None:
+    """Upload an image and write a feedback document; show each event reaching its function."""
+    from edgeloop.smoke import run_smoke
+
+    directory = _directory(directory)
+    try:
+        with console.status("starting the local stack…"):
+            state, started_now = stack.up(get_settings(), directory)
+        try:
+            with console.status("smoke run: upload → on_upload, feedback → on_feedback…"):
+                steps = run_smoke(state)
+        finally:
+            if started_now and not keep:
+                stack.down(directory)
+    except (EdgeloopError, TimeoutError) as exc:
+        _fail(exc)
+    table = Table(title="smoke run")
+    for column in ("action", "observed at", "event id", "seconds"):
+        table.add_column(column)
+    for step in steps:
+        table.add_row(step.what, step.function, step.event_id, f"{step.seconds:.2f}")
+    console.print(table)
+    console.print("[bold green]smoke run passed[/]")
+
+
+if __name__ == "__main__":
+    app()

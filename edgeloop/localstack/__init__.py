@@ -1,0 +1,1 @@
+"""The embedded local stack: emulators, the storage notifier and the functions."""

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: system pieces, a virtualenv, pinned packages.
+# Safe to run again: it only does what is missing or out of date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[bootstrap] %s\033[0m\n' "$*" >&2; exit 1; }
+
+# --- Python 3.11 ---------------------------------------------------------------
+PYTHON=""
+for candidate in python3.11 python3; do
+  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    PYTHON=$(command -v "$candidate"); break
+  fi
+done
+[ -n "$PYTHON" ] || die "Python 3.11 is required (TensorFlow 2.21 and the pinned set are resolved for it). Install it, e.g. apt-get install -y python3.11 python3.11-venv"
+
+# --- Debian packages -----------------------------------------------------------
+# libusb-1.0-0: tflite-support's metadata library links against it.
+# default-jre-headless: the Firestore and Pub/Sub emulators are Java programs.
+missing=()
+dpkg -s libusb-1.0-0 >/dev/null 2>&1 || missing+=(libusb-1.0-0)
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    die "missing Debian packages: ${missing[*]}. Install them with: sudo apt-get install -y ${missing[*]}"
+  fi
+fi
+
+# --- Google Cloud CLI emulators (not in Debian's archive) ----------------------
+sdk_root="${EDGELOOP_GCLOUD_SDK_ROOT:-${CLOUDSDK_ROOT_DIR:-}}"
+if [ -z "$sdk_root" ] && command -v gcloud >/dev/null 2>&1; then
+  sdk_root=$(dirname "$(dirname "$(readlink -f "$(command -v gcloud)")")")
+fi
+if [ -z "$sdk_root" ] \
+  || [ ! -f "$sdk_root/platform/cloud-firestore-emulator/cloud-firestore-emulator.jar" ] \
+  || [ ! -x "$sdk_root/platform/pubsub-emulator/bin/cloud-pubsub-emulator" ]; then
+  die "the Google Cloud CLI Firestore and Pub/Sub emulators are missing. Install them with:
+  apt-get install -y google-cloud-cli google-cloud-cli-firestore-emulator google-cloud-cli-pubsub-emulator
+(from Google's apt repository: https://cloud.google.com/sdk/docs/install#deb), or with an existing SDK:
+  gcloud components install cloud-firestore-emulator pubsub-emulator
+Set EDGELOOP_GCLOUD_SDK_ROOT if the SDK is installed somewhere else."
+fi
+
+# --- virtualenv and packages ---------------------------------------------------
+VENV=.venv
+[ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+stamp="$VENV/.edgeloop-installed"
+want=$(cat requirements.txt requirements-nodeps.txt requirements-dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing pinned Python packages into $VENV (first run: a few minutes)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -r requirements.txt -r requirements-dev.txt
+  # tflite-support pins protobuf<4, which TensorFlow 2.21 contradicts; its metadata
+  # writers work with protobuf 7, so it goes in without its declared dependencies.
+  "$VENV/bin/python" -m pip install -q --no-deps -r requirements-nodeps.txt
+  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  echo "$want" > "$stamp"
+else
+  say "Python packages up to date"
+fi
+say "ready"

@@ -1,0 +1,76 @@
+"""The one typed configuration: defaults here, overrides from the environment.
+
+Every setting can be overridden with an ``EDGELOOP_`` variable; nested fields use
+``__``, e.g. ``EDGELOOP_THRESHOLDS__NEW_DATA_IMAGES=50`` or
+``EDGELOOP_PORTS__FIRESTORE=8080``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Topics(BaseModel):
+    """Pub/Sub topic ids. Ids need at least 3 characters (emulator and GCP)."""
+
+    storage_events: str = "storage-events"
+    retrain_requests: str = "retrain-requests"
+    drift_checks: str = "drift-checks"
+    dead_letter_suffix: str = "-dead-letter"
+
+    def dead_letter(self, topic: str) -> str:
+        return f"{topic}{self.dead_letter_suffix}"
+
+
+class Thresholds(BaseModel):
+    """Business thresholds; the rules that use them are plain functions."""
+
+    new_data_images: int = Field(200, ge=1, description="labelled images since last training that trigger a retrain")
+    min_success_rate: float = Field(0.85, gt=0, lt=1, description="retrain when the success-rate upper bound falls below this")
+    min_feedback_samples: int = Field(100, ge=1, description="feedback needed before a success rate is trusted")
+    drift_min_samples: int = Field(50, ge=1, description="recent inputs needed before a drift test is run")
+    drift_p_value: float = Field(0.01, gt=0, lt=1, description="KS-test significance for per-image statistics")
+    retrain_cooldown_s: int = Field(600, ge=0, description="quiet time after a run before another may start")
+
+
+class Delivery(BaseModel):
+    """At-least-once delivery settings for every push subscription."""
+
+    max_delivery_attempts: int = Field(5, ge=5, le=100, description="then the message goes to the dead-letter topic")
+    ack_deadline_s: int = Field(60, ge=10, le=600)
+    min_backoff_s: int = Field(1, ge=0, le=600)
+    max_backoff_s: int = Field(30, ge=0, le=600)
+
+
+class Ports(BaseModel):
+    """Local stack ports; 0 means pick a free port at start."""
+
+    firestore: int = Field(0, ge=0, le=65535)
+    pubsub: int = Field(0, ge=0, le=65535)
+    storage: int = Field(0, ge=0, le=65535)
+    functions_base: int = Field(0, ge=0, le=65535, description="first function port; the next ones follow")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGELOOP_", env_nested_delimiter="__", frozen=True)
+
+    project_id: str = "demo-edgeloop"
+    bucket: str = "demo-edgeloop.firebasestorage.app"
+    models: tuple[str, ...] = ("digits",)
+    topics: Topics = Topics()
+    thresholds: Thresholds = Thresholds()
+    delivery: Delivery = Delivery()
+    ports: Ports = Ports()
+    host: str = "127.0.0.1"
+    stack_dir: Path = Path(".edgeloop")
+    max_image_bytes: int = Field(5 * 1024 * 1024, ge=1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process (a Cloud Function instance reuses them)."""
+    return Settings()

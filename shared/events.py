@@ -1,0 +1,330 @@
+"""One decoder for every event shape Edgeloop receives.
+
+Cloud Functions get CloudEvents from functions-framework. The payload inside
+differs by source, and by environment for Firestore:
+
+* Pub/Sub push (``google.cloud.pubsub.topic.v1.messagePublished``): data is
+  ``{"message": {"data": base64, "attributes": {...}, ...}, "subscription": ...}``.
+* GCS object notifications (JSON_API_V1) arrive as such a Pub/Sub message whose
+  attributes describe the object and whose data is the object resource; an
+  Eventarc direct Storage trigger (``google.cloud.storage.object.v1.finalized``)
+  carries the object resource as data. Both decode to ``StorageObjectEvent``.
+* Firestore triggers: production (2nd gen / Eventarc) sends protobuf
+  ``DocumentEventData`` bytes, the local emulator sends the same message as JSON.
+  Both decode to ``FirestoreDocumentEvent``.
+
+Anything else raises ``MalformedEventError`` naming exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from shared.errors import MalformedEventError
+
+PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
+FIRESTORE_EVENT_TYPES = {
+    "google.cloud.firestore.document.v1.created": "created",
+    "google.cloud.firestore.document.v1.updated": "updated",
+    "google.cloud.firestore.document.v1.deleted": "deleted",
+    "google.cloud.firestore.document.v1.written": "written",
+}
+GCS_PAYLOAD_FORMAT = "JSON_API_V1"
+GCS_EVENT_TYPES = frozenset({"OBJECT_FINALIZE", "OBJECT_METADATA_UPDATE", "OBJECT_DELETE", "OBJECT_ARCHIVE"})
+
+_DOCUMENT_NAME = re.compile(r"^projects/(?P<project>[^/]+)/databases/(?P<database>[^/]+)/documents/(?P<path>.+)$")
+
+
+@dataclass(frozen=True)
+class PubSubMessage:
+    message_id: str
+    data: bytes
+    attributes: Mapping[str, str]
+    publish_time: str | None = None
+    subscription: str | None = None
+    delivery_attempt: int | None = None
+
+    def json(self) -> Any:
+        """The data as JSON, or a MalformedEventError saying why it is not."""
+        try:
+            return json.loads(self.data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedEventError(f"Pub/Sub message {self.message_id} data is not UTF-8 JSON: {exc}") from None
+
+
+@dataclass(frozen=True)
+class StorageObjectEvent:
+    """One Storage object change (we act on OBJECT_FINALIZE)."""
+
+    event_id: str
+    event_type: str
+    bucket: str
+    name: str
+    generation: int
+    metageneration: int
+    size: int
+    content_type: str | None
+    md5_hash: str | None
+    crc32c: str | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    time_created: str | None = None
+    overwrote_generation: int | None = None
+
+
+@dataclass(frozen=True)
+class FirestoreDocumentEvent:
+    """A document change; ``value``/``old_value`` are plain Python field dicts."""
+
+    event_id: str
+    change: str  # created | updated | deleted | written
+    project: str
+    database: str
+    document: str  # path below /documents, e.g. "models/digits/feedback/abc"
+    value: dict[str, Any] | None
+    old_value: dict[str, Any] | None
+    update_mask: tuple[str, ...] = ()
+
+
+# --- CloudEvent access -------------------------------------------------------
+
+def _attributes(event: Any) -> Mapping[str, Any]:
+    try:
+        return event.get_attributes()
+    except AttributeError:
+        raise MalformedEventError(f"not a CloudEvent: {type(event).__name__}") from None
+
+
+def _require_type(event: Any, accepted: set[str] | frozenset[str] | dict) -> str:
+    attributes = _attributes(event)
+    event_type = attributes.get("type")
+    if event_type not in accepted:
+        raise MalformedEventError(f"unexpected CloudEvent type {event_type!r}; expected one of {sorted(accepted)}")
+    return event_type
+
+
+def _event_id(event: Any) -> str:
+    event_id = _attributes(event).get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedEventError("CloudEvent has no id")
+    return event_id
+
+
+# --- Pub/Sub -------------------------------------------------------------------
+
+def decode_pubsub(event: Any) -> PubSubMessage:
+    """A Pub/Sub push CloudEvent → PubSubMessage."""
+    _require_type(event, {PUBSUB_PUBLISHED})
+    data = event.data
+    if isinstance(data, (bytes, str)):
+        try:
+            data = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedEventError("Pub/Sub event data is not JSON") from None
+    if not isinstance(data, Mapping):
+        raise MalformedEventError(f"Pub/Sub event data must be an object, got {type(data).__name__}")
+    message = data.get("message")
+    if not isinstance(message, Mapping):
+        raise MalformedEventError("Pub/Sub event data has no 'message' object")
+    raw = message.get("data", "")
+    if not isinstance(raw, str):
+        raise MalformedEventError(f"message.data must be a base64 string, got {type(raw).__name__}")
+    try:
+        payload = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise MalformedEventError("message.data is not valid base64") from None
+    attributes = message.get("attributes") or {}
+    if not isinstance(attributes, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in attributes.items()
+    ):
+        raise MalformedEventError("message.attributes must map strings to strings")
+    message_id = message.get("messageId") or message.get("message_id") or _event_id(event)
+    attempt = data.get("deliveryAttempt")
+    return PubSubMessage(
+        message_id=str(message_id),
+        data=payload,
+        attributes=dict(attributes),
+        publish_time=message.get("publishTime") or message.get("publish_time"),
+        subscription=data.get("subscription"),
+        delivery_attempt=attempt if isinstance(attempt, int) else None,
+    )
+
+
+# --- Storage -------------------------------------------------------------------
+
+def _int_field(value: Any, what: str) -> int:
+    if isinstance(value, bool):
+        raise MalformedEventError(f"{what} must be an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
+        return int(value)
+    raise MalformedEventError(f"{what} must be an integer, got {value!r}")
+
+
+def _object_from_resource(resource: Any, event_id: str, event_type: str, overwrote: int | None) -> StorageObjectEvent:
+    if not isinstance(resource, Mapping):
+        raise MalformedEventError(f"object resource must be a JSON object, got {type(resource).__name__}")
+    for key in ("bucket", "name", "generation"):
+        if key not in resource:
+            raise MalformedEventError(f"object resource has no {key!r}")
+    name, bucket = resource["name"], resource["bucket"]
+    if not isinstance(name, str) or not name or not isinstance(bucket, str) or not bucket:
+        raise MalformedEventError("object resource 'name' and 'bucket' must be non-empty strings")
+    metadata = resource.get("metadata") or {}
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise MalformedEventError("object resource 'metadata' must map strings to strings")
+    content_type = resource.get("contentType")
+    if content_type is not None and not isinstance(content_type, str):
+        raise MalformedEventError("object resource 'contentType' must be a string")
+    return StorageObjectEvent(
+        event_id=event_id,
+        event_type=event_type,
+        bucket=bucket,
+        name=name,
+        generation=_int_field(resource["generation"], "generation"),
+        metageneration=_int_field(resource.get("metageneration", 1), "metageneration"),
+        size=_int_field(resource.get("size", 0), "size"),
+        content_type=content_type,
+        md5_hash=resource.get("md5Hash"),
+        crc32c=resource.get("crc32c"),
+        metadata=dict(metadata),
+        time_created=resource.get("timeCreated"),
+        overwrote_generation=overwrote,
+    )
+
+
+def decode_storage_event(event: Any) -> StorageObjectEvent:
+    """A GCS notification (via Pub/Sub) or a direct Storage CloudEvent → StorageObjectEvent."""
+    event_type = _require_type(event, {PUBSUB_PUBLISHED, STORAGE_FINALIZED})
+    if event_type == STORAGE_FINALIZED:
+        return _object_from_resource(event.data, _event_id(event), "OBJECT_FINALIZE", None)
+
+    message = decode_pubsub(event)
+    attrs = message.attributes
+    if attrs.get("payloadFormat") != GCS_PAYLOAD_FORMAT:
+        raise MalformedEventError(
+            f"GCS notification payloadFormat is {attrs.get('payloadFormat')!r}, expected {GCS_PAYLOAD_FORMAT!r}"
+        )
+    gcs_event_type = attrs.get("eventType")
+    if gcs_event_type not in GCS_EVENT_TYPES:
+        raise MalformedEventError(f"GCS notification eventType {gcs_event_type!r} is not one of {sorted(GCS_EVENT_TYPES)}")
+    overwrote = attrs.get("overwroteGeneration")
+    obj = _object_from_resource(
+        message.json(),
+        message.message_id,
+        gcs_event_type,
+        _int_field(overwrote, "overwroteGeneration") if overwrote is not None else None,
+    )
+    # The attributes and the resource describe the same object; disagreement means tampering or a bug.
+    expected = {"bucketId": obj.bucket, "objectId": obj.name, "objectGeneration": str(obj.generation)}
+    for key, value in expected.items():
+        if attrs.get(key) != value:
+            raise MalformedEventError(f"GCS notification attribute {key}={attrs.get(key)!r} disagrees with the object resource ({value!r})")
+    return obj
+
+
+# --- Firestore -----------------------------------------------------------------
+
+def _firestore_value(value: Any, where: str) -> Any:
+    """One Firestore REST/proto3-JSON ``Value`` → a plain Python value."""
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise MalformedEventError(f"Firestore value at {where} must be an object with exactly one type key")
+    (kind, raw), = value.items()
+    if kind == "nullValue":
+        return None
+    if kind == "booleanValue" and isinstance(raw, bool):
+        return raw
+    if kind == "integerValue":
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"-?[0-9]+", raw):
+            return int(raw)  # proto3 JSON writes int64 as a string
+        raise MalformedEventError(f"Firestore integerValue at {where} is not an integer: {raw!r}")
+    if kind == "doubleValue" and isinstance(raw, (int, float, str)) and not isinstance(raw, bool):
+        try:
+            return float(raw)  # proto3 JSON writes NaN/Infinity as strings
+        except ValueError:
+            raise MalformedEventError(f"Firestore doubleValue at {where} is not a number: {raw!r}") from None
+    if kind == "timestampValue" and isinstance(raw, str):
+        try:
+            return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise MalformedEventError(f"Firestore timestampValue at {where} is not RFC 3339: {raw!r}") from None
+    if kind in ("stringValue", "referenceValue") and isinstance(raw, str):
+        return raw
+    if kind == "bytesValue" and isinstance(raw, str):
+        try:
+            return base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedEventError(f"Firestore bytesValue at {where} is not base64") from None
+    if kind == "geoPointValue" and isinstance(raw, Mapping):
+        return {"latitude": float(raw.get("latitude", 0.0)), "longitude": float(raw.get("longitude", 0.0))}
+    if kind == "arrayValue" and isinstance(raw, Mapping):
+        return [_firestore_value(v, f"{where}[{i}]") for i, v in enumerate(raw.get("values", []))]
+    if kind == "mapValue" and isinstance(raw, Mapping):
+        return _firestore_fields(raw.get("fields", {}), where)
+    raise MalformedEventError(f"Firestore value at {where} has unsupported or mistyped kind {kind!r}")
+
+
+def _firestore_fields(fields: Any, where: str) -> dict[str, Any]:
+    if not isinstance(fields, Mapping):
+        raise MalformedEventError(f"Firestore fields at {where} must be an object")
+    return {name: _firestore_value(v, f"{where}.{name}" if where else name) for name, v in fields.items()}
+
+
+def _document_json(event_data: Any) -> Mapping[str, Any]:
+    """Production sends protobuf bytes, the emulator JSON; both become proto3 JSON."""
+    if isinstance(event_data, (bytes, bytearray)):
+        from google.events.cloud.firestore import DocumentEventData  # only needed for protobuf payloads
+
+        try:
+            message = DocumentEventData.deserialize(bytes(event_data))
+        except Exception as exc:  # protobuf raises DecodeError or a RuntimeWarning-ish error
+            raise MalformedEventError(f"Firestore event data is not a DocumentEventData protobuf: {exc}") from None
+        return json.loads(DocumentEventData.to_json(message))
+    if isinstance(event_data, Mapping):
+        return event_data
+    raise MalformedEventError(
+        f"Firestore event data must be DocumentEventData protobuf bytes or JSON, got {type(event_data).__name__}"
+    )
+
+
+def _document(snapshot: Any, which: str) -> tuple[str | None, dict[str, Any] | None]:
+    if snapshot is None or snapshot == {}:
+        return None, None
+    if not isinstance(snapshot, Mapping) or not isinstance(snapshot.get("name"), str):
+        raise MalformedEventError(f"Firestore event {which} must be a document with a 'name'")
+    return snapshot["name"], _firestore_fields(snapshot.get("fields", {}), "")
+
+
+def decode_firestore_event(event: Any) -> FirestoreDocumentEvent:
+    """A Firestore trigger CloudEvent (protobuf or JSON data) → FirestoreDocumentEvent."""
+    event_type = _require_type(event, FIRESTORE_EVENT_TYPES)
+    data = _document_json(event.data)
+    new_name, value = _document(data.get("value"), "value")
+    old_name, old_value = _document(data.get("oldValue"), "oldValue")
+    name = new_name or old_name
+    if name is None:
+        raise MalformedEventError("Firestore event has neither 'value' nor 'oldValue'")
+    match = _DOCUMENT_NAME.match(name)
+    if match is None:
+        raise MalformedEventError(f"Firestore document name {name!r} is not projects/*/databases/*/documents/*")
+    mask = data.get("updateMask") or {}
+    paths = mask.get("fieldPaths", []) if isinstance(mask, Mapping) else []
+    return FirestoreDocumentEvent(
+        event_id=_event_id(event),
+        change=FIRESTORE_EVENT_TYPES[event_type],
+        project=match["project"],
+        database=match["database"],
+        document=match["path"],
+        value=value,
+        old_value=old_value,
+        update_mask=tuple(paths),
+    )

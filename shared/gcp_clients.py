@@ -1,0 +1,54 @@
+"""Adapter: Google Cloud clients, pointed at the emulators when their env vars are set.
+
+The standard clients honour FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST and
+STORAGE_EMULATOR_HOST; against an emulator they need anonymous credentials,
+because a developer machine has no Application Default Credentials.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore, pubsub_v1, storage
+
+from shared.config import get_settings
+
+
+def _emulated(variable: str) -> bool:
+    return bool(os.environ.get(variable))
+
+
+@lru_cache(maxsize=None)
+def firestore_client(project: str | None = None) -> firestore.Client:
+    project = project or get_settings().project_id
+    if _emulated("FIRESTORE_EMULATOR_HOST"):
+        return firestore.Client(project=project, credentials=AnonymousCredentials())
+    return firestore.Client(project=project)
+
+
+@lru_cache(maxsize=None)
+def storage_client(project: str | None = None) -> storage.Client:
+    project = project or get_settings().project_id
+    if _emulated("STORAGE_EMULATOR_HOST"):
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    return storage.Client(project=project)
+
+
+@lru_cache(maxsize=None)
+def publisher_client() -> pubsub_v1.PublisherClient:
+    return pubsub_v1.PublisherClient()
+
+
+@lru_cache(maxsize=None)
+def subscriber_client() -> pubsub_v1.SubscriberClient:
+    return pubsub_v1.SubscriberClient()
+
+
+def topic_path(topic: str, project: str | None = None) -> str:
+    return f"projects/{project or get_settings().project_id}/topics/{topic}"
+
+
+def subscription_path(subscription: str, project: str | None = None) -> str:
+    return f"projects/{project or get_settings().project_id}/subscriptions/{subscription}"

@@ -1,0 +1,125 @@
+"""Where things live: Storage object names and Firestore document paths.
+
+Every path in the product is built (and parsed) here, so the functions, the
+trainer, the client SDK and the security rules agree on one layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import Enum
+
+from shared.errors import InvalidObjectNameError
+
+# Storage prefixes.
+DATASET_PREFIX = "dataset"
+UPLOADS_PREFIX = "uploads"
+MODELS_PREFIX = "models"
+QUARANTINE_PREFIX = "quarantine"
+
+MODEL_FILE = "model.tflite"
+MAX_OBJECT_NAME_BYTES = 1024  # the GCS limit
+
+
+class ObjectKind(str, Enum):
+    DATASET = "dataset"
+    UPLOAD = "upload"
+    MODEL = "model"
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A parsed Storage object name."""
+
+    kind: ObjectKind
+    model: str
+    filename: str
+    label: str | None = None  # dataset images
+    uid: str | None = None  # app uploads
+    version: str | None = None  # published models
+
+
+# --- Storage ---------------------------------------------------------------
+
+def dataset_object(model: str, label: str, filename: str) -> str:
+    return f"{DATASET_PREFIX}/{model}/{label}/{filename}"
+
+
+def upload_object(model: str, uid: str, upload_id: str, extension: str) -> str:
+    return f"{UPLOADS_PREFIX}/{model}/{uid}/{upload_id}.{extension}"
+
+
+def model_object(model: str, version: str, filename: str = MODEL_FILE) -> str:
+    return f"{MODELS_PREFIX}/{model}/{version}/{filename}"
+
+
+def quarantine_object(object_name: str) -> str:
+    return f"{QUARANTINE_PREFIX}/{object_name}"
+
+
+def parse_object_name(name: str) -> ObjectRef:
+    """Parse an object name of the bucket layout, or say precisely why not."""
+    if not name:
+        raise InvalidObjectNameError("empty object name")
+    if len(name.encode("utf-8")) > MAX_OBJECT_NAME_BYTES:
+        raise InvalidObjectNameError(f"object name longer than {MAX_OBJECT_NAME_BYTES} bytes")
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidObjectNameError(f"object name has an empty, '.' or '..' segment: {name!r}")
+    prefix, rest = parts[0], parts[1:]
+    shapes = {
+        DATASET_PREFIX: "dataset/{model}/{label}/{file}",
+        UPLOADS_PREFIX: "uploads/{model}/{uid}/{file}",
+        MODELS_PREFIX: "models/{model}/{version}/{file}",
+    }
+    if prefix not in shapes:
+        raise InvalidObjectNameError(f"unknown prefix {prefix!r}; expected one of {sorted(shapes)}")
+    if len(rest) != 3:
+        raise InvalidObjectNameError(f"expected {shapes[prefix]}, got {name!r}")
+    model, middle, filename = rest
+    if prefix == DATASET_PREFIX:
+        return ObjectRef(ObjectKind.DATASET, model, filename, label=middle)
+    if prefix == UPLOADS_PREFIX:
+        return ObjectRef(ObjectKind.UPLOAD, model, filename, uid=middle)
+    return ObjectRef(ObjectKind.MODEL, model, filename, version=middle)
+
+
+# --- Firestore -------------------------------------------------------------
+
+def model_doc(model: str) -> str:
+    """The one document clients poll."""
+    return f"models/{model}"
+
+
+def versions_collection(model: str) -> str:
+    return f"{model_doc(model)}/versions"
+
+
+def version_doc(model: str, version: str) -> str:
+    return f"{versions_collection(model)}/{version}"
+
+
+def images_collection(model: str) -> str:
+    return f"{model_doc(model)}/images"
+
+
+def image_doc(model: str, image_id: str) -> str:
+    return f"{images_collection(model)}/{image_id}"
+
+
+def feedback_collection(model: str) -> str:
+    return f"{model_doc(model)}/feedback"
+
+
+def feedback_doc(model: str, feedback_id: str) -> str:
+    return f"{feedback_collection(model)}/{feedback_id}"
+
+
+def run_doc(run_id: str) -> str:
+    return f"runs/{run_id}"
+
+
+def image_id(object_name: str, generation: int) -> str:
+    """Stable id of one object generation: redelivery maps to the same document."""
+    return hashlib.sha256(f"{object_name}#{generation}".encode("utf-8")).hexdigest()[:32]
