@@ -1,0 +1,1 @@
+"""The device-side library: poll, download, verify, swap, infer, capture, report."""

@@ -265,9 +265,15 @@ def _firestore_value(value: Any, where: str) -> Any:
         except (binascii.Error, ValueError):
             raise MalformedEventError(f"Firestore bytesValue at {where} is not base64") from None
     if kind == "geoPointValue" and isinstance(raw, Mapping):
-        return {"latitude": float(raw.get("latitude", 0.0)), "longitude": float(raw.get("longitude", 0.0))}
+        point = {axis: raw.get(axis, 0.0) for axis in ("latitude", "longitude")}
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point.values()):
+            raise MalformedEventError(f"Firestore geoPointValue at {where} needs numeric latitude/longitude")
+        return {axis: float(v) for axis, v in point.items()}
     if kind == "arrayValue" and isinstance(raw, Mapping):
-        return [_firestore_value(v, f"{where}[{i}]") for i, v in enumerate(raw.get("values", []))]
+        values = raw.get("values", [])
+        if not isinstance(values, list):
+            raise MalformedEventError(f"Firestore arrayValue at {where} must hold a list of values")
+        return [_firestore_value(v, f"{where}[{i}]") for i, v in enumerate(values)]
     if kind == "mapValue" and isinstance(raw, Mapping):
         return _firestore_fields(raw.get("fields", {}), where)
     raise MalformedEventError(f"Firestore value at {where} has unsupported or mistyped kind {kind!r}")

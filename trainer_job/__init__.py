@@ -1,0 +1,1 @@
+"""The training container: snapshot → train → evaluate → gate → convert → publish."""

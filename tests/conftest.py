@@ -1,0 +1,42 @@
+"""Shared fixtures: golden events, and the real local stack for integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from cloudevents.http import CloudEvent
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def golden_event(name: str) -> CloudEvent:
+    """A CloudEvent as functions-framework hands it to a handler, from tests/golden/<name>.json."""
+    raw = json.loads((GOLDEN / f"{name}.json").read_text())
+    return CloudEvent(raw["attributes"], raw["data"])
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory):
+    """The embedded stack, started once per test session in its own directory, on free ports."""
+    from edgeloop.localstack import stack
+    from shared.config import Settings
+    from shared.errors import ConfigurationError
+
+    directory = tmp_path_factory.mktemp("stack")
+    try:
+        state, _ = stack.up(Settings(), directory)
+    except ConfigurationError as exc:  # say what to install instead of a traceback
+        pytest.fail(str(exc), pytrace=False)
+    saved = {key: os.environ.get(key) for key in state.client_env()}
+    os.environ.update(state.client_env())
+    yield state
+    report = stack.down(directory)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    assert report.leftover_pids == [], f"stack left processes behind: {report.leftover_pids}"
