@@ -65,4 +65,22 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 else
   say "Python packages up to date"
 fi
+# --- BEGIN checkov (infra tests) -----------------------------------------------
+# tests/unit/test_terraform.py runs checkov over infra/terraform. Its dependency
+# tree is large and would fight the pinned set, so it gets its own venv.
+CHECKOV_VERSION=3.3.30
+CHECKOV_VENV=.venv-checkov
+[ -x "$CHECKOV_VENV/bin/python" ] || { say "creating $CHECKOV_VENV"; "$PYTHON" -m venv "$CHECKOV_VENV"; }
+# Keep the tool venv out of git whatever .gitignore says.
+[ -f "$CHECKOV_VENV/.gitignore" ] || echo '*' > "$CHECKOV_VENV/.gitignore"
+checkov_stamp="$CHECKOV_VENV/.edgeloop-installed"
+if [ "$(cat "$checkov_stamp" 2>/dev/null)" != "checkov==$CHECKOV_VERSION" ]; then
+  say "installing checkov $CHECKOV_VERSION into $CHECKOV_VENV"
+  "$CHECKOV_VENV/bin/python" -m pip install -q --upgrade pip
+  "$CHECKOV_VENV/bin/python" -m pip install -q "checkov==$CHECKOV_VERSION"
+  echo "checkov==$CHECKOV_VERSION" > "$checkov_stamp"
+else
+  say "checkov up to date"
+fi
+# --- END checkov -------------------------------------------------------------------
 say "ready"

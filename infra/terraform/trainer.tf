@@ -1,0 +1,103 @@
+# The trainer container: built from trainer_job/Dockerfile, pushed to this
+# repository, run by launch_training as a Cloud Run job execution (per-run
+# arguments as overrides) or as a Vertex AI CustomJob with the same image.
+
+resource "google_artifact_registry_repository" "trainer" {
+  #checkov:skip=CKV_GCP_84:Holds only the trainer image built from this repository's code (no data or secrets baked in); Google-managed encryption at rest is sufficient.
+  project       = var.project_id
+  location      = var.region
+  repository_id = "edgeloop"
+  description   = "Edgeloop trainer images."
+  format        = "DOCKER"
+
+  # Keep the ten newest images and anything tagged; drop untagged layers after a week.
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 10
+    }
+  }
+  cleanup_policies {
+    id     = "delete-untagged"
+    action = "DELETE"
+    condition {
+      tag_state  = "UNTAGGED"
+      older_than = "604800s"
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+locals {
+  trainer_image = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.trainer.repository_id}/trainer:${var.trainer_image_tag}"
+}
+
+# The Ed25519 model-signing key. Terraform creates the secret but never holds
+# the key material (it would land in the state): add a version with gcloud,
+# see README.md "Deploying to Google Cloud".
+resource "google_secret_manager_secret" "signing_key" {
+  project   = var.project_id
+  secret_id = "edgeloop-model-signing-key"
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_cloud_run_v2_job" "trainer" {
+  count               = var.trainer_backend == "cloud_run_job" ? 1 : 0
+  project             = var.project_id
+  location            = var.region
+  name                = "edgeloop-trainer"
+  deletion_protection = var.deletion_protection
+
+  template {
+    task_count  = 1
+    parallelism = 1
+
+    template {
+      service_account = google_service_account.component["trainer"].email
+      timeout         = "${var.trainer.timeout_s}s"
+      # A failed run is recorded as failed (lock released); launch_training or
+      # the operator decides about another run, never a blind retry.
+      max_retries = 0
+
+      containers {
+        image = local.trainer_image
+
+        resources {
+          limits = {
+            cpu    = var.trainer.cpu
+            memory = var.trainer.memory
+          }
+        }
+
+        dynamic "env" {
+          for_each = local.component_env
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+
+        # The private key reaches the process as an environment variable,
+        # resolved by Cloud Run from Secret Manager at start.
+        env {
+          name = "EDGELOOP_SIGNING_KEY"
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.signing_key.secret_id
+              version = "latest"
+            }
+          }
+        }
+      }
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.trainer_reads_signing_key]
+}

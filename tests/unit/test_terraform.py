@@ -1,0 +1,746 @@
+"""infra/terraform, checked statically against the code it deploys.
+
+There is no terraform binary here, so every .tf file is parsed with python-hcl2
+and cross-checked with the code: the functions and their triggers
+(functions/main.py, edgeloop/localstack/stack.py), the settings they read
+(shared/config.py), the topic and delivery defaults, the rules files, the
+source archive and its requirements, the log events alerted on. checkov then
+scans the configuration (and trainer_job/Dockerfile once it exists): every
+finding is fixed or suppressed inline with a written reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from hcl2 import SerializationOptions
+from pydantic import BaseModel
+
+from edgeloop.localstack import stack
+from shared import events
+from shared.config import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+TERRAFORM = REPO / "infra" / "terraform"
+EVENT_FUNCTION = "./modules/event_function"
+TOPIC_MODULE = "./modules/pubsub_topic_with_dlq"
+CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
+
+# Settings the deployed functions deliberately leave at shared/config.py's
+# defaults (an operator may still set any of them through var.settings_overrides).
+# A key ending in "__" covers every field of that group.
+DEFAULTED = {
+    "EDGELOOP_THRESHOLDS__": "business policy: the defaults in shared/config.py are the product's; tune via settings_overrides",
+    "EDGELOOP_DELIVERY__": "read only by the local stack to provision its subscriptions; Terraform configures the real ones from var.delivery, whose defaults are compared with Settings().delivery below",
+    "EDGELOOP_PORTS__": "local stack ports; nothing listens on them in Cloud Functions",
+    "EDGELOOP_HOST": "local stack bind address",
+    "EDGELOOP_STACK_DIR": "local stack state directory",
+    "EDGELOOP_IMAGES__": "upload limits are product policy; the byte limit is checked against storage.rules in tests/integration/test_security_rules.py",
+    "EDGELOOP_MAX_IMAGE_BYTES": "upload size policy (older name of images.max_bytes); checked against storage.rules",
+    "EDGELOOP_TRAINING__LOCK_TTL_S": "run-lock policy, not deployment-specific",
+    "EDGELOOP_TRAINING__COOLDOWN_S": "retrain cooldown policy, not deployment-specific",
+}
+
+# Only launch_training starts the trainer; the other functions never read these.
+LAUNCHER_SETTINGS = {
+    "EDGELOOP_TRAINING__LAUNCHER",
+    "EDGELOOP_TRAINING__REGION",
+    "EDGELOOP_TRAINING__CLOUD_RUN_JOB",
+    "EDGELOOP_TRAINING__TRAINER_IMAGE",
+    "EDGELOOP_TRAINING__VERTEX_MACHINE_TYPE",
+    "EDGELOOP_TRAINING__VERTEX_SERVICE_ACCOUNT",
+}
+
+# Variables Terraform sets that the code is about to read (the contract with the
+# issue that adds them). Remove an entry once shared/config.py has the field.
+PENDING_SETTINGS = {
+    **{name: "launcher settings (issue 4: launch_training's backends)" for name in LAUNCHER_SETTINGS},
+    "EDGELOOP_SIGNING_KEY": "the trainer's Ed25519 private key, PEM, from Secret Manager (issue 5)",
+}
+
+# Log events alerted on that no code writes yet, with the issue that will.
+PENDING_EVENTS = {
+    "model_rolled_back": "issue 7 (staged rollout, auto roll back)",
+    "candidate_rejected": "issue 5 (trainer quality gate)",
+    "drift_detected": "issue 4 (check_drift)",
+}
+ALERTED_EVENTS = {"model_rolled_back", "candidate_rejected", "drift_detected", "malformed_event"}
+
+# Emulator (legacy) Firestore trigger types -> the Eventarc type used in production.
+FIRESTORE_EVENT_TYPES = {
+    "providers/cloud.firestore/eventTypes/document.create": "google.cloud.firestore.document.v1.created",
+    "providers/cloud.firestore/eventTypes/document.update": "google.cloud.firestore.document.v1.updated",
+    "providers/cloud.firestore/eventTypes/document.delete": "google.cloud.firestore.document.v1.deleted",
+    "providers/cloud.firestore/eventTypes/document.write": "google.cloud.firestore.document.v1.written",
+}
+
+# Third-party imports of functions/ and shared/ that functions/requirements.txt
+# deliberately does not list.
+NOT_IN_FUNCTION_REQUIREMENTS = {
+    "google-auth": "installed with every google-cloud-* client (imported for AnonymousCredentials against emulators)",
+    "google-api-core": "installed with every google-cloud-* client (imported for its exception types)",
+    "scikit-learn": "shared/digits.py loads the seed dataset for the local demo and the trainer, never inside a function",
+}
+
+# Roles that may be bound at project level, and why no narrower resource exists.
+PROJECT_LEVEL_ROLES = {
+    "roles/datastore.user": "Firestore IAM is project-level; every binding carries a condition naming the (default) database",
+    "roles/eventarc.eventReceiver": "Eventarc requires it of a trigger identity and offers it at project level only",
+    "roles/aiplatform.user": "Vertex AI CustomJobs do not exist before the launcher creates them",
+    "roles/logging.logWriter": "function builds write their logs to the project",
+    "roles/artifactregistry.writer": "Cloud Functions creates the gcf-artifacts repository itself, on first deploy",
+}
+
+
+# --- parsing ----------------------------------------------------------------------
+
+_OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=False, explicit_blocks=False)
+
+
+def _tf_files() -> list[Path]:
+    return sorted(p for p in TERRAFORM.rglob("*.tf") if ".terraform" not in p.parts)
+
+
+class Module:
+    """All blocks of one Terraform module directory, merged across its files."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.resources: dict[tuple[str, str], dict] = {}
+        self.data: dict[tuple[str, str], dict] = {}
+        self.modules: dict[str, dict] = {}
+        self.variables: dict[str, dict] = {}
+        self.outputs: dict[str, dict] = {}
+        self.locals: dict[str, Any] = {}
+        self.terraform: list[dict] = []
+        for path in sorted(directory.glob("*.tf")):
+            parsed = _parse(path)
+            for kind, store in (("resource", self.resources), ("data", self.data)):
+                for block in parsed.get(kind, []):
+                    for type_, named in block.items():
+                        for name, body in named.items():
+                            assert (type_, name) not in store, f"{type_}.{name} declared twice in {directory}"
+                            store[(type_, name)] = body
+            for kind, store in (("module", self.modules), ("variable", self.variables), ("output", self.outputs)):
+                for block in parsed.get(kind, []):
+                    store.update(block)
+            for block in parsed.get("locals", []):
+                self.locals.update(block)
+            self.terraform.extend(parsed.get("terraform", []))
+
+    def resource(self, type_: str, name: str) -> dict:
+        assert (type_, name) in self.resources, f"{self.directory.name}: no resource {type_}.{name}"
+        return self.resources[(type_, name)]
+
+    def resources_of(self, type_: str) -> dict[str, dict]:
+        return {name: body for (t, name), body in self.resources.items() if t == type_}
+
+    def local_keys(self, expression: Any) -> set[str]:
+        """Keys of a map expression built from literal maps and locals (merge(), local.x)."""
+        if isinstance(expression, dict):
+            return set(expression)
+        keys: set[str] = set()
+        for name in re.findall(r"\blocal\.([A-Za-z_][A-Za-z0-9_]*)", str(expression)):
+            keys |= self.local_keys(self.locals[name])
+        return keys
+
+    def resolve_path(self, expression: str) -> Path:
+        """The file a file("...") expression reads, with local.* and path.module substituted."""
+        match = re.search(r'file\("(.+?)"\)', expression)
+        assert match, f"not a file() expression: {expression}"
+        path = match.group(1)
+        for _ in range(5):
+            path = re.sub(r"\$\{local\.([A-Za-z0-9_]+)\}", lambda m: str(self.locals[m.group(1)]), path)
+            path = path.replace("${path.module}", str(self.directory))
+        return Path(os.path.normpath(path))
+
+
+@lru_cache(maxsize=None)
+def _parse(path: Path) -> dict:
+    with open(path) as handle:
+        return hcl2.load(handle, serialization_options=_OPTIONS)
+
+
+@lru_cache(maxsize=None)
+def module(relative: str = ".") -> Module:
+    return Module((TERRAFORM / relative).resolve())
+
+
+def root() -> Module:
+    return module(".")
+
+
+def function_modules() -> dict[str, dict]:
+    """Root module calls of the event_function module, by entry point."""
+    return {
+        body["entry_point"]: body | {"_module": name}
+        for name, body in root().modules.items()
+        if body["source"] == EVENT_FUNCTION
+    }
+
+
+def optional_defaults(type_expression: str) -> dict[str, str]:
+    """attribute -> default of an object({... = optional(type, default)}) type."""
+    return {
+        name: default.strip('"')
+        for name, default in re.findall(r'(\w+)\s*=\s*optional\(\s*\w+\s*,\s*("[^"]*"|[0-9.]+|true|false)\s*\)', type_expression)
+    }
+
+
+def settings_variables(model: type[BaseModel] = Settings, prefix: str = "EDGELOOP_") -> set[str]:
+    """Every environment variable a Settings field is read from (nested fields joined with __)."""
+    names = set()
+    for field_name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= settings_variables(annotation, f"{prefix}{field_name.upper()}__")
+        else:
+            names.add(f"{prefix}{field_name.upper()}")
+    return names
+
+
+def defaulted(variable: str) -> bool:
+    return any(variable == key or (key.endswith("__") and variable.startswith(key)) for key in DEFAULTED)
+
+
+def cloud_event_functions() -> set[str]:
+    tree = ast.parse((REPO / "functions" / "main.py").read_text())
+    found = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                if ast.unparse(decorator) == "functions_framework.cloud_event":
+                    found.add(node.name)
+    return found
+
+
+# --- the files ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", _tf_files(), ids=lambda p: str(p.relative_to(TERRAFORM)))
+def test_every_terraform_file_parses(path):
+    assert _parse(path), f"{path} is empty"
+
+
+def test_the_layout_follows_terraform_google_modules():
+    for directory in [TERRAFORM, *sorted(p for p in (TERRAFORM / "modules").iterdir() if p.is_dir())]:
+        for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
+            assert (directory / name).is_file(), f"{directory.relative_to(REPO)} has no {name}"
+    assert (TERRAFORM / "terraform.tfvars.example").is_file()
+
+
+@pytest.mark.parametrize("directory", [".", "modules/event_function", "modules/pubsub_topic_with_dlq"])
+def test_provider_versions_are_bounded_below_and_above(directory):
+    blocks = module(directory).terraform
+    assert blocks, f"{directory}: no terraform block"
+    required = {}
+    for block in blocks:
+        for providers in block.get("required_providers", []):
+            required.update(providers)
+        version = block.get("required_version", "")
+        assert ">=" in version and "<" in version.replace("<=", "<"), f"{directory}: unbounded required_version {version!r}"
+    assert "google" in required, f"{directory}: google provider not required"
+    for name, spec in required.items():
+        assert ">=" in spec["version"] and re.search(r"<\s*\d", spec["version"]), f"{directory}: {name} version {spec['version']!r} is not bounded"
+    if directory == ".":
+        assert {"google", "google-beta", "archive"} <= set(required)
+
+
+@pytest.mark.parametrize("directory", [".", "modules/event_function", "modules/pubsub_topic_with_dlq"])
+def test_every_variable_is_typed_and_described(directory):
+    for name, body in module(directory).variables.items():
+        assert body.get("type"), f"{directory}: variable {name} has no type"
+        assert len(body.get("description", "")) > 10, f"{directory}: variable {name} has no description"
+    for name, body in module(directory).outputs.items():
+        assert body.get("description"), f"{directory}: output {name} has no description"
+
+
+def test_root_variables_with_free_form_values_are_validated():
+    unvalidated = {
+        name for name, body in root().variables.items()
+        if not body.get("validation") and body["type"] not in ("bool",)
+    }
+    assert unvalidated <= {"bucket_location", "firestore_location", "create_firestore_database"}, unvalidated
+
+
+@pytest.mark.parametrize("directory", [".", "modules/event_function", "modules/pubsub_topic_with_dlq"])
+def test_readme_lists_every_input_and_output(directory):
+    readme = (TERRAFORM / directory / "README.md").read_text()
+    mod = module(directory)
+    for name in [*mod.variables, *mod.outputs]:
+        assert f"`{name}`" in readme, f"{directory}/README.md does not list `{name}`"
+
+
+def test_the_tfvars_example_sets_only_declared_variables_and_every_required_one():
+    example = hcl2.load(open(TERRAFORM / "terraform.tfvars.example"), serialization_options=_OPTIONS)
+    declared = root().variables
+    assert set(example) <= set(declared), set(example) - set(declared)
+    required = {name for name, body in declared.items() if "default" not in body}
+    assert required <= set(example), f"terraform.tfvars.example misses required {required - set(example)}"
+
+
+# --- functions and triggers --------------------------------------------------------
+
+def test_every_cloud_event_function_is_deployed_with_its_entry_point():
+    deployed = function_modules()
+    assert cloud_event_functions(), "found no functions_framework.cloud_event handler in functions/main.py"
+    assert set(deployed) == cloud_event_functions(), (
+        f"functions/main.py handlers {sorted(cloud_event_functions())} vs deployed entry points {sorted(deployed)}"
+    )
+    assert set(stack.FUNCTIONS) == set(deployed)
+    for entry_point, call in deployed.items():
+        assert call["_module"] == entry_point, f"module for {entry_point} is named {call['_module']}"
+
+
+def test_the_function_module_builds_the_entry_point_with_the_pinned_python():
+    function = module("modules/event_function").resource("google_cloudfunctions2_function", "this")
+    build = function["build_config"][0]
+    assert build["entry_point"] == "${var.entry_point}"
+    assert build["runtime"] == "${var.runtime}"
+    assert build["source"][0]["storage_source"][0]["object"] == "${var.source_archive.object}"
+    for call in function_modules().values():
+        assert call["runtime"] == "${var.function_runtime}"
+        assert call["source_archive"] == "${local.functions_source}"
+    assert root().variables["function_runtime"]["default"] == "python311"
+    requires_python = re.search(r'requires-python\s*=\s*">=3\.(\d+)', (REPO / "pyproject.toml").read_text()).group(1)
+    assert root().variables["function_runtime"]["default"] == f"python3{requires_python}"
+    service = function["service_config"][0]
+    assert service["max_instance_count"] == "${var.limits.max_instances}"
+    assert service["environment_variables"] == "${var.environment_variables}"
+    assert service["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+
+
+@pytest.mark.parametrize("topic_field, entry_point", sorted(stack.PUSH_ROUTES.items()))
+def test_each_topic_pushes_to_the_function_the_local_stack_routes_it_to(topic_field, entry_point):
+    call = function_modules()[entry_point]
+    trigger = call.get("pubsub_trigger", "")
+    assert f"module.topic_{topic_field}.topic_id" in trigger, f"{entry_point} is not fed by {topic_field}: {trigger}"
+    assert f"module.topic_{topic_field}.dead_letter_topic_id" in trigger
+    assert "local.push_delivery" in trigger
+    assert "firestore_trigger" not in call
+    topic = root().modules[f"topic_{topic_field}"]
+    assert topic["source"] == TOPIC_MODULE
+    assert topic["name"] == f"${{var.topics.{topic_field}}}"
+    assert topic["dead_letter_suffix"] == "${var.topics.dead_letter_suffix}"
+
+
+def test_push_subscriptions_have_a_dead_letter_topic_bounded_retries_and_authenticated_delivery():
+    subscription = module("modules/event_function").resource("google_pubsub_subscription", "push")
+    assert subscription["dead_letter_policy"][0] == {
+        "dead_letter_topic": "${var.pubsub_trigger.dead_letter_topic_id}",
+        "max_delivery_attempts": "${var.pubsub_trigger.max_delivery_attempts}",
+    }
+    assert subscription["retry_policy"][0] == {
+        "minimum_backoff": "${var.pubsub_trigger.min_backoff_s}s",
+        "maximum_backoff": "${var.pubsub_trigger.max_backoff_s}s",
+    }
+    push = subscription["push_config"][0]
+    assert "service_config[0].uri" in push["push_endpoint"]
+    assert push["oidc_token"][0]["service_account_email"] == "${var.trigger_service_account_email}"
+    delivery = root().locals["push_delivery"]
+    for key in ("max_delivery_attempts", "ack_deadline_s", "min_backoff_s", "max_backoff_s"):
+        assert delivery[key] == f"${{var.delivery.{key}}}"
+
+
+@pytest.mark.parametrize("entry_point", sorted(stack.FIRESTORE_TRIGGERS))
+def test_firestore_triggers_match_the_local_stack(entry_point):
+    local_type, pattern = stack.FIRESTORE_TRIGGERS[entry_point]
+    call = function_modules()[entry_point]
+    trigger = call["firestore_trigger"]
+    assert "pubsub_trigger" not in call
+    assert trigger["event_type"] == FIRESTORE_EVENT_TYPES[local_type]
+    assert trigger["event_type"] in events.FIRESTORE_EVENT_TYPES, "the decoder must accept the production event type"
+    assert trigger["document"] == pattern
+    assert trigger["database"] == "(default)"
+    assert trigger["region"] == "${var.firestore_location}"
+
+    event_trigger = module("modules/event_function").resource("google_cloudfunctions2_function", "this")["dynamic"][0]["event_trigger"]
+    content = event_trigger["content"][0]
+    assert content["event_type"] == "${event_trigger.value.event_type}"
+    assert content["retry_policy"] == "RETRY_POLICY_RETRY"
+    filters = {f["attribute"]: f for f in content["event_filters"]}
+    assert filters["document"]["operator"] == "match-path-pattern"
+    assert filters["document"]["value"] == "${event_trigger.value.document}"
+    assert filters["database"]["value"] == "${event_trigger.value.database}"
+
+
+def test_every_function_has_exactly_one_trigger():
+    for entry_point, call in function_modules().items():
+        assert ("pubsub_trigger" in call) != ("firestore_trigger" in call), entry_point
+    routed = set(stack.PUSH_ROUTES.values()) | set(stack.FIRESTORE_TRIGGERS)
+    assert routed == set(function_modules()), "a deployed function has no trigger in the local stack, or the reverse"
+
+
+def test_the_bucket_notifies_storage_events_as_the_decoder_expects():
+    notification = root().resource("google_storage_notification", "object_finalize")
+    assert notification["payload_format"] == events.GCS_PAYLOAD_FORMAT
+    assert notification["event_types"] == ["OBJECT_FINALIZE"]
+    assert set(notification["event_types"]) <= events.GCS_EVENT_TYPES
+    assert notification["topic"] == "${module.topic_storage_events.topic_id}"
+    assert notification["bucket"] == "${google_storage_bucket.data.name}"
+
+
+def test_schedules_publish_to_the_drift_and_retrain_topics():
+    jobs = root().resources_of("google_cloud_scheduler_job")
+    assert jobs["drift_check"]["pubsub_target"][0]["topic_name"] == "${module.topic_drift_checks.topic_id}"
+    assert jobs["weekly_retrain"]["pubsub_target"][0]["topic_name"] == "${module.topic_retrain_requests.topic_id}"
+    for job in jobs.values():
+        data = job["pubsub_target"][0]["data"]
+        assert "model = each.key" in data and 'reason = "schedule"' in data.replace('\\"', '"')
+        assert "var.models" in job["for_each"]
+
+
+# --- configuration -----------------------------------------------------------------
+
+def test_topic_defaults_and_dead_letter_suffix_agree_with_the_settings():
+    declared = optional_defaults(root().variables["topics"]["type"])
+    assert declared == Settings().topics.model_dump()
+    topic_module = module("modules/pubsub_topic_with_dlq")
+    assert topic_module.variables["dead_letter_suffix"]["default"] == Settings().topics.dead_letter_suffix
+    assert topic_module.resource("google_pubsub_topic", "dead_letter")["name"] == "${var.name}${var.dead_letter_suffix}"
+    keeper = topic_module.resource("google_pubsub_subscription", "dead_letter")
+    assert keeper["topic"] == "${google_pubsub_topic.dead_letter.id}", "dead letters would be dropped: no subscription keeps them"
+
+
+def test_delivery_defaults_agree_with_the_settings():
+    declared = {k: int(v) for k, v in optional_defaults(root().variables["delivery"]["type"]).items()}
+    assert declared == Settings().delivery.model_dump()
+
+
+def test_the_bucket_and_models_reach_the_code_through_its_settings():
+    env = root().locals["settings_env"]
+    assert env["EDGELOOP_BUCKET"] == "${google_storage_bucket.data.name}"
+    assert env["EDGELOOP_PROJECT_ID"] == "${var.project_id}"
+    assert env["EDGELOOP_MODELS"] == "${jsonencode(var.models)}"
+    for field in ("storage_events", "retrain_requests", "drift_checks"):
+        assert env[f"EDGELOOP_TOPICS__{field.upper()}"] == f"${{module.topic_{field}.topic_name}}"
+    assert env["EDGELOOP_TOPICS__DEAD_LETTER_SUFFIX"] == "${var.topics.dead_letter_suffix}"
+    # Settings parse EDGELOOP_MODELS as JSON, which is what jsonencode() writes.
+    assert Settings(models=json.loads(json.dumps(["digits", "fashion"]))).models == ("digits", "fashion")
+    assert root().variables["models"]["default"] == list(Settings().models)
+
+
+@pytest.mark.parametrize("entry_point", sorted(stack.FUNCTIONS))
+def test_every_setting_the_code_reads_is_set_or_deliberately_defaulted(entry_point):
+    env = root().local_keys(function_modules()[entry_point]["environment_variables"])
+    missing = sorted(
+        name for name in settings_variables()
+        if name not in env
+        and not defaulted(name)
+        and not (name in LAUNCHER_SETTINGS and entry_point != "launch_training")
+    )
+    assert not missing, (
+        f"{entry_point} reads {missing} (shared/config.py) but Terraform neither sets them nor lists them as "
+        "defaulted: set them in infra/terraform (locals.settings_env / launcher_env) or add them to DEFAULTED "
+        "in tests/unit/test_terraform.py with the reason"
+    )
+
+
+def test_every_variable_terraform_sets_is_one_the_code_reads():
+    known = settings_variables()
+    env = root().local_keys("local.component_env") | root().local_keys("local.launcher_env")
+    job = root().resource("google_cloud_run_v2_job", "trainer")["template"][0]["template"][0]["containers"][0]
+    job_env = {e["name"] for e in job["env"]} | root().local_keys(job["dynamic"][0]["env"]["for_each"])
+    unknown = sorted(name for name in env | job_env if name not in known and name not in PENDING_SETTINGS)
+    assert not unknown, f"Terraform sets {unknown}, which shared/config.py does not read (a typo, or add it to PENDING_SETTINGS)"
+    assert root().local_keys("local.settings_env") <= job_env, "the trainer job must run with the same settings"
+
+
+# --- rules, source archive, requirements --------------------------------------------
+
+def test_rules_releases_read_the_files_the_local_stack_loads():
+    rulesets = root().resources_of("google_firebaserules_ruleset")
+    firestore_file = rulesets["firestore"]["source"][0]["files"][0]
+    storage_file = rulesets["storage"]["source"][0]["files"][0]
+    assert root().resolve_path(firestore_file["content"]) == stack.FIRESTORE_RULES.resolve()
+    assert root().resolve_path(storage_file["content"]) == (REPO / "infra/firebase/storage.rules").resolve()
+    assert (firestore_file["name"], storage_file["name"]) == ("firestore.rules", "storage.rules")
+    releases = root().resources_of("google_firebaserules_release")
+    assert releases["firestore"]["name"] == "cloud.firestore"
+    assert "google_firebaserules_ruleset.firestore.name" in releases["firestore"]["ruleset_name"]
+    assert releases["storage"]["name"] == "firebase.storage/${google_storage_bucket.data.name}"
+    assert "google_firebaserules_ruleset.storage.name" in releases["storage"]["ruleset_name"]
+
+
+def _archive_files() -> dict[str, Path]:
+    """archive name -> source file, as data.archive_file.functions_source builds it."""
+    archive = root().data[("archive_file", "functions_source")]
+    files = {s["filename"]: root().resolve_path(s["content"]) for s in archive["source"]}
+    dynamic = archive["dynamic"][0]["source"]
+    base_expr, pattern = re.match(r'\$\{fileset\("(.+?)", "(.+?)"\)\}', dynamic["for_each"]).groups()
+    base = root().resolve_path(f'file("{base_expr}")')
+    assert dynamic["content"][0]["filename"] == "shared/${source.value}"
+    for path in base.glob(pattern.replace("**/", "**/")):
+        if "__pycache__" not in path.parts:
+            files[f"shared/{path.relative_to(base)}"] = path
+    return files
+
+
+def test_the_source_archive_holds_main_py_at_its_root_the_requirements_and_shared():
+    files = _archive_files()
+    assert files["main.py"] == REPO / "functions" / "main.py"
+    assert files["requirements.txt"] == REPO / "functions" / "requirements.txt"
+    assert files["shared/__init__.py"] == REPO / "shared" / "__init__.py"
+    assert {name for name in files if name.startswith("shared/")} == {
+        f"shared/{p.relative_to(REPO / 'shared')}" for p in (REPO / "shared").rglob("*.py") if "__pycache__" not in p.parts
+    }
+    name = root().resource("google_storage_bucket_object", "functions_source")["name"]
+    assert "data.archive_file.functions_source.output_sha256" in name, "the archive must be named by content hash"
+
+
+def test_the_archive_imports_on_its_own_without_the_trainer_or_tensorflow():
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, source in _archive_files().items():
+            target = Path(tmp) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+        probe = (
+            "import sys, main\n"
+            f"handlers = {sorted(cloud_event_functions())!r}\n"
+            "assert all(callable(getattr(main, h)) for h in handlers)\n"
+            "assert main.__file__.startswith(sys.argv[1]), main.__file__\n"
+            "import shared; assert shared.__file__.startswith(sys.argv[1]), shared.__file__\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('trainer_job', 'tensorflow', 'client_sdk', 'edgeloop', 'functions'))\n"
+            "assert not bad, bad\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        result = subprocess.run([sys.executable, "-c", probe, tmp], cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _requirements(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"{path.name}: {line!r} is not pinned with =="
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+@lru_cache(maxsize=1)
+def _file_to_distribution() -> dict[str, str]:
+    owners = {}
+    for dist in importlib.metadata.distributions():
+        name = re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower()
+        for file in dist.files or []:
+            if file.suffix in (".py", ".so") or file.name == "__init__.py":
+                owners[str(Path(dist.locate_file(file)).resolve())] = name
+    return owners
+
+
+def _distribution_of(module_name: str) -> str | None:
+    """The installed distribution providing a module, or None for the stdlib and the repo itself."""
+    top = module_name.split(".")[0]
+    if top in sys.stdlib_module_names or top in ("shared", "functions", "__future__"):
+        return None
+    spec = importlib.util.find_spec(module_name)
+    if spec is None:
+        return "?" + module_name
+    origins = [spec.origin] if spec.origin not in (None, "namespace") else []
+    origins += [str(Path(p) / "__init__.py") for p in (spec.submodule_search_locations or [])]
+    for origin in origins:
+        owner = _file_to_distribution().get(str(Path(origin).resolve()))
+        if owner:
+            return owner
+    return "?" + module_name
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """distribution -> files of functions/ and shared/ importing it (at any depth, lazy imports too)."""
+    found: dict[str, set[str]] = {}
+    for path in [REPO / "functions" / "main.py", *sorted((REPO / "shared").rglob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = []
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    try:
+                        names.append(full if importlib.util.find_spec(full) else node.module)
+                    except (ImportError, ValueError):
+                        names.append(node.module)
+            for name in names:
+                dist = _distribution_of(name)
+                if dist:
+                    found.setdefault(dist, set()).add(str(path.relative_to(REPO)))
+    return found
+
+
+def test_function_requirements_are_pinned_like_the_runtime_set():
+    functions_pins = _requirements(REPO / "functions" / "requirements.txt")
+    runtime_pins = _requirements(REPO / "requirements.txt")
+    for name, version in functions_pins.items():
+        assert name in runtime_pins, f"functions/requirements.txt pins {name}, which requirements.txt does not"
+        assert version == runtime_pins[name], f"{name}: functions pin {version}, requirements.txt {runtime_pins[name]}"
+    assert "tensorflow-cpu" not in functions_pins and "tensorflow" not in functions_pins
+
+
+def test_function_requirements_cover_every_import_of_functions_and_shared():
+    pins = _requirements(REPO / "functions" / "requirements.txt")
+    imports = _third_party_imports()
+    unresolved = sorted(d for d in imports if d.startswith("?"))
+    assert not unresolved, f"imports not installed in .venv: {unresolved}"
+    missing = {d: sorted(files) for d, files in imports.items() if d not in pins and d not in NOT_IN_FUNCTION_REQUIREMENTS}
+    assert not missing, (
+        f"functions/ and shared/ import {missing} but functions/requirements.txt does not pin them "
+        "(the deployed functions would fail to import): add them with requirements.txt's version"
+    )
+
+
+# --- identities ----------------------------------------------------------------------
+
+def test_each_function_runs_and_is_triggered_as_its_own_service_account():
+    runtime, triggers = {}, {}
+    for entry_point, call in function_modules().items():
+        runtime[entry_point] = call["service_account_email"]
+        triggers[entry_point] = call["trigger_service_account_email"]
+        assert runtime[entry_point] == f'${{google_service_account.component["{entry_point}"].email}}'
+        assert triggers[entry_point] == f'${{google_service_account.trigger["{entry_point}"].email}}'
+    components = root().locals["components"]
+    assert set(function_modules()) | {"trainer", "function_build"} == set(components)
+    ids = [c["id"] for c in components.values()] + list(root().locals["triggers"].values())
+    assert len(ids) == len(set(ids))
+    assert all(6 <= len(i) <= 30 for i in ids), "service account ids must be 6-30 characters"
+    job = root().resource("google_cloud_run_v2_job", "trainer")["template"][0]["template"][0]
+    assert job["service_account"] == '${google_service_account.component["trainer"].email}'
+
+
+def _all_modules() -> list[Module]:
+    return [root(), module("modules/event_function"), module("modules/pubsub_topic_with_dlq")]
+
+
+def test_no_basic_roles_no_public_members_and_project_roles_only_where_unavoidable():
+    for mod in _all_modules():
+        for (type_, name), body in mod.resources.items():
+            if not type_.endswith(("_iam_member", "_iam_binding", "_iam_policy")):
+                continue
+            role = body.get("role", "")
+            members = [body.get("member", "")] + list(body.get("members", []))
+            assert role not in ("roles/owner", "roles/editor", "roles/viewer"), f"{type_}.{name} grants {role}"
+            assert not any(m in ("allUsers", "allAuthenticatedUsers") for m in members), f"{type_}.{name} is public"
+            if type_.startswith("google_project_iam"):
+                roles = [role] if role and "each" not in role else re.findall(r"roles/[\w.]+", str(body.get("for_each", "")))
+                for r in roles:
+                    assert r in PROJECT_LEVEL_ROLES, f"{type_}.{name} binds {r} on the whole project"
+                if "roles/datastore.user" in roles:
+                    assert "databases/(default)" in str(root().locals["firestore_database"]) and body.get("condition"), \
+                        "Firestore access must be conditioned on the database"
+
+
+# --- alerting ------------------------------------------------------------------------
+
+def _emitted_events() -> set[str]:
+    """Event names passed to shared.logs.log(severity, event, ...) anywhere in the product code."""
+    emitted = set()
+    for directory in ("functions", "shared", "trainer_job", "edgeloop", "client_sdk"):
+        for path in (REPO / directory).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] == "log":
+                    args = node.args
+                    if len(args) >= 2 and isinstance(args[1], ast.Constant) and isinstance(args[1].value, str):
+                        emitted.add(args[1].value)
+    return emitted
+
+
+def test_log_lines_carry_the_fields_the_metrics_filter_on(capsys):
+    from shared.logs import log
+
+    log("WARNING", "drift_detected", "probe", model="digits")
+    entry = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert entry["severity"] == "WARNING" and entry["event"] == "drift_detected" and entry["model"] == "digits"
+
+
+def test_every_alerted_event_has_a_metric_and_an_alert_and_is_written_by_the_code():
+    alerted = root().locals["alerted_events"]
+    assert set(alerted) == ALERTED_EVENTS
+    metric = root().resource("google_logging_metric", "event")
+    assert metric["for_each"] == "${local.alerted_events}"
+    assert metric["filter"].startswith('jsonPayload.event=\\"${each.key}\\"') or metric["filter"].startswith('jsonPayload.event="${each.key}"')
+    assert metric["label_extractors"]["model"] == "EXTRACT(jsonPayload.model)"
+    policy = root().resource("google_monitoring_alert_policy", "event")
+    assert policy["for_each"] == "${local.alerted_events}"
+    assert "google_logging_metric.event[each.key].name" in policy["conditions"][0]["condition_threshold"][0]["filter"]
+    emitted = _emitted_events()
+    assert "malformed_event" in emitted
+    not_written = sorted(e for e in ALERTED_EVENTS if e not in emitted and e not in PENDING_EVENTS)
+    assert not not_written, f"alerts on {not_written}, which no code logs"
+
+
+def test_dead_letters_raise_an_alert_for_every_topic():
+    watched = root().locals["dead_letter_subscriptions"]
+    assert set(watched) == set(stack.PUSH_ROUTES)
+    for field, expression in watched.items():
+        assert expression == f"${{module.topic_{field}.dead_letter_subscription_name}}"
+    policy = root().resource("google_monitoring_alert_policy", "dead_letters")
+    condition = policy["dynamic"][0]["conditions"]
+    assert condition["for_each"] == "${local.dead_letter_subscriptions}"
+    assert "num_undelivered_messages" in condition["content"][0]["condition_threshold"][0]["filter"]
+
+
+# --- checkov -------------------------------------------------------------------------
+
+def _checkov(*arguments: str) -> dict:
+    if not CHECKOV.exists():
+        pytest.fail(
+            f"checkov is not installed at {CHECKOV.relative_to(REPO)}: run scripts/bootstrap.sh, which installs it "
+            "into its own virtualenv (.venv-checkov) so its dependencies stay out of .venv",
+            pytrace=False,
+        )
+    env = {**os.environ, "CKV_SKIP_PACKAGE_UPDATE_CHECK": "true", "LOG_LEVEL": "ERROR"}
+    result = subprocess.run(
+        [str(CHECKOV), *arguments, "--skip-download", "--output", "json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode in (0, 1), f"checkov crashed ({result.returncode}):\n{result.stderr[-3000:]}"
+    report = json.loads(result.stdout)
+    if isinstance(report, list):  # one entry per framework
+        assert len(report) == 1, [r.get("check_type") for r in report]
+        report = report[0]
+    return report
+
+
+def _assert_clean(report: dict, what: str) -> None:
+    summary = report["summary"]
+    results = report.get("results", {})
+    failed = [
+        f"{c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']}:{c['file_line_range'][0]})"
+        for c in results.get("failed_checks", [])
+    ]
+    assert not failed and summary["failed"] == 0, (
+        f"checkov findings in {what}: fix each, or suppress it inline with "
+        "#checkov:skip=CKV_ID:reason\n" + "\n".join(failed)
+    )
+    assert summary["parsing_errors"] == 0, f"checkov could not parse part of {what}"
+    for check in results.get("skipped_checks", []):
+        reason = check["check_result"].get("suppress_comment", "")
+        assert len(reason) >= 30, f"{check['check_id']} on {check['resource']} is suppressed without a written reason"
+
+
+def test_checkov_finds_nothing_unexplained_in_the_terraform():
+    report = _checkov("--directory", str(TERRAFORM.relative_to(REPO)), "--framework", "terraform")
+    _assert_clean(report, "infra/terraform")
+    assert report["summary"]["passed"] > 50, "checkov scanned suspiciously little"
+
+
+def test_checkov_finds_nothing_unexplained_in_the_trainer_dockerfile():
+    dockerfile = REPO / "trainer_job" / "Dockerfile"
+    if not dockerfile.exists():
+        pytest.skip("trainer_job/Dockerfile does not exist yet (issue 5)")
+    report = _checkov("--file", str(dockerfile.relative_to(REPO)), "--framework", "dockerfile")
+    _assert_clean(report, "trainer_job/Dockerfile")
