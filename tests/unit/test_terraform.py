@@ -87,8 +87,8 @@ FIRESTORE_EVENT_TYPES = {
     "providers/cloud.firestore/eventTypes/document.write": "google.cloud.firestore.document.v1.written",
 }
 
-# Third-party imports of functions/ and shared/ that functions/requirements.txt
-# deliberately does not list.
+# Third-party imports reachable from functions/main.py that
+# functions/requirements.txt deliberately does not list.
 NOT_IN_FUNCTION_REQUIREMENTS = {
     "google-auth": "installed with every google-cloud-* client (imported for AnonymousCredentials against emulators)",
     "google-api-core": "installed with every google-cloud-* client (imported for its exception types)",
@@ -559,26 +559,49 @@ def _distribution_of(module_name: str) -> str | None:
     return "?" + module_name
 
 
+def _imported_names(path: Path) -> list[str]:
+    """Absolute module names a file imports, at any depth (lazy imports run at run time too)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                try:
+                    names.append(full if importlib.util.find_spec(full) else node.module)
+                except (ImportError, ValueError):
+                    names.append(node.module)
+    return names
+
+
+def _runtime_files() -> list[Path]:
+    """functions/main.py and every shared/ module it reaches through imports: what runs in a function."""
+    pending, seen = [REPO / "functions" / "main.py"], []
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.append(path)
+        for name in _imported_names(path):
+            parts = name.split(".")
+            if parts[0] != "shared":
+                continue
+            candidates = [REPO / "shared" / "__init__.py"]
+            if len(parts) > 1:
+                candidates += [REPO.joinpath(*parts).with_suffix(".py"), REPO.joinpath(*parts, "__init__.py")]
+            pending += [c for c in candidates if c.exists()]
+    return seen
+
+
 def _third_party_imports() -> dict[str, set[str]]:
-    """distribution -> files of functions/ and shared/ importing it (at any depth, lazy imports too)."""
+    """distribution -> runtime files of the functions importing it."""
     found: dict[str, set[str]] = {}
-    for path in [REPO / "functions" / "main.py", *sorted((REPO / "shared").rglob("*.py"))]:
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = []
-                for alias in node.names:
-                    full = f"{node.module}.{alias.name}"
-                    try:
-                        names.append(full if importlib.util.find_spec(full) else node.module)
-                    except (ImportError, ValueError):
-                        names.append(node.module)
-            for name in names:
-                dist = _distribution_of(name)
-                if dist:
-                    found.setdefault(dist, set()).add(str(path.relative_to(REPO)))
+    for path in _runtime_files():
+        for name in _imported_names(path):
+            dist = _distribution_of(name)
+            if dist:
+                found.setdefault(dist, set()).add(str(path.relative_to(REPO)))
     return found
 
 
@@ -591,14 +614,20 @@ def test_function_requirements_are_pinned_like_the_runtime_set():
     assert "tensorflow-cpu" not in functions_pins and "tensorflow" not in functions_pins
 
 
-def test_function_requirements_cover_every_import_of_functions_and_shared():
+def test_the_import_closure_of_the_functions_is_found():
+    runtime = {str(p.relative_to(REPO)) for p in _runtime_files()}
+    assert {"functions/main.py", "shared/events.py", "shared/logs.py", "shared/errors.py"} <= runtime
+
+
+def test_function_requirements_cover_every_import_the_functions_reach():
     pins = _requirements(REPO / "functions" / "requirements.txt")
     imports = _third_party_imports()
     unresolved = sorted(d for d in imports if d.startswith("?"))
     assert not unresolved, f"imports not installed in .venv: {unresolved}"
     missing = {d: sorted(files) for d, files in imports.items() if d not in pins and d not in NOT_IN_FUNCTION_REQUIREMENTS}
     assert not missing, (
-        f"functions/ and shared/ import {missing} but functions/requirements.txt does not pin them "
+        f"the functions import {missing} (functions/main.py and the shared/ modules it reaches) but "
+        "functions/requirements.txt does not pin them "
         "(the deployed functions would fail to import): add them with requirements.txt's version"
     )
 
