@@ -13,6 +13,7 @@ from google.cloud import firestore, pubsub_v1, storage
 from edgeloop.localstack.function_logs import log_entries, wait_for_entry
 from shared import layout
 from shared.digits import load_digits_rgb
+from tests.auth_tokens import user_token as _user_token
 
 
 class _EmulatorCredential(credentials.Base):
@@ -142,18 +143,6 @@ def test_firestore_rules_are_loaded_and_enforced_for_end_users(local_stack):
     assert requests.patch(f"{base}/models/digits", json={"fields": {"version": {"stringValue": "v1"}}}, headers=admin, timeout=10).ok
     assert requests.get(f"{base}/models/digits", timeout=10).status_code == 403  # anonymous
     assert requests.get(f"{base}/runs/anything", headers=_user_token("user-1", local_stack.project_id), timeout=10).status_code == 403
-
-
-def _user_token(uid, project):
-    """An unsigned Firebase ID token, which the emulator accepts as a signed-in user."""
-    import base64
-
-    def part(obj):
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
-
-    claims = {"sub": uid, "user_id": uid, "aud": project, "iss": f"https://securetoken.google.com/{project}",
-              "iat": 1700000000, "exp": 4000000000, "auth_time": 1700000000, "firebase": {"sign_in_provider": "anonymous"}}
-    return {"Authorization": f"Bearer {part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."}
 
 
 def test_a_signed_in_user_may_read_the_model_pointer(local_stack):
