@@ -1,0 +1,154 @@
+"""The Keras CNN, and a small hyperparameter grid searched by validation accuracy.
+
+The model takes uint8-valued RGB pixels (0..255) and rescales them itself, so
+the converted TFLite model's input is plain uint8 RGB, which is what
+MediaPipe's ImageClassifier and the client SDK feed it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from trainer_job.evaluate import keras_accuracy
+from trainer_job.split import Examples
+
+IMAGE_SHAPE = (32, 32, 3)
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    filters: int = 16  # first conv block; the second has twice as many
+    dense_units: int = 256
+    epochs: int = 12
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    dropout: float = 0.3
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Two trials, about 8 s each on two CPU cores with the default augmentation.
+# The dense layer holds most of the weights; int8 shrinks weights 4x but not the
+# file's fixed overhead (graph, names, scales), so a wide dense layer is what
+# lets the int8 file come out >= 3.5x smaller (3.6x at 256 units, 3.5x at 128).
+DEFAULT_GRID: tuple[Hyperparameters, ...] = (
+    Hyperparameters(filters=16),
+    Hyperparameters(filters=24),
+)
+
+
+@dataclass(frozen=True)
+class Trial:
+    hyperparameters: Hyperparameters
+    val_accuracy: float
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"hyperparameters": self.hyperparameters.as_dict(), "val_accuracy": self.val_accuracy, "seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: Any  # keras.Model; typed loosely so importing this module stays cheap
+    hyperparameters: Hyperparameters
+    val_accuracy: float
+    trials: tuple[Trial, ...]  # every trial, the winner included, in grid order
+
+
+def build_model(
+    num_classes: int,
+    hp: Hyperparameters,
+    image_shape: tuple[int, int, int] = IMAGE_SHAPE,
+    decay_steps: int | None = None,
+):
+    """A small CNN on uint8-valued RGB input, compiled and ready to fit.
+
+    With ``decay_steps`` (all the training steps of a run) the learning rate
+    falls to zero along a cosine: the last epochs settle instead of bouncing,
+    which made holdout accuracy about half a point better and steadier across seeds.
+    """
+    import keras
+    from keras import layers
+
+    model = keras.Sequential(
+        [
+            keras.Input(shape=image_shape, name="image"),
+            layers.Rescaling(1.0 / 255.0),
+            # The digits are 8x8 images upscaled to 32x32: halving loses nothing and
+            # quarters the cost of every conv layer after it.
+            layers.AveragePooling2D(2),
+            layers.Conv2D(hp.filters, 3, padding="same", activation="relu"),
+            layers.Conv2D(hp.filters, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(2 * hp.filters, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dropout(hp.dropout),
+            layers.Dense(hp.dense_units, activation="relu"),
+            layers.Dropout(hp.dropout),
+            layers.Dense(num_classes, activation="softmax", name="probabilities"),
+        ],
+        name="edgeloop_cnn",
+    )
+    learning_rate = hp.learning_rate
+    if decay_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(hp.learning_rate, decay_steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def seed_everything(seed: int) -> None:
+    """Python, NumPy and TensorFlow seeds, and deterministic kernels: same data, same metrics."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def fit(train: Examples, num_classes: int, hp: Hyperparameters, seed: int):
+    """Build and train one model from a fixed seed."""
+    seed_everything(seed)
+    steps_per_epoch = math.ceil(len(train.labels) / hp.batch_size)
+    model = build_model(num_classes, hp, train.images.shape[1:], decay_steps=steps_per_epoch * hp.epochs)
+    model.fit(
+        train.images.astype(np.float32),
+        train.labels,
+        epochs=hp.epochs,
+        batch_size=hp.batch_size,
+        shuffle=True,
+        verbose=0,
+    )
+    return model
+
+
+def train_best(
+    train: Examples,
+    val: Examples,
+    grid: Sequence[Hyperparameters] = DEFAULT_GRID,
+    seed: int = 0,
+    num_classes: int | None = None,
+) -> TrainedModel:
+    """Train every grid point, keep the best by validation accuracy (first wins a tie)."""
+    if not grid:
+        raise ValueError("the hyperparameter grid is empty")
+    classes = num_classes if num_classes is not None else int(max(train.labels.max(), val.labels.max())) + 1
+    best_model, best_trial, trials = None, None, []
+    for hp in grid:
+        started = time.perf_counter()
+        model = fit(train, classes, hp, seed)
+        trial = Trial(hp, keras_accuracy(model, val), round(time.perf_counter() - started, 3))
+        trials.append(trial)
+        if best_trial is None or trial.val_accuracy > best_trial.val_accuracy:
+            best_model, best_trial = model, trial
+    return TrainedModel(best_model, best_trial.hyperparameters, best_trial.val_accuracy, tuple(trials))
