@@ -5,7 +5,7 @@
 #   quarantine/{original name}           rejected uploads, kept for inspection
 
 resource "google_storage_bucket" "data" {
-  #checkov:skip=CKV_GCP_62:Usage/storage access logs are legacy; object access is audited by Cloud Audit Logs (enable Data Access logs for storage.googleapis.com, see README.md), which needs no second bucket.
+  #checkov:skip=CKV_GCP_62:Legacy usage/storage logs are superseded by Cloud Audit Logs: admin activity is always logged, object-level Data Access logs are switched on with var.storage_data_access_logs (google_project_iam_audit_config.storage), no second bucket needed.
   project  = var.project_id
   name     = local.bucket_name
   location = var.bucket_location
@@ -58,6 +58,21 @@ resource "google_storage_bucket" "data" {
   }
 
   depends_on = [google_project_service.enabled]
+}
+
+# Object-level audit trail (who read or wrote which object), off by default: it
+# logs every client upload and model download.
+resource "google_project_iam_audit_config" "storage" {
+  count   = var.storage_data_access_logs ? 1 : 0
+  project = var.project_id
+  service = "storage.googleapis.com"
+
+  audit_log_config {
+    log_type = "DATA_READ"
+  }
+  audit_log_config {
+    log_type = "DATA_WRITE"
+  }
 }
 
 # Firebase SDKs (and storage.rules) apply only to buckets linked to Firebase.

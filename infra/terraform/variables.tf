@@ -103,6 +103,12 @@ variable "link_firebase_storage" {
   default     = true
 }
 
+variable "storage_data_access_logs" {
+  type        = bool
+  description = "Turn on Cloud Audit Logs Data Access logs (DATA_READ, DATA_WRITE) for Cloud Storage in the project: who read or wrote which object. Billed as log ingestion."
+  default     = false
+}
+
 variable "create_firestore_database" {
   type        = bool
   description = "Create the (default) Firestore database. Set false when the project already has one (or import it: see README.md)."
@@ -210,11 +216,11 @@ variable "dead_letter_retention_days" {
 
 variable "schedules" {
   type = object({
-    drift_check     = optional(string, "0 * * * *")
-    weekly_retrain  = optional(string, "0 3 * * 1")
-    time_zone       = optional(string, "Etc/UTC")
-    enable_retrain  = optional(bool, true)
-    enable_drift    = optional(bool, true)
+    drift_check    = optional(string, "0 * * * *")
+    weekly_retrain = optional(string, "0 3 * * 1")
+    time_zone      = optional(string, "Etc/UTC")
+    enable_retrain = optional(bool, true)
+    enable_drift   = optional(bool, true)
   })
   description = "Cloud Scheduler cron expressions: the drift check (hourly) and the scheduled retrain (weekly, Monday 03:00), per model."
   default     = {}
