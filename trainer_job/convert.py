@@ -18,6 +18,7 @@ import json
 import os
 import tempfile
 import warnings
+import zipfile
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ REPRESENTATIVE_SAMPLES = 300  # enough to calibrate every activation range on di
 # normalise: mean 0, std 1 is the identity in the metadata's (x - mean) / std.
 NORM_MEAN = (0.0,)
 NORM_STD = (1.0,)
+PACKED_FILE_TIME = (2020, 1, 1, 0, 0, 0)  # any fixed date a ZIP entry can hold (they start in 1980)
 
 
 @contextlib.contextmanager
@@ -115,7 +117,25 @@ def with_metadata(tflite_bytes: bytes, labels: Sequence[str], name: str, version
             input_md=input_md,
             output_md=output_md,
         )
-        return bytes(writer.populate())
+        return _pin_packed_file_times(bytes(writer.populate()))
+
+
+def _pin_packed_file_times(model: bytes) -> bytes:
+    """Re-pack the zipped associated files with a fixed timestamp.
+
+    tflite-support appends the labels file as a ZIP entry stamped with the
+    current time, so the same model and labels would give different bytes
+    (and sha256) every second. The flatbuffer before the ZIP is left untouched.
+    """
+    with zipfile.ZipFile(io.BytesIO(model)) as packed:
+        entries = [(info, packed.read(info)) for info in packed.infolist()]
+    flatbuffer = model[: min(info.header_offset for info, _ in entries)]
+    out = io.BytesIO(flatbuffer)
+    out.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(out, "a") as repacked:
+        for info, data in entries:
+            repacked.writestr(zipfile.ZipInfo(info.filename, date_time=PACKED_FILE_TIME), data, compress_type=info.compress_type)
+    return out.getvalue()
 
 
 def read_metadata(tflite_bytes: bytes) -> dict[str, Any]:

@@ -108,10 +108,13 @@ def build_model(
 
 
 def seed_everything(seed: int) -> None:
-    """Python, NumPy and TensorFlow seeds, and deterministic kernels: same data, same metrics."""
+    """Python, NumPy and TensorFlow seeds, and deterministic kernels: same data, same metrics and bytes."""
     import keras
     import tensorflow as tf
 
+    # A fresh session also restarts Keras's layer-name counters: the names end up
+    # in the TFLite file, so without this a rerun in the same process differs in size.
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 

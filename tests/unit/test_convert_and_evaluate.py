@@ -102,3 +102,14 @@ def test_mediapipe_image_classifier_loads_the_model_and_names_the_right_digit(pu
 def test_latency_is_the_median_of_single_image_runs_in_microseconds(published, digits):
     latency = evaluate.latency_us(published, digits.holdout.images[0], repeats=50)
     assert 1 < latency < 20_000
+
+
+def test_the_same_model_and_labels_always_give_the_same_bytes(int8_bytes, published):
+    """The packed labels file carries a fixed timestamp, so sha256 depends on content only."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(published)) as packed:
+        assert [(info.filename, info.date_time) for info in packed.infolist()] == [(convert.LABELS_FILE, convert.PACKED_FILE_TIME)]
+        assert packed.read(convert.LABELS_FILE).decode().splitlines() == list(LABELS)
+    assert convert.with_metadata(int8_bytes, LABELS, "digits", "v7", "Handwritten digits, 32x32 RGB") == published

@@ -1,0 +1,242 @@
+"""The machine-learning core of a training run: images in, a checked int8 candidate out.
+
+split → augment → train (grid, best by validation) → convert (float, int8 +
+metadata) → evaluate (holdout, drifted holdout, size, LiteRT latency) →
+load-check (LiteRT, MediaPipe, metadata read-back).
+
+No cloud I/O happens here: the caller snapshots the data before and gates,
+signs and publishes the returned ``Candidate`` after.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+
+from trainer_job import convert, evaluate
+from trainer_job.augment import AugmentConfig, augment, drifted
+from trainer_job.model import DEFAULT_GRID, Hyperparameters, train_best
+from trainer_job.split import HOLDOUT_FRACTION, VALIDATION_FRACTION, Examples, stratified_split
+
+STAGES = ("split", "augment", "train", "convert", "evaluate", "load_check")
+LOAD_CHECK_IMAGES = 3  # one per MediaPipe ImageClassifier instance: a few prove it, many only cost time
+
+
+class TrainConfig(BaseModel):
+    """How a model is trained; stored per model and recorded with every run."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    augment: AugmentConfig = AugmentConfig()
+    grid: tuple[Hyperparameters, ...] = Field(DEFAULT_GRID, min_length=1)
+    holdout_fraction: float = Field(HOLDOUT_FRACTION, gt=0, lt=1)
+    validation_fraction: float = Field(VALIDATION_FRACTION, gt=0, lt=1)
+    latency_repeats: int = Field(200, ge=1)
+    representative_samples: int = Field(convert.REPRESENTATIVE_SAMPLES, ge=1)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Everything the gate and the registry need about one trained model."""
+
+    model_bytes: bytes  # int8 TFLite with metadata: exactly what would be published
+    label_names: tuple[str, ...]
+    metrics: dict[str, float]
+    hyperparameters: dict[str, Any]
+    trials: tuple[dict[str, Any], ...]
+    sizes: dict[str, int]  # bytes: float and int8, bare and with metadata
+    counts: dict[str, int]  # examples per split part
+    stage_seconds: dict[str, float]
+    metadata: dict[str, Any]  # as MetadataDisplayer reads it back from model_bytes
+    load_check: dict[str, Any]
+    baseline: dict[str, Any]  # what drift checks compare field traffic with
+    seed: int
+    float_model_bytes: bytes = field(repr=False, default=b"")  # the reference, never published
+
+
+class _Stages:
+    """Times each stage, tells the caller it started, and prints one progress line when it ends."""
+
+    def __init__(self, console: Console, on_stage: Callable[[str], None] | None):
+        self.console, self.on_stage, self.seconds = console, on_stage, {}
+
+    def run(self, name: str, work: Callable[[], Any], summary: Callable[[Any], str]) -> Any:
+        if self.on_stage is not None:
+            self.on_stage(name)
+        started = time.perf_counter()
+        result = work()
+        self.seconds[name] = round(time.perf_counter() - started, 3)
+        self.console.print(f"[bold green]✓[/] [bold]{name:<10}[/] {self.seconds[name]:6.1f} s  {summary(result)}", highlight=False, soft_wrap=True)
+        return result
+
+
+def train_candidate(
+    images: np.ndarray,
+    labels: np.ndarray,
+    label_names: Sequence[str],
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    *,
+    model_name: str = "model",
+    version: str = "candidate",
+    description: str = "Edgeloop image classifier",
+    on_stage: Callable[[str], None] | None = None,
+    console: Console | None = None,
+) -> Candidate:
+    """Train, convert, evaluate and load-check one candidate from uint8 RGB images and class indices.
+
+    ``labels[i]`` indexes ``label_names``. The same images, config and seed give
+    the same metrics. ``on_stage(name)`` is called as each stage of ``STAGES``
+    starts, so a caller can record stage times and which stage a crash hit.
+    """
+    config = config or TrainConfig()
+    console = console or Console(stderr=True)
+    images, labels = np.asarray(images, dtype=np.uint8), np.asarray(labels)
+    _check_inputs(images, labels, label_names)
+    stages = _Stages(console, on_stage)
+    num_classes = len(label_names)
+
+    split = stages.run(
+        "split",
+        lambda: stratified_split(images, labels, seed, config.holdout_fraction, config.validation_fraction),
+        lambda s: f"train {len(s.train.labels)} · validation {len(s.validation.labels)} · holdout {len(s.holdout.labels)}",
+    )
+    # Separate generators: the drifted holdout must not change when augmentation is switched.
+    train, drifted_holdout = stages.run(
+        "augment",
+        lambda: (
+            Examples(*augment(*split.train, config.augment, np.random.default_rng([seed, 1]))),
+            Examples(drifted(split.holdout.images, np.random.default_rng([seed, 2])), split.holdout.labels),
+        ),
+        lambda r: f"{len(r[0].labels)} training images ({', '.join(config.augment.enabled_kinds()) if config.augment.copies else 'no augmentation'})",
+    )
+    trained = stages.run(
+        "train",
+        lambda: train_best(train, split.validation, config.grid, seed, num_classes=num_classes),
+        lambda t: f"best of {len(t.trials)}: val accuracy {t.val_accuracy:.4f} · {_describe(t.hyperparameters)}",
+    )
+    float_bare, int8_bare, published = stages.run(
+        "convert",
+        lambda: _convert(trained.model, split.train.images, label_names, config, model_name, version, description),
+        lambda r: f"float {len(r[0]) / 1024:.0f} KiB → int8 {len(r[1]) / 1024:.0f} KiB ({len(r[0]) / len(r[1]):.2f}× smaller)",
+    )
+    metrics = stages.run(
+        "evaluate",
+        lambda: _evaluate(trained, float_bare, published, split.holdout, drifted_holdout, config.latency_repeats),
+        lambda m: (
+            f"holdout float {m['float_accuracy']:.4f} int8 {m['int8_accuracy']:.4f} · drifted float "
+            f"{m['float_drifted_accuracy']:.4f} int8 {m['int8_drifted_accuracy']:.4f} · {m['latency_us']:.0f} µs"
+        ),
+    )
+    load_check, metadata = stages.run(
+        "load_check",
+        lambda: _load_check(published, split.holdout, label_names),
+        lambda r: f"MediaPipe {r[0]['mediapipe_correct']}/{r[0]['images']} correct · metadata labels {len(r[1]['labels'])}",
+    )
+
+    sizes = {
+        "float_bytes": len(float_bare),
+        "int8_bytes": len(int8_bare),
+        "published_bytes": len(published),
+    }
+    metrics = {
+        **metrics,
+        "val_accuracy": trained.val_accuracy,
+        "size_bytes": len(published),
+        "size_ratio": round(len(float_bare) / len(int8_bare), 3),
+    }
+    return Candidate(
+        model_bytes=published,
+        label_names=tuple(label_names),
+        metrics=metrics,
+        hyperparameters=trained.hyperparameters.as_dict(),
+        trials=tuple(trial.as_dict() for trial in trained.trials),
+        sizes=sizes,
+        counts={
+            "train": len(split.train.labels),
+            "train_augmented": len(train.labels),
+            "validation": len(split.validation.labels),
+            "holdout": len(split.holdout.labels),
+        },
+        stage_seconds=dict(stages.seconds),
+        metadata=metadata,
+        load_check=load_check,
+        baseline=_baseline(published, split, label_names),
+        seed=seed,
+        float_model_bytes=float_bare,
+    )
+
+
+def _check_inputs(images: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> None:
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 RGB images N×H×W×3, got shape {images.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    if labels.min() < 0 or labels.max() >= len(label_names):
+        raise ValueError(f"labels must index label_names (0..{len(label_names) - 1})")
+
+
+def _describe(hp: Hyperparameters) -> str:
+    return ", ".join(f"{key} {value}" for key, value in hp.as_dict().items())
+
+
+def _convert(model, train_images, label_names, config: TrainConfig, name, version, description):
+    float_bare = convert.to_float_tflite(model)
+    int8_bare = convert.to_int8_tflite(model, train_images, samples=config.representative_samples)
+    published = convert.with_metadata(int8_bare, list(label_names), name, version, description)
+    return float_bare, int8_bare, published
+
+
+def _evaluate(trained, float_bytes, int8_bytes, holdout: Examples, drifted_holdout: Examples, repeats: int) -> dict[str, float]:
+    return {
+        "keras_accuracy": evaluate.keras_accuracy(trained.model, holdout),
+        "float_accuracy": evaluate.accuracy(float_bytes, *holdout),
+        "int8_accuracy": evaluate.accuracy(int8_bytes, *holdout),
+        "float_drifted_accuracy": evaluate.accuracy(float_bytes, *drifted_holdout),
+        "int8_drifted_accuracy": evaluate.accuracy(int8_bytes, *drifted_holdout),
+        "latency_us": round(evaluate.latency_us(int8_bytes, holdout.images[0], repeats), 1),
+    }
+
+
+def _load_check(published: bytes, holdout: Examples, label_names: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Open the published bytes the way clients do and check they still say the right things."""
+    metadata = convert.read_metadata(published)
+    if metadata["labels"] != list(label_names):
+        raise RuntimeError(f"metadata labels {metadata['labels']} differ from the training labels")
+    lite = evaluate.LiteModel(published)
+    if lite.input_shape[1:] != holdout.images.shape[1:] or lite.input_dtype != np.uint8:
+        raise RuntimeError(f"published input is {lite.input_dtype.__name__}{lite.input_shape}, expected uint8 RGB")
+    sample = holdout.images[:LOAD_CHECK_IMAGES]
+    litert_labels = [label_names[i] for i in lite.predict(sample)]
+    mediapipe_results = [evaluate.mediapipe_top1(published, image) for image in sample]
+    mediapipe_labels = [label for label, _ in mediapipe_results]
+    # The two runtimes read the same int8 graph: any disagreement means a broken file or metadata.
+    if mediapipe_labels != litert_labels:
+        raise RuntimeError(f"MediaPipe says {mediapipe_labels}, LiteRT says {litert_labels}")
+    truth = [label_names[i] for i in holdout.labels[:LOAD_CHECK_IMAGES]]
+    return (
+        {
+            "images": len(sample),
+            "litert_labels": litert_labels,
+            "mediapipe_labels": mediapipe_labels,
+            "mediapipe_scores": [round(score, 4) for _, score in mediapipe_results],
+            "true_labels": truth,
+            "mediapipe_correct": sum(p == t for p, t in zip(mediapipe_labels, truth)),
+        },
+        metadata,
+    )
+
+
+def _baseline(published: bytes, split, label_names: Sequence[str]) -> dict[str, Any]:
+    """Top-1 confidences on the holdout and the training label mix: drift checks compare field traffic with these."""
+    probabilities = evaluate.LiteModel(published).probabilities(split.holdout.images)
+    counts = np.bincount(split.train_and_validation().labels, minlength=len(label_names))
+    return {
+        "holdout_confidences": [round(float(c), 4) for c in probabilities.max(axis=1)],
+        "label_counts": {name: int(count) for name, count in zip(label_names, counts)},
+    }
