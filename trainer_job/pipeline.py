@@ -111,7 +111,7 @@ def train_candidate(
         "augment",
         lambda: (
             Examples(*augment(*split.train, config.augment, np.random.default_rng([seed, 1]))),
-            Examples(drifted(split.holdout.images, np.random.default_rng([seed, 2])), split.holdout.labels),
+            drifted_holdout_of(split.holdout, seed),
         ),
         lambda r: f"{len(r[0].labels)} training images ({', '.join(config.augment.enabled_kinds()) if config.augment.copies else 'no augmentation'})",
     )
@@ -170,6 +170,11 @@ def train_candidate(
         seed=seed,
         float_model_bytes=float_bare,
     )
+
+
+def drifted_holdout_of(holdout: Examples, seed: int) -> Examples:
+    """The drifted holdout a run with this seed is scored on (benchmarks score baselines on it too)."""
+    return Examples(drifted(holdout.images, np.random.default_rng([seed, 2])), holdout.labels)
 
 
 def _check_inputs(images: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> None:
