@@ -34,7 +34,6 @@ class Thresholds(BaseModel):
     min_feedback_samples: int = Field(100, ge=1, description="feedback needed before a success rate is trusted")
     drift_min_samples: int = Field(50, ge=1, description="recent inputs needed before a drift test is run")
     drift_p_value: float = Field(0.01, gt=0, lt=1, description="KS-test significance for per-image statistics")
-    retrain_cooldown_s: int = Field(600, ge=0, description="quiet time after a run before another may start")
 
 
 class Delivery(BaseModel):
@@ -44,6 +43,29 @@ class Delivery(BaseModel):
     ack_deadline_s: int = Field(60, ge=10, le=600)
     min_backoff_s: int = Field(1, ge=0, le=600)
     max_backoff_s: int = Field(30, ge=0, le=600)
+
+
+class ImageLimits(BaseModel):
+    """What an uploaded image may be; anything else is quarantined with a reason."""
+
+    max_bytes: int = Field(5 * 1024 * 1024, ge=1)
+    min_side: int = Field(8, ge=1)
+    max_side: int = Field(4096, ge=1)
+    max_pixels: int = Field(4096 * 4096, ge=1, description="guards against decompression bombs")
+    max_metadata_bytes: int = Field(2048, ge=0)
+
+
+class Training(BaseModel):
+    """How retrain requests become runs."""
+
+    launcher: str = Field("local", pattern="^(local|cloud_run_job|vertex)$")
+    lock_ttl_s: int = Field(1800, ge=10, description="a lock older than this is treated as abandoned")
+    cooldown_s: int = Field(600, ge=0, description="quiet time after a run before a non-manual request may start another")
+    region: str = "us-central1"
+    cloud_run_job: str = "edgeloop-trainer"
+    trainer_image: str = "us-central1-docker.pkg.dev/PROJECT/edgeloop/trainer:latest"
+    vertex_machine_type: str = "n1-standard-4"
+    vertex_service_account: str = ""
 
 
 class Ports(BaseModel):
@@ -67,7 +89,8 @@ class Settings(BaseSettings):
     ports: Ports = Ports()
     host: str = "127.0.0.1"
     stack_dir: Path = Path(".edgeloop")
-    max_image_bytes: int = Field(5 * 1024 * 1024, ge=1)
+    images: ImageLimits = ImageLimits()
+    training: Training = Training()
 
 
 @lru_cache(maxsize=1)

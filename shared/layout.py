@@ -116,6 +116,15 @@ def feedback_doc(model: str, feedback_id: str) -> str:
     return f"{feedback_collection(model)}/{feedback_id}"
 
 
+def training_control_doc(model: str) -> str:
+    """Training lock, cooldown, folded requests and causes already served (server-only)."""
+    return f"{model_doc(model)}/control/training"
+
+
+def drift_reports_collection(model: str) -> str:
+    return f"{model_doc(model)}/drift_reports"
+
+
 def run_doc(run_id: str) -> str:
     return f"runs/{run_id}"
 

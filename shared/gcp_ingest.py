@@ -1,0 +1,219 @@
+"""Adapter: turn one finalized Storage object into a registered image or a quarantine record.
+
+Idempotent under at-least-once, unordered delivery:
+
+* one object generation maps to one document id (``layout.image_id``); it is
+  created with ``create()``, so a redelivery finds it and changes nothing;
+* the retrain decision is made from an aggregation count of ``status == "new"``
+  labelled image documents, never from a counter that a redelivery could bump twice;
+* an overwrite (a new generation of the same name) registers the new generation
+  and marks the previous generation's document ``superseded``: it is no longer
+  the object's content, so it must not be trained on or counted;
+* an event for a generation that is no longer live (overwritten or deleted
+  before we read it) is skipped: the newer generation has its own event.
+
+Counting without hot spots: each upload writes only its own document; the
+count query reads index entries (1 read per 1,000), and only ``new`` images are
+counted, which the trainer marks ``used`` at snapshot, so a count stays below
+the threshold plus the uploads of one run. At 1,000 uploads/s that is 1,000
+single-document writes/s spread over distinct documents (Firestore's limit is
+per document) and ⌈threshold/1000⌉ read units per upload.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from shared import layout
+from shared.config import Settings
+from shared.events import StorageObjectEvent
+from shared.gcp_clients import firestore_client, publisher_client, storage_client, topic_path
+from shared.image_stats import image_statistics
+from shared.logs import log
+from shared.retrain import RetrainRequest, new_data_request
+from shared.validation import AcceptedImage, Rejected, validate_image
+
+QUARANTINE_COLLECTION = "quarantine"
+IGNORED_PREFIXES = (layout.QUARANTINE_PREFIX + "/", layout.MODELS_PREFIX + "/")
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    status: str  # accepted | duplicate | quarantined | ignored | superseded
+    image_id: str
+    reason: str | None = None
+    retrain_request: RetrainRequest | None = None
+
+
+def model_labels(db: firestore.Client, model: str) -> frozenset[str] | None:
+    """The registered label set of ``model``, or None if it is not registered."""
+    snapshot = db.document(layout.model_doc(model)).get()
+    if not snapshot.exists:
+        return None
+    labels = snapshot.to_dict().get("labels")
+    return frozenset(str(label) for label in labels) if isinstance(labels, list) else None
+
+
+def training_control(db: firestore.Client, model: str) -> dict[str, Any]:
+    snapshot = db.document(layout.training_control_doc(model)).get()
+    return snapshot.to_dict() or {} if snapshot.exists else {}
+
+
+def _md5_b64(content: bytes) -> str:
+    return base64.b64encode(hashlib.md5(content).digest()).decode()
+
+
+def _read_generation(obj: StorageObjectEvent, settings: Settings) -> bytes | None:
+    """The bytes of exactly this generation, or None if it is no longer live."""
+    blob = storage_client().bucket(obj.bucket).blob(obj.name, generation=obj.generation)
+    try:
+        content = blob.download_as_bytes(raw_download=True)
+    except gexc.NotFound:
+        return None
+    # Some emulators ignore ?generation= and return the live object: compare checksums.
+    if obj.md5_hash and _md5_b64(content) != obj.md5_hash:
+        return None
+    return content
+
+
+def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, rejected: Rejected, model: str | None) -> bool:
+    """Record why, then move the object out of the ingest paths. Returns False if already quarantined."""
+    record = {
+        "object": obj.name,
+        "generation": obj.generation,
+        "bucket": obj.bucket,
+        "model": model,
+        "reason": rejected.reason.value,
+        "detail": rejected.detail,
+        "size": obj.size,
+        "content_type": obj.content_type,
+        "created": firestore.SERVER_TIMESTAMP,
+    }
+    try:
+        db.collection(QUARANTINE_COLLECTION).document(image_id).create(record)
+        fresh = True
+    except gexc.AlreadyExists:
+        fresh = False
+    # Move even on a redelivery: an earlier attempt may have died between the record and the move.
+    bucket = storage_client().bucket(obj.bucket)
+    source = bucket.blob(obj.name, generation=obj.generation)
+    try:
+        copy = bucket.copy_blob(source, bucket, layout.quarantine_object(obj.name), source_generation=obj.generation)
+        copy.metadata = {"quarantine_reason": rejected.reason.value, "quarantine_detail": rejected.detail[:500]}
+        copy.patch()
+        bucket.delete_blob(obj.name, if_generation_match=obj.generation)
+    except (gexc.NotFound, gexc.PreconditionFailed):
+        pass  # already moved by an earlier delivery, or replaced by a newer generation: nothing to move
+    return fresh
+
+
+def _image_document(obj: StorageObjectEvent, image: AcceptedImage) -> dict[str, Any]:
+    return {
+        "object": obj.name,
+        "generation": obj.generation,
+        "bucket": obj.bucket,
+        "kind": image.ref.kind.value,
+        "label": image.label,
+        "labelled": image.label is not None,
+        "uid": image.ref.uid,
+        "predicted_label": image.predicted_label,
+        "confidence": image.confidence,
+        "model_version": image.model_version,
+        "content_type": obj.content_type,
+        "size": obj.size,
+        "md5": obj.md5_hash,
+        "width": image.width,
+        "height": image.height,
+        "stats": image_statistics(image.rgb),
+        "status": "new",
+        "created": firestore.SERVER_TIMESTAMP,
+    }
+
+
+def _register(db: firestore.Client, model: str, image_id: str, obj: StorageObjectEvent, image: AcceptedImage) -> bool:
+    """Create the image document (and retire the overwritten generation) atomically; False if it exists."""
+    batch = db.batch()
+    batch.create(db.document(layout.image_doc(model, image_id)), _image_document(obj, image))
+    if obj.overwrote_generation is not None:
+        previous = db.document(layout.image_doc(model, layout.image_id(obj.name, obj.overwrote_generation)))
+        if previous.get().exists:
+            batch.update(previous, {"status": "superseded", "superseded_by": image_id})
+    try:
+        batch.commit()
+    except gexc.AlreadyExists:
+        return False
+    return True
+
+
+def count_new_labelled(db: firestore.Client, model: str) -> int:
+    query = (
+        db.collection(layout.images_collection(model))
+        .where(filter=firestore.FieldFilter("status", "==", "new"))
+        .where(filter=firestore.FieldFilter("labelled", "==", True))
+        .count()
+    )
+    return int(query.get()[0][0].value)
+
+
+def publish_retrain_request(request: RetrainRequest, settings: Settings) -> str:
+    future = publisher_client().publish(
+        topic_path(settings.topics.retrain_requests, settings.project_id),
+        request.to_message(),
+        model=request.model,
+        reason=request.reason.value,
+    )
+    return future.result(timeout=30)
+
+
+def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
+    """on_upload's work: validate, register once or quarantine, maybe request a retrain."""
+    image_id = layout.image_id(obj.name, obj.generation)
+    if obj.event_type != "OBJECT_FINALIZE" or obj.name.startswith(IGNORED_PREFIXES):
+        return IngestOutcome("ignored", image_id)
+    db = firestore_client(settings.project_id)
+    model = obj.name.split("/")[1] if obj.name.count("/") >= 1 else None
+
+    content = _read_generation(obj, settings)
+    if content is None:
+        log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation} is no longer live",
+            object=obj.name, generation=obj.generation)
+        return IngestOutcome("superseded", image_id)
+    try:
+        labels = None
+        if model is not None:
+            try:
+                labels = model_labels(db, model)
+            except (gexc.InvalidArgument, ValueError):  # a model id Firestore cannot even address
+                labels = None
+        image = validate_image(obj, content, labels, settings.images)
+    except Rejected as rejected:
+        fresh = _quarantine(db, obj, image_id, rejected, model)
+        log("WARNING", "image_quarantined", rejected.detail, object=obj.name, generation=obj.generation,
+            reason=rejected.reason.value, duplicate=not fresh)
+        return IngestOutcome("quarantined" if fresh else "duplicate", image_id, rejected.reason.value)
+
+    model = image.ref.model
+    fresh = _register(db, model, image_id, obj, image)
+    if fresh:
+        log("INFO", "image_registered", f"{obj.name}#{obj.generation}", object=obj.name, generation=obj.generation,
+            model=model, label=image.label, image_id=image_id)
+
+    # Checked on redeliveries too: an earlier attempt may have died before publishing. The request's
+    # cause is the same each time, and the launcher runs at most one training per cause.
+    request = None
+    if image.label is not None:
+        request = new_data_request(
+            model, count_new_labelled(db, model), settings.thresholds.new_data_images,
+            training_control(db, model).get("last_run_id"),
+        )
+        if request is not None:
+            message_id = publish_retrain_request(request, settings)
+            log("INFO", "retrain_requested", request.cause, model=model, reason=request.reason.value,
+                evidence=request.evidence, message_id=message_id)
+    return IngestOutcome("accepted" if fresh else "duplicate", image_id, retrain_request=request)

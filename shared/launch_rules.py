@@ -1,0 +1,133 @@
+"""How retrain requests become training runs: at most one active run per model.
+
+Pure rules over the model's training-control state (a plain dict, stored in
+Firestore at ``layout.training_control_doc``) so they can be tested without
+any emulator; ``gcp_training`` applies them inside a transaction.
+
+State fields:
+    active_run      {run_id, cause, reason, started_at, expires_at} or None
+    pending         requests recorded while a run was active or during cooldown
+    causes          cause -> run_id that served it (bounded, newest kept)
+    cooldown_until  epoch seconds before which automatic requests wait
+    last_run_id     the newest run started
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from shared.retrain import RetrainReason, RetrainRequest
+
+MAX_REMEMBERED_CAUSES = 500
+
+
+class Action(str, Enum):
+    LAUNCH = "launch"  # start a new run (folding in anything pending)
+    FOLD = "fold"  # a run is active: record the request as pending, served after it
+    DEFER = "defer"  # cooling down after a run: record as pending, a later sweep launches it
+    DUPLICATE = "duplicate"  # this cause was already served or recorded
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    run_id: str | None
+    detail: str
+    state: dict[str, Any]  # the control state to write back
+    reclaimed_run_id: str | None = None  # an abandoned run whose lock expired
+    folded: tuple[dict[str, Any], ...] = ()  # pending requests the new run serves
+
+
+def _entry(request: RetrainRequest) -> dict[str, Any]:
+    return {
+        "cause": request.cause,
+        "reason": request.reason.value,
+        "evidence": request.evidence,
+        "requested_at": request.requested_at.isoformat(),
+    }
+
+
+def decide(
+    state: dict[str, Any] | None,
+    request: RetrainRequest,
+    now: float,
+    new_run_id: str,
+    lock_ttl_s: float,
+) -> Decision:
+    """What to do with ``request`` given the control ``state`` at time ``now`` (epoch seconds)."""
+    state = copy.deepcopy(state or {})
+    state.setdefault("pending", [])
+    state.setdefault("causes", {})
+    causes: dict[str, str] = state["causes"]
+
+    if request.cause in causes:
+        return Decision(Action.DUPLICATE, causes[request.cause], f"cause served by run {causes[request.cause]}", state)
+    if any(p["cause"] == request.cause for p in state["pending"]):
+        return Decision(Action.DUPLICATE, None, "cause already pending", state)
+
+    active = state.get("active_run")
+    reclaimed = None
+    if active and active["expires_at"] > now:
+        state["pending"].append(_entry(request))
+        return Decision(Action.FOLD, active["run_id"], f"run {active['run_id']} is active; request pending", state)
+    if active:  # the lock expired: its holder died without releasing it
+        reclaimed = active["run_id"]
+        state["active_run"] = None
+
+    cooling = now < float(state.get("cooldown_until") or 0)
+    if cooling and request.reason != RetrainReason.MANUAL:
+        state["pending"].append(_entry(request))
+        return Decision(
+            Action.DEFER, None, f"cooling down until {state['cooldown_until']:.0f}; request pending", state, reclaimed
+        )
+
+    folded = tuple(state["pending"])
+    for entry in (*folded, _entry(request)):
+        causes[entry["cause"]] = new_run_id
+    while len(causes) > MAX_REMEMBERED_CAUSES:
+        causes.pop(next(iter(causes)))
+    state["pending"] = []
+    state["active_run"] = {
+        "run_id": new_run_id,
+        "cause": request.cause,
+        "reason": request.reason.value,
+        "started_at": now,
+        "expires_at": now + lock_ttl_s,
+    }
+    state["last_run_id"] = new_run_id
+    return Decision(Action.LAUNCH, new_run_id, f"launching run {new_run_id}", state, reclaimed, folded)
+
+
+def finish(state: dict[str, Any] | None, run_id: str, now: float, cooldown_s: float, forget_causes: bool) -> dict[str, Any] | None:
+    """Release the lock held by ``run_id`` and start the cooldown; None if it does not hold it.
+
+    ``forget_causes`` (when the run could not even start) lets the same causes launch again.
+    """
+    state = copy.deepcopy(state or {})
+    active = state.get("active_run")
+    if not active or active["run_id"] != run_id:
+        return None
+    state["active_run"] = None
+    if forget_causes:
+        state["causes"] = {c: r for c, r in state.get("causes", {}).items() if r != run_id}
+    else:
+        state["cooldown_until"] = now + cooldown_s
+    return state
+
+
+def sweep_request(state: dict[str, Any] | None, model: str, now: float) -> RetrainRequest | None:
+    """After a run and its cooldown, one request that serves everything still pending."""
+    state = state or {}
+    pending = state.get("pending") or []
+    if not pending or state.get("active_run") or now < float(state.get("cooldown_until") or 0):
+        return None
+    first = pending[0]
+    return RetrainRequest(
+        model=model,
+        reason=RetrainReason(first["reason"]),
+        cause=f"pending:{model}:{'|'.join(sorted(p['cause'] for p in pending))}"[:200],
+        evidence={"pending": pending},
+    )

@@ -1,0 +1,75 @@
+"""Retrain requests: the one message every trigger sends to launch_training.
+
+A request names its *cause*: a key that is the same for every redelivery or
+concurrent duplicate of one reason to retrain (e.g. "new_data:digits:after-run-7"),
+so the launcher can guarantee one run per cause.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import MalformedEventError
+
+
+class RetrainReason(str, Enum):
+    NEW_DATA = "new_data"
+    DRIFT = "drift"
+    SUCCESS_RATE = "success_rate"
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+
+
+class RetrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    reason: RetrainReason
+    cause: str = Field(min_length=1, max_length=200)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    requested_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def to_message(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+    @classmethod
+    def from_message(cls, payload: Any) -> "RetrainRequest":
+        """From the decoded JSON of a Pub/Sub message, or a MalformedEventError naming the bad fields."""
+        try:
+            return cls.model_validate(payload)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors())
+            raise MalformedEventError(f"invalid retrain request: {problems}") from None
+
+
+def new_data_request(model: str, new_labelled: int, threshold: int, since_run: str | None) -> RetrainRequest | None:
+    """A new_data request once enough labelled images arrived since the last training run."""
+    if new_labelled < threshold:
+        return None
+    return RetrainRequest(
+        model=model,
+        reason=RetrainReason.NEW_DATA,
+        cause=f"new_data:{model}:after-{since_run or 'start'}",
+        evidence={"new_labelled_images": new_labelled, "threshold": threshold, "since_run": since_run},
+    )
+
+
+def manual_request(model: str, who: str, note: str = "") -> RetrainRequest:
+    now = datetime.now(timezone.utc)
+    return RetrainRequest(
+        model=model, reason=RetrainReason.MANUAL, cause=f"manual:{model}:{now.isoformat()}",
+        evidence={"requested_by": who, "note": note}, requested_at=now,
+    )
+
+
+def scheduled_request(model: str, period: str, when: datetime) -> RetrainRequest:
+    """One cause per schedule period, so a redelivered scheduler tick launches nothing new."""
+    return RetrainRequest(
+        model=model, reason=RetrainReason.SCHEDULE, cause=f"schedule:{model}:{period}",
+        evidence={"period": period}, requested_at=when,
+    )
+
