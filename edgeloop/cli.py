@@ -115,5 +115,52 @@ def smoke(
     console.print("[bold green]smoke run passed[/]")
 
 
+def connect(directory: Optional[Path]) -> stack.StackState:
+    """The running local stack, with this process's clients pointed at it (or exit with how to start one)."""
+    import os
+
+    directory = _directory(directory)
+    state = stack.running_stack(directory)
+    if state is None:
+        _fail(stack.StackError(f"no healthy local stack in {directory}: start one with `edgeloop up`"))
+    os.environ.update({**state.client_env(), "EDGELOOP_STACK_DIR": str(directory)})
+    return state
+
+
+@app.command()
+def retrain(
+    model: str = typer.Argument(..., help="model id, e.g. digits"),
+    note: str = typer.Option("", help="why (kept with the run)"),
+    wait: float = typer.Option(30.0, help="seconds to wait for launch_training to pick the request up (0: don't wait)"),
+    directory: Optional[Path] = StackDir,
+) -> None:
+    """Request a training run now, through the same path as every automatic trigger."""
+    import getpass
+
+    from shared import gcp_training
+    from shared.retrain import manual_request
+
+    connect(directory)
+    settings = get_settings()
+    request = manual_request(model, who=f"operator:{getpass.getuser()}", note=note)
+    message_id = gcp_training.publish_request(request, settings)
+    console.print(f"retrain requested for [bold]{model}[/] (message {message_id}, cause {request.cause})")
+    deadline = time.monotonic() + wait
+    with console.status("waiting for launch_training…"):
+        while time.monotonic() < deadline:
+            state = gcp_training.training_state(model, settings)
+            run_id = (state.get("causes") or {}).get(request.cause)
+            if run_id:
+                run = gcp_training.load_run(run_id, settings)
+                console.print(f"run [bold]{run_id}[/] ({run['status']}, trains {run['version']})")
+                return
+            if any(p["cause"] == request.cause for p in state.get("pending") or []):
+                console.print("a run is active: the request is recorded and will be served after it")
+                return
+            time.sleep(0.5)
+    if wait:
+        _fail(TimeoutError(f"launch_training did not pick the request up within {wait:.0f}s"))
+
+
 if __name__ == "__main__":
     app()

@@ -1,72 +1,96 @@
 """Cloud Functions entry points: decode the event, hand it to ``shared``, return.
 
 Deployed as 2nd-gen functions (see infra/terraform) and served locally by
-functions-framework, one process per function. Raising asks for a retry;
-a malformed event is permanent, so it is logged with its reason and acknowledged.
+functions-framework, one process per function. Raising asks for a retry
+(bounded by the subscription's dead-letter policy). A malformed event is
+permanent: it is logged with its reason, a Pub/Sub message is forwarded to its
+dead-letter topic, and the event is acknowledged.
 """
 
 from __future__ import annotations
 
 import functools
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared import events
+from shared.config import get_settings
+from shared.dead_letter import forward_malformed
 from shared.errors import MalformedEventError
+from shared.gcp_drift import check_drift as check_models_for_drift
+from shared.gcp_feedback import handle_feedback
+from shared.gcp_ingest import ingest_object
+from shared.gcp_training import launch
 from shared.logs import log
+from shared.retrain import request_from_message
 
 
-def _acknowledge_malformed(handler: Callable[[CloudEvent], Any]) -> Callable[[CloudEvent], Any]:
-    """A malformed event can never succeed: log why and ack instead of retrying forever."""
+def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
+    """A malformed event can never succeed: log why (and dead-letter a Pub/Sub message) instead of retrying."""
 
-    @functools.wraps(handler)
-    def wrapper(cloud_event: CloudEvent) -> Any:
-        try:
-            return handler(cloud_event)
-        except MalformedEventError as exc:
-            log(
-                "ERROR",
-                "malformed_event",
-                str(exc),
-                function=handler.__name__,
-                event_id=cloud_event.get("id"),
-                event_type=cloud_event.get("type"),
-            )
-            return None
+    def decorate(handler: Callable[[CloudEvent], Any]) -> Callable[[CloudEvent], Any]:
+        @functools.wraps(handler)
+        def wrapper(cloud_event: CloudEvent) -> Any:
+            try:
+                return handler(cloud_event)
+            except MalformedEventError as exc:
+                settings = get_settings()
+                topic = getattr(settings.topics, source_topic) if source_topic else None
+                forwarded = forward_malformed(cloud_event, topic, handler.__name__, exc, settings) if topic else None
+                log("ERROR", "malformed_event", str(exc), function=handler.__name__, event_id=cloud_event.get("id"),
+                    event_type=cloud_event.get("type"), dead_letter_message_id=forwarded)
+                return None
 
-    return wrapper
+        return wrapper
+
+    return decorate
+
+
+def _published_at(message: events.PubSubMessage) -> datetime:
+    try:
+        return datetime.fromisoformat(message.publish_time.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return datetime.now(timezone.utc)
 
 
 @functions_framework.cloud_event
-@_acknowledge_malformed
+@_acknowledge_malformed("storage_events")
 def on_upload(cloud_event: CloudEvent) -> None:
     obj = events.decode_storage_event(cloud_event)
-    log("INFO", "object_received", f"{obj.event_type} gs://{obj.bucket}/{obj.name}#{obj.generation}",
+    outcome = ingest_object(obj, get_settings())
+    log("INFO", "object_ingested", f"{outcome.status} gs://{obj.bucket}/{obj.name}#{obj.generation}",
         function="on_upload", event_id=obj.event_id, object=obj.name, generation=obj.generation,
-        size=obj.size, content_type=obj.content_type, metadata=dict(obj.metadata))
+        status=outcome.status, reason=outcome.reason, image_id=outcome.image_id)
 
 
 @functions_framework.cloud_event
-@_acknowledge_malformed
+@_acknowledge_malformed()
 def on_feedback(cloud_event: CloudEvent) -> None:
     doc = events.decode_firestore_event(cloud_event)
-    log("INFO", "document_received", f"{doc.change} {doc.document}",
-        function="on_feedback", event_id=doc.event_id, document=doc.document, fields=doc.value)
+    outcome = handle_feedback(doc, get_settings())
+    log("INFO", "feedback_handled", f"{outcome.status} {doc.document}", function="on_feedback",
+        event_id=doc.event_id, document=doc.document, status=outcome.status, reason=outcome.reason)
 
 
 @functions_framework.cloud_event
-@_acknowledge_malformed
+@_acknowledge_malformed("drift_checks")
 def check_drift(cloud_event: CloudEvent) -> None:
     message = events.decode_pubsub(cloud_event)
-    log("INFO", "message_received", "drift check requested",
-        function="check_drift", event_id=message.message_id, attributes=dict(message.attributes))
+    payload = message.json() if message.data.strip() else None
+    for check in check_models_for_drift(payload, message.message_id, get_settings()):
+        log("INFO", "drift_check_done", check.report.detail, function="check_drift", event_id=message.message_id,
+            model=check.model,
+            model_version=check.version, status=check.report.status)
 
 
 @functions_framework.cloud_event
-@_acknowledge_malformed
+@_acknowledge_malformed("retrain_requests")
 def launch_training(cloud_event: CloudEvent) -> None:
     message = events.decode_pubsub(cloud_event)
-    log("INFO", "message_received", "retrain requested",
-        function="launch_training", event_id=message.message_id, request=message.json())
+    request = request_from_message(message.json(), _published_at(message))
+    outcome = launch(request, get_settings())
+    log("INFO", "retrain_handled", outcome.detail, function="launch_training", model=request.model,
+        action=outcome.action, run_id=outcome.run_id, cause=request.cause)

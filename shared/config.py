@@ -33,7 +33,11 @@ class Thresholds(BaseModel):
     min_success_rate: float = Field(0.85, gt=0, lt=1, description="retrain when the success-rate upper bound falls below this")
     min_feedback_samples: int = Field(100, ge=1, description="feedback needed before a success rate is trusted")
     drift_min_samples: int = Field(50, ge=1, description="recent inputs needed before a drift test is run")
-    drift_p_value: float = Field(0.01, gt=0, lt=1, description="KS-test significance for per-image statistics")
+    drift_p_value: float = Field(0.01, gt=0, lt=1, description="KS-test significance (family-wise, Bonferroni)")
+    drift_min_effect: float = Field(0.2, gt=0, le=1, description="smallest KS statistic that counts as drift")
+    drift_max_label_distance: float = Field(0.35, gt=0, le=1, description="Jensen-Shannon distance of the label mix")
+    drift_window_s: int = Field(24 * 3600, ge=60, description="how far back a drift check looks at inputs")
+    drift_max_recent: int = Field(1000, ge=1, description="most recent inputs a drift check reads")
 
 
 class Delivery(BaseModel):

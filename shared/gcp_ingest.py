@@ -23,6 +23,7 @@ per document) and ⌈threshold/1000⌉ read units per upload.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,8 @@ from google.cloud import firestore
 from shared import layout
 from shared.config import Settings
 from shared.events import StorageObjectEvent
-from shared.gcp_clients import firestore_client, publisher_client, storage_client, topic_path
+from shared.gcp_clients import firestore_client, storage_client
+from shared.gcp_training import publish_request, training_state
 from shared.image_stats import image_statistics
 from shared.logs import log
 from shared.retrain import RetrainRequest, new_data_request
@@ -58,11 +60,6 @@ def model_labels(db: firestore.Client, model: str) -> frozenset[str] | None:
         return None
     labels = snapshot.to_dict().get("labels")
     return frozenset(str(label) for label in labels) if isinstance(labels, list) else None
-
-
-def training_control(db: firestore.Client, model: str) -> dict[str, Any]:
-    snapshot = db.document(layout.training_control_doc(model)).get()
-    return snapshot.to_dict() or {} if snapshot.exists else {}
 
 
 def _md5_b64(content: bytes) -> str:
@@ -113,6 +110,13 @@ def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, re
     return fresh
 
 
+def confirmed_label(db: firestore.Client, model: str, object_name: str, labels: frozenset[str] | None) -> str | None:
+    """The label a user confirmed for this capture through feedback that arrived before the upload."""
+    snapshot = db.document(layout.confirmation_doc(model, object_name)).get()
+    label = snapshot.get("true_label") if snapshot.exists else None
+    return label if labels is not None and label in labels else None
+
+
 def _image_document(obj: StorageObjectEvent, image: AcceptedImage) -> dict[str, Any]:
     return {
         "object": obj.name,
@@ -161,16 +165,6 @@ def count_new_labelled(db: firestore.Client, model: str) -> int:
     return int(query.get()[0][0].value)
 
 
-def publish_retrain_request(request: RetrainRequest, settings: Settings) -> str:
-    future = publisher_client().publish(
-        topic_path(settings.topics.retrain_requests, settings.project_id),
-        request.to_message(),
-        model=request.model,
-        reason=request.reason.value,
-    )
-    return future.result(timeout=30)
-
-
 def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
     """on_upload's work: validate, register once or quarantine, maybe request a retrain."""
     image_id = layout.image_id(obj.name, obj.generation)
@@ -199,6 +193,8 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
         return IngestOutcome("quarantined" if fresh else "duplicate", image_id, rejected.reason.value)
 
     model = image.ref.model
+    if image.label is None:  # feedback may have confirmed this capture before its upload event arrived
+        image = dataclasses.replace(image, label=confirmed_label(db, model, obj.name, labels))
     fresh = _register(db, model, image_id, obj, image)
     if fresh:
         log("INFO", "image_registered", f"{obj.name}#{obj.generation}", object=obj.name, generation=obj.generation,
@@ -210,10 +206,8 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
     if image.label is not None:
         request = new_data_request(
             model, count_new_labelled(db, model), settings.thresholds.new_data_images,
-            training_control(db, model).get("last_run_id"),
+            training_state(model, settings).get("last_run_id"),
         )
         if request is not None:
-            message_id = publish_retrain_request(request, settings)
-            log("INFO", "retrain_requested", request.cause, model=model, reason=request.reason.value,
-                evidence=request.evidence, message_id=message_id)
+            publish_request(request, settings)
     return IngestOutcome("accepted" if fresh else "duplicate", image_id, retrain_request=request)

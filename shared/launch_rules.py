@@ -9,7 +9,9 @@ State fields:
     pending         requests recorded while a run was active or during cooldown
     causes          cause -> run_id that served it (bounded, newest kept)
     cooldown_until  epoch seconds before which automatic requests wait
+    paused          automatic requests wait while set (e.g. while a dataset is being seeded)
     last_run_id     the newest run started
+    versions        how many versions were allocated; a launched run trains ``v{versions}``
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ def decide(
         return Decision(Action.DUPLICATE, causes[request.cause], f"cause served by run {causes[request.cause]}", state)
     if any(p["cause"] == request.cause for p in state["pending"]):
         return Decision(Action.DUPLICATE, None, "cause already pending", state)
+    swept = [p["cause"] for p in request.evidence.get("pending") or []]
+    if swept and all(cause in causes for cause in swept):  # a stale sweep: a run already served them all
+        return Decision(Action.DUPLICATE, causes[swept[0]], "every pending cause it sweeps was served", state)
 
     active = state.get("active_run")
     reclaimed = None
@@ -77,12 +82,15 @@ def decide(
         reclaimed = active["run_id"]
         state["active_run"] = None
 
-    cooling = now < float(state.get("cooldown_until") or 0)
-    if cooling and request.reason != RetrainReason.MANUAL:
-        state["pending"].append(_entry(request))
-        return Decision(
-            Action.DEFER, None, f"cooling down until {state['cooldown_until']:.0f}; request pending", state, reclaimed
-        )
+    if request.reason != RetrainReason.MANUAL:
+        waiting = None
+        if state.get("paused"):
+            waiting = "training is paused"
+        elif now < float(state.get("cooldown_until") or 0):
+            waiting = f"cooling down until {state['cooldown_until']:.0f}"
+        if waiting:
+            state["pending"].append(_entry(request))
+            return Decision(Action.DEFER, None, f"{waiting}; request pending", state, reclaimed)
 
     folded = tuple(state["pending"])
     for entry in (*folded, _entry(request)):
@@ -98,6 +106,7 @@ def decide(
         "expires_at": now + lock_ttl_s,
     }
     state["last_run_id"] = new_run_id
+    state["versions"] = int(state.get("versions") or 0) + 1
     return Decision(Action.LAUNCH, new_run_id, f"launching run {new_run_id}", state, reclaimed, folded)
 
 
@@ -118,11 +127,16 @@ def finish(state: dict[str, Any] | None, run_id: str, now: float, cooldown_s: fl
     return state
 
 
+def allocated_version(state: dict[str, Any]) -> str:
+    """The version a just-launched run trains (``decide`` allocated it)."""
+    return f"v{int(state['versions'])}"
+
+
 def sweep_request(state: dict[str, Any] | None, model: str, now: float) -> RetrainRequest | None:
     """After a run and its cooldown, one request that serves everything still pending."""
     state = state or {}
     pending = state.get("pending") or []
-    if not pending or state.get("active_run") or now < float(state.get("cooldown_until") or 0):
+    if not pending or state.get("active_run") or state.get("paused") or now < float(state.get("cooldown_until") or 0):
         return None
     first = pending[0]
     return RetrainRequest(

@@ -116,6 +116,11 @@ def feedback_doc(model: str, feedback_id: str) -> str:
     return f"{feedback_collection(model)}/{feedback_id}"
 
 
+def confirmation_doc(model: str, object_name: str) -> str:
+    """A user's confirmed label for one capture, keyed by its object name (whichever of upload and feedback comes first)."""
+    return f"{model_doc(model)}/confirmations/{hashlib.sha256(object_name.encode()).hexdigest()[:32]}"
+
+
 def training_control_doc(model: str) -> str:
     """Training lock, cooldown, folded requests and causes already served (server-only)."""
     return f"{model_doc(model)}/control/training"

@@ -46,6 +46,25 @@ class RetrainRequest(BaseModel):
             raise MalformedEventError(f"invalid retrain request: {problems}") from None
 
 
+def request_from_message(payload: Any, published_at: datetime) -> RetrainRequest:
+    """A request from a ``retrain-requests`` message.
+
+    Two forms arrive: a full request (functions, ``edgeloop retrain``), and the
+    scheduler's tick ``{"model": M, "reason": "schedule"}``, whose cause is its
+    ISO week so a redelivered or repeated tick of one week launches one run.
+    """
+    if isinstance(payload, dict) and payload.get("reason") == RetrainReason.SCHEDULE.value and "cause" not in payload:
+        model = payload.get("model")
+        if not isinstance(model, str):
+            raise MalformedEventError("invalid retrain request: model: a scheduled request names its model")
+        year, week, _ = published_at.isocalendar()
+        try:
+            return scheduled_request(model, f"{year}-W{week:02d}", published_at)
+        except ValidationError as exc:
+            raise MalformedEventError(f"invalid retrain request: {exc.errors()[0]['msg']}") from None
+    return RetrainRequest.from_message(payload)
+
+
 def new_data_request(model: str, new_labelled: int, threshold: int, since_run: str | None) -> RetrainRequest | None:
     """A new_data request once enough labelled images arrived since the last training run."""
     if new_labelled < threshold:

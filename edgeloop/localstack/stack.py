@@ -344,6 +344,7 @@ def up(
         **os.environ,
         **state.client_env(),
         STACK_ID_VARIABLE: state.stack_id,
+        "EDGELOOP_STACK_DIR": str(directory),  # trainers launched by the functions log and keep keys here
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
     }
@@ -383,6 +384,11 @@ def down(directory: Path, grace_s: float = 10.0) -> StopReport:
         try:
             os.killpg(pid, signal.SIGTERM)
             stopped.append(name)
+        except ProcessLookupError:
+            pass
+    for pid in stack_processes(state.stack_id):  # processes the stack started itself, e.g. local trainer runs
+        try:
+            os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + grace_s

@@ -55,6 +55,9 @@ DEFAULTED = {
 }
 
 # Only launch_training starts the trainer; the other functions never read these.
+# Variables Terraform sets that the code is about to read (the contract with the
+# issue that adds them). Remove an entry once shared/config.py has the field.
+# Only launch_training starts trainers, so only it needs the launcher settings.
 LAUNCHER_SETTINGS = {
     "EDGELOOP_TRAINING__LAUNCHER",
     "EDGELOOP_TRAINING__REGION",
@@ -64,10 +67,7 @@ LAUNCHER_SETTINGS = {
     "EDGELOOP_TRAINING__VERTEX_SERVICE_ACCOUNT",
 }
 
-# Variables Terraform sets that the code is about to read (the contract with the
-# issue that adds them). Remove an entry once shared/config.py has the field.
 PENDING_SETTINGS = {
-    **{name: "launcher settings (issue 4: launch_training's backends)" for name in LAUNCHER_SETTINGS},
     "EDGELOOP_SIGNING_KEY": "the trainer's Ed25519 private key, PEM, from Secret Manager (issue 5)",
 }
 
@@ -75,7 +75,6 @@ PENDING_SETTINGS = {
 PENDING_EVENTS = {
     "model_rolled_back": "issue 7 (staged rollout, auto roll back)",
     "candidate_rejected": "issue 5 (trainer quality gate)",
-    "drift_detected": "issue 4 (check_drift)",
 }
 ALERTED_EVENTS = {"model_rolled_back", "candidate_rejected", "drift_detected", "malformed_event"}
 

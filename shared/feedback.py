@@ -1,0 +1,56 @@
+"""The feedback document a client writes for one prediction, and its validation.
+
+Security rules already restrict what a signed-in user may write; this check is
+for everything else that can create a document (admin tools, a future rules
+change) so a bad document is recorded with a reason instead of skewing counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, model_validator
+
+from shared.layout import UPLOADS_PREFIX
+
+
+class InvalidFeedback(ValueError):
+    """A feedback document that cannot be counted; ``str()`` names the problem."""
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    uid: str = Field(min_length=1, max_length=128)
+    model_version: str = Field(pattern=r"^v[0-9]+$")
+    predicted_label: str = Field(min_length=1, max_length=64)
+    confidence: StrictFloat | StrictInt  # Firestore stores 1.0 as an integer when a client sends 1
+    correct: bool
+    true_label: str | None = Field(None, min_length=1, max_length=64)
+    capture: str | None = Field(None, max_length=1024)  # the user's own upload this prediction was about
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Feedback":
+        if not 0 <= self.confidence <= 1:
+            raise ValueError(f"confidence {self.confidence} is outside [0, 1]")
+        if self.correct and self.true_label not in (None, self.predicted_label):
+            raise ValueError("a correct prediction's true_label must equal predicted_label")
+        return self
+
+
+def parse_feedback(model: str, value: dict[str, Any] | None, labels: frozenset[str] | None) -> Feedback:
+    """The validated feedback, or InvalidFeedback naming every problem."""
+    if value is None:
+        raise InvalidFeedback("document has no fields")
+    try:
+        feedback = Feedback.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidFeedback("; ".join(f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}" for e in exc.errors())) from None
+    if labels is not None:
+        for name in ("predicted_label", "true_label"):
+            label = getattr(feedback, name)
+            if label is not None and label not in labels:
+                raise InvalidFeedback(f"{name}: {label!r} is not a label of model {model!r}")
+    if feedback.capture is not None and not feedback.capture.startswith(f"{UPLOADS_PREFIX}/{model}/{feedback.uid}/"):
+        raise InvalidFeedback(f"capture: {feedback.capture!r} is not one of this user's uploads for {model!r}")
+    return feedback
