@@ -28,22 +28,24 @@ def run_smoke(state: StackState, model: str = "digits", timeout_s: float = 30.0)
     from google.cloud import firestore, storage
 
     steps = []
+    db = firestore.Client(project=state.project_id, credentials=AnonymousCredentials())
+    if not db.document(layout.model_doc(model)).get().exists:  # on_upload accepts images of registered models only
+        db.document(layout.model_doc(model)).set({"model": model, "labels": [str(i) for i in range(10)]})
     digit = load_digits_rgb()[0]
     name = layout.dataset_object(model, digit.label, f"smoke-{uuid.uuid4().hex[:8]}.png")
     started = time.monotonic()
     bucket = storage.Client(project=state.project_id, credentials=AnonymousCredentials()).bucket(state.bucket)
     blob = bucket.blob(name)
     blob.upload_from_string(digit.png(), content_type="image/png")
-    entry = wait_for_entry(state, "on_upload", lambda e: e.get("object") == name, timeout_s)
-    steps.append(SmokeStep(f"upload gs://{state.bucket}/{name}", "on_upload", time.monotonic() - started, entry["event_id"]))
+    entry = wait_for_entry(state, "on_upload", lambda e: e.get("object") == name and e["event"] == "object_ingested", timeout_s)
+    steps.append(SmokeStep(f"upload gs://{state.bucket}/{name} ({entry['status']})", "on_upload", time.monotonic() - started, entry["event_id"]))
 
     feedback_id = f"smoke-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
-    db = firestore.Client(project=state.project_id, credentials=AnonymousCredentials())
     db.document(layout.feedback_doc(model, feedback_id)).set(
-        {"uid": "smoke", "model_version": "none", "predicted_label": digit.label, "confidence": 1.0, "correct": True}
+        {"uid": "smoke", "model_version": "v0", "predicted_label": digit.label, "confidence": 1.0, "correct": True}
     )
     document = layout.feedback_doc(model, feedback_id)
-    entry = wait_for_entry(state, "on_feedback", lambda e: e.get("document") == document, timeout_s)
-    steps.append(SmokeStep(f"write {document}", "on_feedback", time.monotonic() - started, entry["event_id"]))
+    entry = wait_for_entry(state, "on_feedback", lambda e: e.get("document") == document and e["event"] == "feedback_handled", timeout_s)
+    steps.append(SmokeStep(f"write {document} ({entry['status']})", "on_feedback", time.monotonic() - started, entry["event_id"]))
     return steps
