@@ -173,7 +173,8 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
     db = firestore_client(settings.project_id)
     model = obj.name.split("/")[1] if obj.name.count("/") >= 1 else None
 
-    content = _read_generation(obj, settings)
+    # An oversized object is judged by its declared size, never downloaded into the function's memory.
+    content = _read_generation(obj, settings) if obj.size <= settings.images.max_bytes else b""
     if content is None:
         log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation} is no longer live",
             object=obj.name, generation=obj.generation)

@@ -160,10 +160,10 @@ def validate_image(
     expected_format, extensions = CONTENT_TYPES[obj.content_type]
     if not ref.filename.lower().endswith(extensions):
         raise Rejected(Reason.BAD_CONTENT_TYPE, f"file name {ref.filename!r} does not end in {extensions} for {obj.content_type}")
+    if obj.size > limits.max_bytes or len(content) > limits.max_bytes:  # before EMPTY: oversized objects are not read
+        raise Rejected(Reason.TOO_LARGE, f"{max(obj.size, len(content))} bytes exceeds {limits.max_bytes}")
     if obj.size == 0 or not content:
         raise Rejected(Reason.EMPTY, "object has no bytes")
-    if obj.size > limits.max_bytes or len(content) > limits.max_bytes:
-        raise Rejected(Reason.TOO_LARGE, f"{max(obj.size, len(content))} bytes exceeds {limits.max_bytes}")
     if len(content) != obj.size:
         raise Rejected(Reason.SIZE_MISMATCH, f"read {len(content)} bytes, object resource says {obj.size}")
     label, predicted, confidence, version = _check_metadata(obj.metadata, model_labels, limits)
