@@ -39,7 +39,7 @@ from shared.gcp_training import publish_request, training_state
 from shared.image_stats import image_statistics
 from shared.logs import log
 from shared.retrain import RetrainRequest, new_data_request
-from shared.validation import AcceptedImage, Rejected, validate_image
+from shared.validation import AcceptedImage, Reason, Rejected, check_name, validate_image
 
 QUARANTINE_COLLECTION = "quarantine"
 IGNORED_PREFIXES = (layout.QUARANTINE_PREFIX + "/", layout.MODELS_PREFIX + "/")
@@ -97,6 +97,10 @@ def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, re
         fresh = True
     except gexc.AlreadyExists:
         fresh = False
+    if rejected.reason is Reason.INVALID_NAME:
+        # A path trick is not copied under another name (storage.rules refuse such names from apps anyway);
+        # the record is what matters, and the optional uploads lifecycle rule expires the original.
+        return fresh
     # Move even on a redelivery: an earlier attempt may have died between the record and the move.
     bucket = storage_client().bucket(obj.bucket)
     source = bucket.blob(obj.name, generation=obj.generation)
@@ -173,13 +177,15 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
     db = firestore_client(settings.project_id)
     model = obj.name.split("/")[1] if obj.name.count("/") >= 1 else None
 
-    # An oversized object is judged by its declared size, never downloaded into the function's memory.
-    content = _read_generation(obj, settings) if obj.size <= settings.images.max_bytes else b""
-    if content is None:
-        log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation} is no longer live",
-            object=obj.name, generation=obj.generation)
-        return IngestOutcome("superseded", image_id)
     try:
+        # A bad name is judged by itself: such an object is never downloaded (or even addressable everywhere).
+        check_name(obj.name)
+        # An oversized object is judged by its declared size, never downloaded into the function's memory.
+        content = _read_generation(obj, settings) if obj.size <= settings.images.max_bytes else b""
+        if content is None:
+            log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation} is no longer live",
+                object=obj.name, generation=obj.generation)
+            return IngestOutcome("superseded", image_id)
         labels = None
         if model is not None:
             try:

@@ -11,6 +11,16 @@ from cloudevents.http import CloudEvent
 
 GOLDEN = Path(__file__).parent / "golden"
 
+# Thresholds small enough that integration tests cross them with tens of events, not hundreds.
+# Set before any Settings() is built, so the test process and the stack it starts agree.
+TEST_SETTINGS_ENV = {
+    "EDGELOOP_THRESHOLDS__NEW_DATA_IMAGES": "30",
+    "EDGELOOP_THRESHOLDS__MIN_FEEDBACK_SAMPLES": "20",
+    "EDGELOOP_THRESHOLDS__DRIFT_MIN_SAMPLES": "30",
+}
+for _key, _value in TEST_SETTINGS_ENV.items():
+    os.environ.setdefault(_key, _value)
+
 
 def golden_event(name: str) -> CloudEvent:
     """A CloudEvent as functions-framework hands it to a handler, from tests/golden/<name>.json."""

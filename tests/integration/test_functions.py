@@ -1,0 +1,403 @@
+"""The four functions doing their real work on the local stack, under at-least-once, unordered delivery."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from types import SimpleNamespace
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from google.cloud import pubsub_v1
+from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
+from PIL import Image
+
+from edgeloop.localstack.function_logs import log_entries, wait_for_entry
+from edgeloop.localstack.gcs_notification import notification_message
+from shared import layout
+from shared.config import Settings
+from shared.digits import load_digits_rgb
+from shared.drift import baseline_statistics
+from shared.image_stats import image_statistics
+from shared.retrain import RetrainReason, RetrainRequest
+from tests.integration.helpers import (
+    bucket, control, db, eventually, fresh_model, image_docs, quarantine_record, register_model,
+)
+
+SETTINGS = Settings()
+DIGITS = load_digits_rgb()
+
+
+def upload(stack, name: str, content: bytes, content_type="image/png", metadata=None):
+    blob = bucket(stack).blob(name)
+    blob.metadata = metadata
+    blob.upload_from_string(content, content_type=content_type)
+    return blob
+
+
+def ingested(stack, blob) -> dict:
+    return wait_for_entry(
+        stack, "on_upload",
+        lambda e: e.get("event") == "object_ingested" and e.get("object") == blob.name and e["generation"] == blob.generation,
+    )
+
+
+def publish(stack, topic: str, data: bytes, **attributes) -> str:
+    publisher = pubsub_v1.PublisherClient()
+    return publisher.publish(publisher.topic_path(stack.project_id, topic), data, **attributes).result(timeout=30)
+
+
+def redeliver(stack, blob) -> str:
+    """Publish the object's notification again, exactly as GCS would on a redelivery."""
+    data, attributes = notification_message(blob._properties)
+    return publish(stack, SETTINGS.topics.storage_events, data, **attributes)
+
+
+def notify_only(stack, name: str, content: bytes) -> SimpleNamespace:
+    """Notify about an object the storage emulator cannot store (it refuses path tricks), as GCS would."""
+    generation = time.time_ns() // 1000
+    resource = {"bucket": stack.bucket, "name": name, "generation": str(generation), "metageneration": "1",
+                "contentType": "image/png", "size": str(len(content))}
+    data, attributes = notification_message(resource)
+    publish(stack, SETTINGS.topics.storage_events, data, **attributes)
+    return SimpleNamespace(name=name, generation=generation)
+
+
+def png(rgb: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, format="PNG")
+    return out.getvalue()
+
+
+# --- on_upload -----------------------------------------------------------------------------------
+
+def test_a_dataset_image_is_registered_once_with_its_label_and_statistics(local_stack):
+    model = fresh_model(local_stack, "ingest")
+    digit = DIGITS[5]
+    blob = upload(local_stack, layout.dataset_object(model, digit.label, "a.png"), digit.png())
+    assert ingested(local_stack, blob)["status"] == "accepted"
+    (image,) = image_docs(local_stack, model)
+    assert image["object"] == blob.name and image["generation"] == blob.generation
+    assert image["label"] == digit.label and image["labelled"] and image["status"] == "new"
+    assert set(image["stats"]) == {"brightness", "contrast", "sharpness"}
+
+
+def test_a_redelivered_notification_changes_nothing(local_stack):
+    model = fresh_model(local_stack, "dup")
+    blob = upload(local_stack, layout.dataset_object(model, "1", "a.png"), DIGITS[1].png())
+    ingested(local_stack, blob)
+    before = image_docs(local_stack, model)
+    for _ in range(3):
+        redeliver(local_stack, blob)
+    eventually(lambda: sum(1 for e in log_entries(local_stack, "on_upload")
+                           if e.get("event") == "object_ingested" and e.get("object") == blob.name) == 4,
+               what="three redeliveries handled")
+    assert image_docs(local_stack, model) == before
+    statuses = [e["status"] for e in log_entries(local_stack, "on_upload")
+                if e.get("event") == "object_ingested" and e.get("object") == blob.name]
+    assert statuses == ["accepted", "duplicate", "duplicate", "duplicate"]
+
+
+def test_an_overwrite_registers_the_new_generation_and_retires_the_old_one(local_stack):
+    model = fresh_model(local_stack, "overwrite")
+    name = layout.dataset_object(model, "2", "a.png")
+    first = upload(local_stack, name, DIGITS[2].png())
+    first_generation = first.generation
+    ingested(local_stack, first)
+    second = upload(local_stack, name, DIGITS[12].png())
+    ingested(local_stack, second)
+    by_generation = {d["generation"]: d for d in image_docs(local_stack, model)}
+    assert by_generation[first_generation]["status"] == "superseded"
+    assert by_generation[second.generation]["status"] == "new"
+
+
+def test_a_late_notification_for_an_overwritten_generation_registers_nothing(local_stack):
+    model = fresh_model(local_stack, "late")
+    name = layout.dataset_object(model, "4", "a.png")
+    blob = upload(local_stack, name, DIGITS[4].png())
+    stale = dict(blob._properties)
+    ingested(local_stack, blob)
+    newer = upload(local_stack, name, DIGITS[14].png())
+    ingested(local_stack, newer)
+    data, attributes = notification_message({**stale, "generation": str(int(stale["generation"]) - 1)})
+    publish(local_stack, SETTINGS.topics.storage_events, data, **attributes)  # an older generation, arriving last
+    entry = wait_for_entry(local_stack, "on_upload", lambda e: e.get("event") == "object_ingested"
+                           and e.get("object") == name and e["generation"] == int(stale["generation"]) - 1)
+    assert entry["status"] == "superseded"
+    assert len(image_docs(local_stack, model)) == 2
+
+
+BAD_UPLOADS = {
+    "not_an_image": ("dataset/{m}/3/a.png", b"definitely not a png", "image/png", None),
+    "bad_content_type": ("dataset/{m}/3/a.gif", DIGITS[3].png(), "image/gif", None),
+    "unknown_label": ("dataset/{m}/cat/a.png", DIGITS[3].png(), "image/png", None),
+    "bad_metadata": ("uploads/{m}/u1/a.png", DIGITS[3].png(), "image/png", {"confidence": "1.7"}),
+    "format_mismatch": ("dataset/{m}/3/a.jpg", DIGITS[3].png(), "image/jpeg", None),
+    "bad_dimensions": ("dataset/{m}/3/a.png", png(np.zeros((4, 4, 3), np.uint8)), "image/png", None),
+    "empty": ("dataset/{m}/3/a.png", b"", "image/png", None),
+    "metadata_too_large": ("uploads/{m}/u1/a.png", DIGITS[3].png(), "image/png", {"model_version": "v" * 2100}),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(BAD_UPLOADS))
+def test_a_bad_upload_is_quarantined_with_its_reason_and_never_counted(local_stack, reason):
+    model = fresh_model(local_stack, "bad")
+    template, content, content_type, metadata = BAD_UPLOADS[reason]
+    blob = upload(local_stack, template.format(m=model), content, content_type, metadata)
+    assert ingested(local_stack, blob)["status"] == "quarantined"
+    record = quarantine_record(local_stack, blob.name, blob.generation)
+    assert record["reason"] == reason and record["detail"]
+    assert image_docs(local_stack, model) == []
+    moved = bucket(local_stack).get_blob(layout.quarantine_object(blob.name))
+    assert moved is not None and moved.metadata["quarantine_reason"] == reason
+    assert bucket(local_stack).get_blob(blob.name) is None
+
+
+def test_an_object_with_a_path_trick_is_recorded_and_never_read_or_copied(local_stack):
+    model = fresh_model(local_stack, "trick")
+    blob = upload(local_stack, f"dataset/{model}/3/..png", DIGITS[3].png())
+    assert ingested(local_stack, blob)["status"] == "quarantined"
+    assert quarantine_record(local_stack, blob.name, blob.generation)["reason"] == "invalid_name"
+    assert image_docs(local_stack, model) == []
+    assert bucket(local_stack).get_blob(layout.quarantine_object(blob.name)) is None
+
+
+def test_an_image_of_an_unregistered_model_is_quarantined(local_stack):
+    blob = upload(local_stack, layout.dataset_object(f"ghost-{uuid.uuid4().hex[:6]}", "1", "a.png"), DIGITS[1].png())
+    assert ingested(local_stack, blob)["status"] == "quarantined"
+    assert quarantine_record(local_stack, blob.name, blob.generation)["reason"] == "unknown_model"
+
+
+# No shrinking: every example already is one minimal bad segment, and a failing one would wait out each retry.
+@hsettings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+@given(
+    segment=st.sampled_from(["..", ".", " ", "a b", "é", "x" * 200, "%2e%2e", "\u202e"]),
+    confidence=st.sampled_from(["-0.1", "1.01", "nan", "inf", "one", ""]),
+)
+def test_generated_bad_names_and_metadata_are_quarantined_with_their_reasons(local_stack, segment, confidence):
+    model = f"fuzz-{uuid.uuid4().hex[:6]}"
+    register_model(local_stack, model)
+    bad_name = notify_only(local_stack, f"uploads/{model}/{segment}/a.png", DIGITS[0].png())
+    bad_meta = upload(local_stack, f"uploads/{model}/u1/{uuid.uuid4().hex}.png", DIGITS[0].png(),
+                      metadata={"confidence": confidence})
+    for blob, reason in ((bad_name, "invalid_name"), (bad_meta, "bad_metadata")):
+        assert ingested(local_stack, blob)["status"] == "quarantined"
+        assert quarantine_record(local_stack, blob.name, blob.generation)["reason"] == reason
+
+
+def test_crossing_the_new_data_threshold_requests_one_retrain_with_evidence(local_stack):
+    model = fresh_model(local_stack, "threshold")
+    threshold = SETTINGS.thresholds.new_data_images
+    blobs = [upload(local_stack, layout.dataset_object(model, d.label, f"{i}.png"), d.png())
+             for i, d in enumerate(DIGITS[: threshold + 5])]
+    for blob in blobs[-3:]:
+        redeliver(local_stack, blob)  # duplicates after the crossing ask again, with the same cause
+    eventually(lambda: len(image_docs(local_stack, model)) == threshold + 5, 60, "every image registered")
+    pending = eventually(lambda: control(local_stack, model).get("pending"), 30, "the request recorded")
+    (request,) = pending  # one cause however many uploads crossed the threshold
+    assert request["cause"] == f"new_data:{model}:after-start" and request["reason"] == "new_data"
+    assert request["evidence"]["new_labelled_images"] >= threshold
+
+
+# --- on_feedback ---------------------------------------------------------------------------------
+
+def feedback(stack, model, fid=None, **fields) -> str:
+    fid = fid or uuid.uuid4().hex
+    base = {"uid": "u1", "model_version": "v1", "predicted_label": "3", "confidence": 0.4, "correct": False}
+    db(stack).document(layout.feedback_doc(model, fid)).set({**base, **fields})
+    return layout.feedback_doc(model, fid)
+
+
+def handled(stack, document) -> dict:
+    return wait_for_entry(stack, "on_feedback", lambda e: e.get("event") == "feedback_handled" and e.get("document") == document)
+
+
+def test_a_poor_success_rate_requests_a_retrain_only_with_enough_samples(local_stack):
+    model = fresh_model(local_stack, "success")
+    minimum = SETTINGS.thresholds.min_feedback_samples
+    documents = [feedback(local_stack, model, correct=False) for _ in range(minimum - 1)]
+    for document in documents:
+        handled(local_stack, document)
+    assert not control(local_stack, model).get("pending")  # all wrong, but too few to trust
+    handled(local_stack, feedback(local_stack, model, correct=False))
+    (request,) = eventually(lambda: control(local_stack, model).get("pending"), what="a success_rate request")
+    assert request["reason"] == "success_rate" and request["cause"] == f"success_rate:{model}:v1:after-start"
+    assert request["evidence"]["total"] == minimum and request["evidence"]["upper_bound"] < 0.85
+
+
+def test_a_good_success_rate_requests_nothing(local_stack):
+    model = fresh_model(local_stack, "happy")
+    for i in range(SETTINGS.thresholds.min_feedback_samples + 2):
+        handled(local_stack, feedback(local_stack, model, correct=True, predicted_label="3", true_label="3"))
+    assert not control(local_stack, model).get("pending")
+
+
+def test_a_redelivered_feedback_trigger_counts_nothing_twice(local_stack):
+    import requests
+
+    model = fresh_model(local_stack, "refb")
+    document = feedback(local_stack, model, correct=True, predicted_label="2")
+    first = handled(local_stack, document)
+    event = {
+        "oldValue": {}, "updateMask": {},
+        "value": {"name": f"projects/{local_stack.project_id}/databases/(default)/documents/{document}",
+                  "fields": {"uid": {"stringValue": "u1"}, "model_version": {"stringValue": "v1"},
+                             "predicted_label": {"stringValue": "2"}, "confidence": {"doubleValue": 0.4},
+                             "correct": {"booleanValue": True}}},
+    }
+    headers = {"ce-id": first["event_id"], "ce-specversion": "1.0", "ce-source": "//firestore.googleapis.com/test",
+               "ce-type": "google.cloud.firestore.document.v1.created", "Content-Type": "application/json"}
+    assert requests.post(local_stack.url("on_feedback") + "/", json=event, headers=headers, timeout=10).ok
+    counted = eventually(lambda: [e for e in log_entries(local_stack, "on_feedback")
+                                  if e.get("event") == "feedback_counted" and e.get("model") == model and
+                                  e["total"] == 1 and e["correct"] == 1][1:], what="the redelivery counted")
+    assert counted  # the second handling saw exactly the same 1/1
+
+
+def test_confirmed_feedback_labels_the_capture_whichever_arrives_first(local_stack):
+    model = fresh_model(local_stack, "confirm")
+    # Upload first, feedback second.
+    early = upload(local_stack, f"uploads/{model}/u1/early.png", DIGITS[8].png(),
+                   metadata={"predicted_label": "3", "confidence": "0.3", "model_version": "v1"})
+    ingested(local_stack, early)
+    handled(local_stack, feedback(local_stack, model, true_label="8", capture=early.name))
+    # Feedback first, upload second.
+    late_name = f"uploads/{model}/u1/late.png"
+    handled(local_stack, feedback(local_stack, model, true_label="9", capture=late_name))
+    late = upload(local_stack, late_name, DIGITS[9].png(),
+                  metadata={"predicted_label": "3", "confidence": "0.3", "model_version": "v1"})
+    ingested(local_stack, late)
+    labels = {d["object"]: (d["label"], d["labelled"]) for d in image_docs(local_stack, model)}
+    assert labels == {early.name: ("8", True), late_name: ("9", True)}
+
+
+def test_a_malformed_feedback_document_is_quarantined_with_its_reason(local_stack):
+    model = fresh_model(local_stack, "badfb")
+    fid = uuid.uuid4().hex
+    document = feedback(local_stack, model, fid, confidence="very", correct="yes")
+    assert handled(local_stack, document)["status"] == "rejected"
+    record = db(local_stack).collection("quarantine").document(f"feedback-{model}-{fid}").get().to_dict()
+    assert record["reason"] == "invalid_feedback" and "confidence" in record["detail"] and "correct" in record["detail"]
+
+
+# --- check_drift ---------------------------------------------------------------------------------
+
+# The digits set is grouped by writer: field traffic and training data are random draws, not neighbours.
+SHUFFLED = [DIGITS[i] for i in np.random.default_rng(0).permutation(len(DIGITS))]
+
+
+def publish_production(stack, model: str, digits) -> None:
+    """A production v1 whose baseline is the statistics of ``digits`` (what the trainer stores)."""
+    stats = [image_statistics(d.rgb) for d in digits]
+    baseline = baseline_statistics(stats, [0.95] * len(digits), [d.label for d in digits])
+    client = db(stack)
+    client.document(layout.version_doc(model, "v1")).set({"model": model, "version": "v1", "baseline": baseline})
+    client.document(layout.model_doc(model)).set({"production": {"version": "v1"}}, merge=True)
+
+
+def captures(stack, model: str, images: list[np.ndarray], confidence: float) -> None:
+    blobs = [upload(stack, f"uploads/{model}/u1/{i}.png", png(rgb),
+                    metadata={"predicted_label": str(i % 10), "confidence": str(confidence), "model_version": "v1"})
+             for i, rgb in enumerate(images)]
+    eventually(lambda: len(image_docs(stack, model)) == len(blobs), 60, "captures registered")
+
+
+def drift_check(stack, model: str) -> dict:
+    message_id = publish(stack, SETTINGS.topics.drift_checks, json.dumps({"model": model}).encode())
+    report = eventually(lambda: db(stack).document(f"{layout.drift_reports_collection(model)}/{message_id}").get(),
+                        what="the drift report")
+    eventually(lambda: report.reference.get().exists, what="the drift report")
+    return report.reference.get().to_dict()
+
+
+def test_low_light_captures_are_reported_as_drift_and_request_a_retrain(local_stack):
+    model = fresh_model(local_stack, "drift")
+    publish_production(local_stack, model, SHUFFLED[:200])
+    dim = [(d.rgb.astype(np.float32) * 0.3).astype(np.uint8) for d in SHUFFLED[200:240]]
+    captures(local_stack, model, dim, confidence=0.45)
+    report = drift_check(local_stack, model)
+    assert report["status"] == "drift" and report["version"] == "v1"
+    drifted = {t["name"] for t in report["tests"] if t["drifted"]}
+    assert "brightness" in drifted
+    (request,) = eventually(lambda: control(local_stack, model).get("pending"), what="a drift request")
+    assert request["reason"] == "drift" and request["evidence"]["model_version"] == "v1"
+    assert wait_for_entry(local_stack, "check_drift", lambda e: e.get("event") == "drift_detected" and e.get("model") == model)
+
+
+def test_captures_like_the_training_data_are_not_drift(local_stack):
+    model = fresh_model(local_stack, "nodrift")
+    publish_production(local_stack, model, SHUFFLED[:300])
+    captures(local_stack, model, [d.rgb for d in SHUFFLED[300:340]], confidence=0.95)
+    report = drift_check(local_stack, model)
+    assert report["status"] == "no_drift", report["tests"]
+    assert not control(local_stack, model).get("pending")
+
+
+# --- launch_training -----------------------------------------------------------------------------
+
+def runs_of(stack, model: str) -> list[dict]:
+    return [s.to_dict() for s in db(stack).collection("runs").where("model", "==", model).stream()]
+
+
+def test_fifty_concurrent_requests_produce_exactly_one_run(local_stack):
+    model = fresh_model(local_stack, "burst", paused=False)
+    requests = [RetrainRequest(model=model, reason=RetrainReason.NEW_DATA, cause=f"new_data:{model}:burst-{i % 10}")
+                for i in range(50)]  # 10 causes, each sent 5 times, all at once
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda r: publish(local_stack, SETTINGS.topics.retrain_requests, r.to_message()), requests))
+    eventually(lambda: sum(1 for e in log_entries(local_stack, "launch_training")
+                           if e.get("event") == "retrain_handled" and e.get("model") == model) == 50, 90,
+               "all 50 requests handled")
+    (run,) = runs_of(local_stack, model)
+    state = control(local_stack, model)
+    served = {cause for cause, run_id in state["causes"].items() if run_id == run["run_id"]}
+    pending = {p["cause"] for p in state["pending"]}
+    assert served | pending == {r.cause for r in requests} and not served & pending
+    assert run["version"] == "v1" and run["reason"] == "new_data" and run["execution"]["backend"] == "local"
+
+
+def test_a_run_is_created_with_reason_and_evidence_and_the_trainer_is_started(local_stack):
+    model = fresh_model(local_stack, "manual", paused=False)
+    request = RetrainRequest(model=model, reason=RetrainReason.MANUAL, cause=f"manual:{model}:1",
+                             evidence={"requested_by": "test"})
+    publish(local_stack, SETTINGS.topics.retrain_requests, request.to_message())
+    (run,) = eventually(lambda: runs_of(local_stack, model), what="the run")
+    assert run["reason"] == "manual" and run["evidence"] == {"requested_by": "test"} and run["cause"] == request.cause
+    execution = eventually(lambda: runs_of(local_stack, model)[0].get("execution"), what="the launch")
+    assert execution["pid"] > 0 and execution["log"].endswith(f"trainer-{run['run_id']}.log")
+
+
+def test_a_scheduler_tick_redelivered_launches_one_run(local_stack):
+    model = fresh_model(local_stack, "weekly", paused=False)
+    tick = json.dumps({"model": model, "reason": "schedule"}).encode()
+    for _ in range(3):
+        publish(local_stack, SETTINGS.topics.retrain_requests, tick, origin="cloud-scheduler")
+    eventually(lambda: sum(1 for e in log_entries(local_stack, "launch_training")
+                           if e.get("event") == "retrain_handled" and e.get("model") == model) == 3, 30, "3 ticks")
+    (run,) = runs_of(local_stack, model)
+    assert run["reason"] == "schedule" and run["cause"].startswith(f"schedule:{model}:")
+
+
+def test_a_poison_message_goes_to_the_dead_letter_topic_once_with_its_reason(local_stack):
+    subscriber = pubsub_v1.SubscriberClient()
+    dead_letters = subscriber.subscription_path(
+        local_stack.project_id, SETTINGS.topics.dead_letter(SETTINGS.topics.retrain_requests)
+    )
+    marker = uuid.uuid4().hex
+    message_id = publish(local_stack, SETTINGS.topics.retrain_requests, b"{not json", marker=marker)
+
+    def received():
+        response = subscriber.pull(subscription=dead_letters, max_messages=50, timeout=5)
+        if response.received_messages:
+            subscriber.acknowledge(subscription=dead_letters, ack_ids=[m.ack_id for m in response.received_messages])
+        return [m.message for m in response.received_messages if m.message.attributes.get("marker") == marker]
+
+    (dead,) = eventually(received, 30, "the dead letter")
+    assert dead.data == b"{not json" and dead.attributes["edgeloop_source_message_id"] == message_id
+    assert "not UTF-8 JSON" in dead.attributes["edgeloop_error"]
+    attempts = [e for e in log_entries(local_stack, "launch_training")
+                if e.get("event") == "malformed_event" and e.get("event_id") == message_id]
+    assert len(attempts) == 1  # acknowledged at once: no retry storm
