@@ -10,12 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgeloop.bench import bench_app
 from edgeloop.localstack import stack
 from shared.config import get_settings
 from shared.errors import ConfigurationError, EdgeloopError
 
 app = typer.Typer(help="Edgeloop: on-device image models that keep improving by themselves.", no_args_is_help=True)
 console = Console()
+app.add_typer(bench_app, name="bench")
 
 StackDir = typer.Option(None, "--dir", help="State directory of the local stack (default: EDGELOOP_STACK_DIR or .edgeloop)")
 
@@ -160,6 +162,30 @@ def retrain(
             time.sleep(0.5)
     if wait:
         _fail(TimeoutError(f"launch_training did not pick the request up within {wait:.0f}s"))
+
+
+@app.command()
+def seed(
+    model: str = typer.Argument("digits", help="model id to seed"),
+    train: bool = typer.Option(True, help="request a training run once every image is registered, and follow it"),
+    limit: Optional[int] = typer.Option(None, help="seed only the first N digits (quick checks)"),
+    directory: Optional[Path] = StackDir,
+) -> None:
+    """Load the embedded digits dataset through the normal upload path and train the first version."""
+    from edgeloop.seed import seed_dataset, wait_for_outcome
+
+    connect(directory)
+    settings = get_settings()
+    outcome = seed_dataset(model, settings, console, train=train, limit=limit)
+    console.print(f"seeded [bold]{model}[/]: {outcome.images} images ({outcome.uploaded} uploaded, "
+                  f"{outcome.registered} registered) in {outcome.seconds:.1f} s")
+    if outcome.run_id:
+        run = wait_for_outcome(outcome.run_id, settings, console)
+        result = run.get("result") or {}
+        console.print(f"run [bold]{outcome.run_id}[/]: {run['status']} {result.get('version', '')} "
+                      f"{result.get('stage', '')} {run.get('error') or ''}")
+        if run["status"] == "failed":
+            raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -72,6 +72,23 @@ class Training(BaseModel):
     vertex_service_account: str = ""
 
 
+class Gate(BaseModel):
+    """What a candidate must show before any client may get it (``shared.gate`` applies it)."""
+
+    min_accuracy: float = Field(0.90, ge=0, le=1, description="int8 accuracy on the clean holdout, absolute")
+    min_drifted_accuracy: float = Field(0.0, ge=0, le=1, description="int8 accuracy on the drifted holdout, absolute")
+    max_quantisation_loss: float = Field(0.01, ge=0, le=1, description="float minus int8 holdout accuracy")
+    max_regression: float = Field(0.02, ge=0, le=1, description="largest drop of an accuracy vs production on the same holdouts")
+    max_size_bytes: int = Field(2 * 1024 * 1024, ge=1, description="the published file a device downloads")
+    max_latency_us: float = Field(5000.0, gt=0, description="LiteRT latency per image on one trainer core")
+
+
+class Release(BaseModel):
+    """How a published version reaches devices."""
+
+    canary_percent: float = Field(10.0, gt=0, le=100, description="rollout of a new canary; the first version goes straight to production")
+
+
 class Ports(BaseModel):
     """Local stack ports; 0 means pick a free port at start."""
 
@@ -95,6 +112,15 @@ class Settings(BaseSettings):
     stack_dir: Path = Path(".edgeloop")
     images: ImageLimits = ImageLimits()
     training: Training = Training()
+    gate: Gate = Gate()
+    release: Release = Release()
+    # The Ed25519 model-signing key (PEM). Production injects it from Secret Manager; when unset, the
+    # trainer uses a development key created on first use in the stack directory.
+    signing_key: SecretStr | None = None
+
+    @property
+    def dev_signing_key_path(self) -> Path:
+        return self.stack_dir / "signing-key.pem"
 
 
 @lru_cache(maxsize=1)

@@ -31,14 +31,14 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from shared import layout
+from shared import launch_rules, layout
 from shared.config import Settings
 from shared.events import StorageObjectEvent
 from shared.gcp_clients import firestore_client, storage_client
 from shared.gcp_training import publish_request, training_state
 from shared.image_stats import image_statistics
 from shared.logs import log
-from shared.retrain import RetrainRequest, new_data_request
+from shared.retrain import RetrainRequest, new_data_cause, new_data_request
 from shared.validation import AcceptedImage, Reason, Rejected, check_name, validate_image
 
 QUARANTINE_COLLECTION = "quarantine"
@@ -211,10 +211,11 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
     # cause is the same each time, and the launcher runs at most one training per cause.
     request = None
     if image.label is not None:
-        request = new_data_request(
-            model, count_new_labelled(db, model), settings.thresholds.new_data_images,
-            training_state(model, settings).get("last_run_id"),
-        )
-        if request is not None:
-            publish_request(request, settings)
+        state = training_state(model, settings)
+        since_run = state.get("last_run_id")
+        # Once this run's new-data cause is recorded, counting again (a query) and asking again change nothing.
+        if not launch_rules.is_recorded(state, new_data_cause(model, since_run)):
+            request = new_data_request(model, count_new_labelled(db, model), settings.thresholds.new_data_images, since_run)
+            if request is not None:
+                publish_request(request, settings)
     return IngestOutcome("accepted" if fresh else "duplicate", image_id, retrain_request=request)

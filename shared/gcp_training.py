@@ -181,6 +181,49 @@ def end_stage(run_id: str, stage: str, seconds: float, settings: Settings) -> No
     )
 
 
+def complete_in_transaction(
+    transaction: firestore.Transaction,
+    run_id: str,
+    outcome: str,
+    result: dict[str, Any],
+    settings: Settings,
+    *,
+    failed_stage: str | None = None,
+    error: str | None = None,
+    forget_causes: bool = False,
+) -> bool:
+    """Record the run's end and release the model's lock inside ``transaction``.
+
+    Reads first, then writes: a caller doing more in the same transaction reads
+    before calling this and writes after. False (nothing written) if the run
+    already has an outcome: an outcome is never overwritten (e.g. a late crash
+    report after publishing, or publishing after a run was declared failed).
+    """
+    if outcome not in RunStatus.FINAL:
+        raise ValueError(f"outcome must be one of {sorted(RunStatus.FINAL)}, not {outcome!r}")
+    db = firestore_client(settings.project_id)
+    run = _run_ref(db, run_id)
+    run_snapshot = run.get(transaction=transaction)
+    if not run_snapshot.exists:
+        raise KeyError(f"no run {run_id!r}")
+    if run_snapshot.get("status") in RunStatus.FINAL:
+        return False
+    control = _control_ref(db, run_snapshot.get("model"))
+    state = control.get(transaction=transaction).to_dict()
+    now = _now()
+    released = launch_rules.finish(state, run_id, now, settings.training.cooldown_s, forget_causes)
+    if released is not None:
+        transaction.set(control, released)
+    transaction.update(run, {"status": outcome, "result": result, "failed_stage": failed_stage, "error": error,
+                             "ended": _iso(now), "updated": _iso(now), "current_stage": None})
+    return True
+
+
+def log_completion(run_id: str, outcome: str, failed_stage: str | None = None, error: str | None = None) -> None:
+    log("ERROR" if outcome == RunStatus.FAILED else "INFO", f"run_{outcome}", f"run {run_id} {outcome}",
+        run_id=run_id, failed_stage=failed_stage, error=error)
+
+
 def complete_run(
     run_id: str,
     outcome: str,
@@ -195,32 +238,14 @@ def complete_run(
 
     False (and nothing written) if the run already has an outcome.
     """
-    if outcome not in RunStatus.FINAL:
-        raise ValueError(f"outcome must be one of {sorted(RunStatus.FINAL)}, not {outcome!r}")
-    db = firestore_client(settings.project_id)
-    run = _run_ref(db, run_id)
-
     @firestore.transactional
     def apply(transaction: firestore.Transaction) -> bool:
-        run_snapshot = run.get(transaction=transaction)
-        if not run_snapshot.exists:
-            raise KeyError(f"no run {run_id!r}")
-        if run_snapshot.get("status") in RunStatus.FINAL:
-            return False  # an outcome is never overwritten (e.g. a late crash report after publishing)
-        control = _control_ref(db, run_snapshot.get("model"))
-        state = control.get(transaction=transaction).to_dict()
-        now = _now()
-        released = launch_rules.finish(state, run_id, now, settings.training.cooldown_s, forget_causes)
-        if released is not None:
-            transaction.set(control, released)
-        transaction.update(run, {"status": outcome, "result": result, "failed_stage": failed_stage, "error": error,
-                                 "ended": _iso(now), "updated": _iso(now)})
-        return True
+        return complete_in_transaction(transaction, run_id, outcome, result, settings, failed_stage=failed_stage,
+                                       error=error, forget_causes=forget_causes)
 
-    if not apply(db.transaction(max_attempts=TRANSACTION_ATTEMPTS)):
+    if not apply(firestore_client(settings.project_id).transaction(max_attempts=TRANSACTION_ATTEMPTS)):
         return False
-    log("ERROR" if outcome == RunStatus.FAILED else "INFO", f"run_{outcome}", f"run {run_id} {outcome}",
-        run_id=run_id, failed_stage=failed_stage, error=error)
+    log_completion(run_id, outcome, failed_stage, error)
     return True
 
 

@@ -111,3 +111,11 @@ def load_or_create_dev_key(path: str | os.PathLike[str]) -> str:
     private_pem = target.read_text(encoding="ascii")
     _private_key(private_pem)  # fail loudly here, not at the first signature, if the file is not a key
     return private_pem
+
+
+def signing_key(configured_pem: str | None, dev_key_path: str | os.PathLike[str]) -> str:
+    """The configured signing key (production: from Secret Manager), else the local development key."""
+    if configured_pem:
+        _private_key(configured_pem)  # a misconfigured secret fails here, before anything is trained
+        return configured_pem
+    return load_or_create_dev_key(dev_key_path)

@@ -52,6 +52,12 @@ def _entry(request: RetrainRequest) -> dict[str, Any]:
     }
 
 
+def is_recorded(state: dict[str, Any] | None, cause: str) -> bool:
+    """True once launch_training has served or queued ``cause``: asking again would change nothing."""
+    state = state or {}
+    return cause in (state.get("causes") or {}) or any(p["cause"] == cause for p in state.get("pending") or [])
+
+
 def decide(
     state: dict[str, Any] | None,
     request: RetrainRequest,
@@ -65,10 +71,9 @@ def decide(
     state.setdefault("causes", {})
     causes: dict[str, str] = state["causes"]
 
-    if request.cause in causes:
-        return Decision(Action.DUPLICATE, causes[request.cause], f"cause served by run {causes[request.cause]}", state)
-    if any(p["cause"] == request.cause for p in state["pending"]):
-        return Decision(Action.DUPLICATE, None, "cause already pending", state)
+    if is_recorded(state, request.cause):
+        run_id = causes.get(request.cause)
+        return Decision(Action.DUPLICATE, run_id, f"cause served by run {run_id}" if run_id else "cause already pending", state)
     swept = [p["cause"] for p in request.evidence.get("pending") or []]
     if swept and all(cause in causes for cause in swept):  # a stale sweep: a run already served them all
         return Decision(Action.DUPLICATE, causes[swept[0]], "every pending cause it sweeps was served", state)

@@ -54,6 +54,14 @@ def model_object(model: str, version: str, filename: str = MODEL_FILE) -> str:
     return f"{MODELS_PREFIX}/{model}/{version}/{filename}"
 
 
+def manifest_object(model: str, version: str) -> str:
+    return model_object(model, version, "manifest.json")
+
+
+def signature_object(model: str, version: str) -> str:
+    return model_object(model, version, MODEL_FILE + ".sig")
+
+
 def quarantine_object(object_name: str) -> str:
     return f"{QUARANTINE_PREFIX}/{object_name}"
 
@@ -124,6 +132,11 @@ def confirmation_doc(model: str, object_name: str) -> str:
 def training_control_doc(model: str) -> str:
     """Training lock, cooldown, folded requests and causes already served (server-only)."""
     return f"{model_doc(model)}/control/training"
+
+
+def trainer_config_doc(model: str) -> str:
+    """How this model is trained (augmentation kinds and strengths, grid), server-only."""
+    return f"{model_doc(model)}/control/trainer"
 
 
 def drift_reports_collection(model: str) -> str:

@@ -65,6 +65,11 @@ def request_from_message(payload: Any, published_at: datetime) -> RetrainRequest
     return RetrainRequest.from_message(payload)
 
 
+def new_data_cause(model: str, since_run: str | None) -> str:
+    """One new-data cause per training run: crossing the threshold again after it asks for the next run."""
+    return f"new_data:{model}:after-{since_run or 'start'}"
+
+
 def new_data_request(model: str, new_labelled: int, threshold: int, since_run: str | None) -> RetrainRequest | None:
     """A new_data request once enough labelled images arrived since the last training run."""
     if new_labelled < threshold:
@@ -72,7 +77,7 @@ def new_data_request(model: str, new_labelled: int, threshold: int, since_run: s
     return RetrainRequest(
         model=model,
         reason=RetrainReason.NEW_DATA,
-        cause=f"new_data:{model}:after-{since_run or 'start'}",
+        cause=new_data_cause(model, since_run),
         evidence={"new_labelled_images": new_labelled, "threshold": threshold, "since_run": since_run},
     )
 

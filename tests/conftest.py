@@ -17,6 +17,8 @@ TEST_SETTINGS_ENV = {
     "EDGELOOP_THRESHOLDS__NEW_DATA_IMAGES": "30",
     "EDGELOOP_THRESHOLDS__MIN_FEEDBACK_SAMPLES": "20",
     "EDGELOOP_THRESHOLDS__DRIFT_MIN_SAMPLES": "30",
+    # Test models train for seconds on a few hundred images; the gate's other checks still apply.
+    "EDGELOOP_GATE__MIN_ACCURACY": "0.6",
 }
 for _key, _value in TEST_SETTINGS_ENV.items():
     os.environ.setdefault(_key, _value)

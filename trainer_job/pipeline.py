@@ -10,7 +10,6 @@ signs and publishes the returned ``Candidate`` after.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -18,9 +17,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
+from shared.drift import baseline_statistics
+from shared.image_stats import image_statistics
 from trainer_job import convert, evaluate
 from trainer_job.augment import AugmentConfig, augment, drifted
 from trainer_job.model import DEFAULT_GRID, Hyperparameters, train_best
+from trainer_job.stages import Stages
 from trainer_job.split import HOLDOUT_FRACTION, VALIDATION_FRACTION, Examples, stratified_split
 
 STAGES = ("split", "augment", "train", "convert", "evaluate", "load_check")
@@ -36,6 +38,7 @@ class TrainConfig(BaseModel):
     grid: tuple[Hyperparameters, ...] = Field(DEFAULT_GRID, min_length=1)
     holdout_fraction: float = Field(HOLDOUT_FRACTION, gt=0, lt=1)
     validation_fraction: float = Field(VALIDATION_FRACTION, gt=0, lt=1)
+    image_size: int = Field(32, ge=8, le=512, description="images are resized to this square, RGB")
     latency_repeats: int = Field(200, ge=1)
     representative_samples: int = Field(convert.REPRESENTATIVE_SAMPLES, ge=1)
 
@@ -59,22 +62,6 @@ class Candidate:
     float_model_bytes: bytes = field(repr=False, default=b"")  # the reference, never published
 
 
-class _Stages:
-    """Times each stage, tells the caller it started, and prints one progress line when it ends."""
-
-    def __init__(self, console: Console, on_stage: Callable[[str], None] | None):
-        self.console, self.on_stage, self.seconds = console, on_stage, {}
-
-    def run(self, name: str, work: Callable[[], Any], summary: Callable[[Any], str]) -> Any:
-        if self.on_stage is not None:
-            self.on_stage(name)
-        started = time.perf_counter()
-        result = work()
-        self.seconds[name] = round(time.perf_counter() - started, 3)
-        self.console.print(f"[bold green]✓[/] [bold]{name:<10}[/] {self.seconds[name]:6.1f} s  {summary(result)}", highlight=False, soft_wrap=True)
-        return result
-
-
 def train_candidate(
     images: np.ndarray,
     labels: np.ndarray,
@@ -87,18 +74,21 @@ def train_candidate(
     description: str = "Edgeloop image classifier",
     on_stage: Callable[[str], None] | None = None,
     console: Console | None = None,
+    reference_model: bytes | None = None,
 ) -> Candidate:
     """Train, convert, evaluate and load-check one candidate from uint8 RGB images and class indices.
 
     ``labels[i]`` indexes ``label_names``. The same images, config and seed give
     the same metrics. ``on_stage(name)`` is called as each stage of ``STAGES``
     starts, so a caller can record stage times and which stage a crash hit.
+    ``reference_model`` (the production model) is evaluated on the same
+    holdouts, as ``production_*`` metrics, so the gate compares like for like.
     """
     config = config or TrainConfig()
     console = console or Console(stderr=True)
     images, labels = np.asarray(images, dtype=np.uint8), np.asarray(labels)
     _check_inputs(images, labels, label_names)
-    stages = _Stages(console, on_stage)
+    stages = Stages(console, on_stage)
     num_classes = len(label_names)
 
     split = stages.run(
@@ -127,7 +117,10 @@ def train_candidate(
     )
     metrics = stages.run(
         "evaluate",
-        lambda: _evaluate(trained, float_bare, published, split.holdout, drifted_holdout, config.latency_repeats),
+        lambda: {
+            **_evaluate(trained, float_bare, published, split.holdout, drifted_holdout, config.latency_repeats),
+            **_reference_metrics(reference_model, split.holdout, drifted_holdout),
+        },
         lambda m: (
             f"holdout float {m['float_accuracy']:.4f} int8 {m['int8_accuracy']:.4f} · drifted float "
             f"{m['float_drifted_accuracy']:.4f} int8 {m['int8_drifted_accuracy']:.4f} · {m['latency_us']:.0f} µs"
@@ -166,7 +159,7 @@ def train_candidate(
         stage_seconds=dict(stages.seconds),
         metadata=metadata,
         load_check=load_check,
-        baseline=_baseline(published, split, label_names),
+        baseline=_baseline(published, split, label_names, seed),
         seed=seed,
         float_model_bytes=float_bare,
     )
@@ -208,6 +201,19 @@ def _evaluate(trained, float_bytes, int8_bytes, holdout: Examples, drifted_holdo
     }
 
 
+def _reference_metrics(reference: bytes | None, holdout: Examples, drifted_holdout: Examples) -> dict[str, float]:
+    """The production model's accuracies on this run's holdouts (none if it cannot read these inputs)."""
+    if reference is None:
+        return {}
+    lite = evaluate.LiteModel(reference)
+    if lite.input_shape[1:] != holdout.images.shape[1:] or lite.input_dtype != np.uint8:
+        return {}
+    return {
+        "production_int8_accuracy": evaluate.accuracy(reference, *holdout),
+        "production_int8_drifted_accuracy": evaluate.accuracy(reference, *drifted_holdout),
+    }
+
+
 def _load_check(published: bytes, holdout: Examples, label_names: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Open the published bytes the way clients do and check they still say the right things."""
     metadata = convert.read_metadata(published)
@@ -237,11 +243,14 @@ def _load_check(published: bytes, holdout: Examples, label_names: Sequence[str])
     )
 
 
-def _baseline(published: bytes, split, label_names: Sequence[str]) -> dict[str, Any]:
-    """Top-1 confidences on the holdout and the training label mix: drift checks compare field traffic with these."""
+def _baseline(published: bytes, split, label_names: Sequence[str], seed: int) -> dict[str, Any]:
+    """What drift checks compare field traffic with: image statistics of the clean training data, top-1
+    confidences on the holdout and the training label mix (``shared.drift`` reads it)."""
     probabilities = evaluate.LiteModel(published).probabilities(split.holdout.images)
-    counts = np.bincount(split.train_and_validation().labels, minlength=len(label_names))
-    return {
-        "holdout_confidences": [round(float(c), 4) for c in probabilities.max(axis=1)],
-        "label_counts": {name: int(count) for name, count in zip(label_names, counts)},
-    }
+    reference = split.train_and_validation()
+    return baseline_statistics(
+        [image_statistics(image) for image in reference.images],
+        probabilities.max(axis=1),
+        [label_names[i] for i in reference.labels],
+        seed,
+    )

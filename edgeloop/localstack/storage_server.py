@@ -24,15 +24,36 @@ from google.cloud import pubsub_v1
 from edgeloop.localstack.gcs_notification import notification_message
 
 logger = logging.getLogger("edgeloop.storage")
+FLUSH_INTERVAL_S = 0.5
 
 
 class NotifyingStorage(Storage):
     """gcp-storage-emulator's Storage, publishing OBJECT_FINALIZE for every new generation."""
 
     def __init__(self, *args, publisher: pubsub_v1.PublisherClient, topic_path: str, **kwargs):
+        self._dirty = threading.Event()
         super().__init__(*args, **kwargs)
         self._publisher = publisher
         self._topic_path = topic_path
+
+    def _write_config_to_file(self):
+        # The emulator rewrites its whole metadata file on every change, which is quadratic in the
+        # number of objects (seeding 1,800 images took minutes). Changes are coalesced instead:
+        # flush() writes at most every FLUSH_INTERVAL_S, and once more at shutdown.
+        self._dirty.set()
+
+    def flush(self) -> None:
+        if not self._dirty.is_set():
+            return
+        self._dirty.clear()
+        try:
+            super()._write_config_to_file()
+        except RuntimeError:  # a request changed the metadata while it was serialised: next tick
+            self._dirty.set()
+
+    def flush_periodically(self, stop: threading.Event) -> None:
+        while not stop.wait(FLUSH_INTERVAL_S):
+            self.flush()
 
     def create_file(self, bucket_name, file_name, content, file_obj, file_id=None):
         previous = self.objects.get(bucket_name, {}).get(file_name)
@@ -58,8 +79,12 @@ def serve(host: str, port: int, data_dir: str, bucket: str, project: str, topic:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    flusher = threading.Thread(target=storage.flush_periodically, args=(stop,), name="flush-metadata", daemon=True)
+    flusher.start()
     stop.wait()
     api.join(timeout=1)
+    flusher.join(timeout=2)
+    storage.flush()
 
 
 def main() -> None:

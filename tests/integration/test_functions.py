@@ -194,7 +194,7 @@ def test_crossing_the_new_data_threshold_requests_one_retrain_with_evidence(loca
     blobs = [upload(local_stack, layout.dataset_object(model, d.label, f"{i}.png"), d.png())
              for i, d in enumerate(DIGITS[: threshold + 5])]
     for blob in blobs[-3:]:
-        redeliver(local_stack, blob)  # duplicates after the crossing ask again, with the same cause
+        redeliver(local_stack, blob)  # duplicates after the crossing: at most the same cause again
     eventually(lambda: len(image_docs(local_stack, model)) == threshold + 5, 60, "every image registered")
     pending = eventually(lambda: control(local_stack, model).get("pending"), 30, "the request recorded")
     (request,) = pending  # one cause however many uploads crossed the threshold

@@ -66,7 +66,8 @@ def test_a_candidate_carries_everything_the_registry_needs(candidate):
     assert len(candidate.trials) == 1 and candidate.trials[0]["seconds"] > 0
     assert candidate.counts == {"train": 1221, "train_augmented": 2442, "validation": 216, "holdout": 360}
     assert sum(candidate.baseline["label_counts"].values()) == 1221 + 216
-    assert len(candidate.baseline["holdout_confidences"]) == 360
+    assert len(candidate.baseline["confidences"]) == 360
+    assert set(candidate.baseline["image_stats"]) == {"brightness", "contrast", "sharpness"}
 
 
 def test_the_candidate_is_a_good_digits_model_that_survives_int8(candidate):

@@ -52,6 +52,9 @@ DEFAULTED = {
     "EDGELOOP_MAX_IMAGE_BYTES": "upload size policy (older name of images.max_bytes); checked against storage.rules",
     "EDGELOOP_TRAINING__LOCK_TTL_S": "run-lock policy, not deployment-specific",
     "EDGELOOP_TRAINING__COOLDOWN_S": "retrain cooldown policy, not deployment-specific",
+    "EDGELOOP_GATE__": "quality-gate policy the trainer applies; the defaults are the product's, tune via settings_overrides",
+    "EDGELOOP_RELEASE__": "rollout policy; the defaults are the product's, tune via settings_overrides",
+    "EDGELOOP_SIGNING_KEY": "least privilege: only the trainer job holds the signing key (from Secret Manager, trainer.tf); no function signs",
 }
 
 # Only launch_training starts the trainer; the other functions never read these.
@@ -67,14 +70,11 @@ LAUNCHER_SETTINGS = {
     "EDGELOOP_TRAINING__VERTEX_SERVICE_ACCOUNT",
 }
 
-PENDING_SETTINGS = {
-    "EDGELOOP_SIGNING_KEY": "the trainer's Ed25519 private key, PEM, from Secret Manager (issue 5)",
-}
+PENDING_SETTINGS: dict[str, str] = {}
 
 # Log events alerted on that no code writes yet, with the issue that will.
 PENDING_EVENTS = {
     "model_rolled_back": "issue 7 (staged rollout, auto roll back)",
-    "candidate_rejected": "issue 5 (trainer quality gate)",
 }
 ALERTED_EVENTS = {"model_rolled_back", "candidate_rejected", "drift_detected", "malformed_event"}
 

@@ -1,0 +1,121 @@
+"""``edgeloop seed``: the embedded digits dataset into the bucket through the normal upload path.
+
+Every image is an ordinary upload to ``dataset/{model}/{label}/``; on_upload
+validates and registers it like any other. Training is paused while the
+images arrive, so the hundreds of new-data crossings wait as one pending
+request, which the seed's own manual request then serves in a single run.
+Re-running is cheap and safe: objects already in the bucket with the same
+bytes are not uploaded again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from google.cloud import firestore
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from shared import gcp_registry, gcp_training, layout
+from shared.config import Settings
+from shared.digits import LABELS, DigitImage, load_digits_rgb
+from shared.gcp_clients import firestore_client, storage_client
+from shared.retrain import manual_request
+
+UPLOAD_WORKERS = 8
+REGISTRATION_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class SeedOutcome:
+    model: str
+    images: int
+    uploaded: int  # the rest were already there
+    registered: int
+    seconds: float
+    run_id: str | None
+
+
+def dataset_object_name(model: str, index: int, image: DigitImage) -> str:
+    return layout.dataset_object(model, image.label, f"digit-{index:04d}.png")
+
+
+def _md5_b64(content: bytes) -> str:
+    return base64.b64encode(hashlib.md5(content).digest()).decode("ascii")
+
+
+def registered_dataset_images(model: str, settings: Settings) -> int:
+    query = firestore_client(settings.project_id).collection(layout.images_collection(model)).where(
+        filter=firestore.FieldFilter("kind", "==", "dataset")).count()
+    return int(query.get()[0][0].value)
+
+
+def seed_dataset(model: str, settings: Settings, console: Console, train: bool = True, limit: int | None = None) -> SeedOutcome:
+    """Upload the digits (the first ``limit`` of them, or all), wait until each is registered, request a run."""
+    started = time.perf_counter()
+    digits = load_digits_rgb()[:limit]
+    gcp_registry.register_model(model, LABELS, settings)
+    gcp_training.set_paused(model, True, settings)
+    bucket = storage_client(settings.project_id).bucket(settings.bucket)
+    existing = {blob.name: blob.md5_hash for blob in bucket.list_blobs(prefix=f"{layout.DATASET_PREFIX}/{model}/")}
+
+    def upload(item: tuple[int, DigitImage]) -> bool:
+        index, image = item
+        name, content = dataset_object_name(model, index, image), image.png()
+        if existing.get(name) == _md5_b64(content):
+            return False
+        bucket.blob(name).upload_from_string(content, content_type="image/png")
+        return True
+
+    columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        uploading = progress.add_task("upload", total=len(digits))
+        uploaded = 0
+        with ThreadPoolExecutor(UPLOAD_WORKERS) as pool:
+            for fresh in pool.map(upload, enumerate(digits)):
+                uploaded += fresh
+                progress.advance(uploading)
+        registering = progress.add_task("register", total=len(digits))
+        deadline = time.monotonic() + REGISTRATION_TIMEOUT_S
+        while (registered := registered_dataset_images(model, settings)) < len(digits):
+            progress.update(registering, completed=registered)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {registered} of {len(digits)} images registered after {REGISTRATION_TIMEOUT_S:.0f}s; "
+                                   "see the on_upload log and the quarantine collection")
+            time.sleep(0.5)
+        progress.update(registering, completed=registered)
+
+    run_id = None
+    if train:
+        request = manual_request(model, who="edgeloop seed", note=f"embedded digits dataset, {len(digits)} images")
+        gcp_training.publish_request(request, settings)
+        run_id = _wait_for_run(model, request.cause, settings)
+    gcp_training.set_paused(model, False, settings)
+    return SeedOutcome(model, len(digits), uploaded, registered, time.perf_counter() - started, run_id)
+
+
+def _wait_for_run(model: str, cause: str, settings: Settings, timeout_s: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run_id = (gcp_training.training_state(model, settings).get("causes") or {}).get(cause)
+        if run_id:
+            return run_id
+        time.sleep(0.3)
+    raise TimeoutError(f"launch_training did not start a run for {cause} within {timeout_s:.0f}s")
+
+
+def wait_for_outcome(run_id: str, settings: Settings, console: Console, timeout_s: float = 600.0) -> dict:
+    """Follow a run until it ends, showing its current stage."""
+    deadline = time.monotonic() + timeout_s
+    with console.status(f"run {run_id}…") as status:
+        while time.monotonic() < deadline:
+            run = gcp_training.load_run(run_id, settings)
+            if run.get("status") in gcp_training.RunStatus.FINAL:
+                return run
+            status.update(f"run {run_id}: {run.get('status')} · {run.get('current_stage') or 'starting'}")
+            time.sleep(0.5)
+    raise TimeoutError(f"run {run_id} did not finish within {timeout_s:.0f}s")

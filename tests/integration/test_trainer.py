@@ -1,0 +1,185 @@
+"""The trainer job on the local stack: from a snapshot to a gated, signed model in the registry, crash-safe."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from edgeloop.seed import seed_dataset, wait_for_outcome
+from shared import gcp_training, integrity, layout
+from shared.config import Settings
+from shared.registry import ModelPointer
+from shared.retrain import manual_request
+from tests.integration.helpers import bucket, control, db, eventually
+from trainer_job.model import Hyperparameters
+from trainer_job.pipeline import TrainConfig
+from trainer_job.run import PAUSE_AT_ENV, STAGES, save_train_config
+
+SEEDED_IMAGES = 500
+QUICK = TrainConfig(grid=(Hyperparameters(filters=8, dense_units=64, epochs=6),), latency_repeats=20)
+CRIPPLED = TrainConfig(grid=(Hyperparameters(filters=2, dense_units=4, epochs=1, learning_rate=1e-4),),
+                       latency_repeats=20)
+
+
+@pytest.fixture(scope="module")
+def settings(local_stack) -> Settings:
+    return Settings(stack_dir=local_stack.directory)
+
+
+@pytest.fixture(scope="module")
+def trainer_env(local_stack):
+    """The trainer a test launches in-process must find the stack's signing key, as launch_training's does."""
+    saved = os.environ.get("EDGELOOP_STACK_DIR")
+    os.environ["EDGELOOP_STACK_DIR"] = str(local_stack.directory)
+    yield
+    if saved is None:
+        os.environ.pop("EDGELOOP_STACK_DIR")
+    else:
+        os.environ["EDGELOOP_STACK_DIR"] = saved
+
+
+@pytest.fixture(scope="module")
+def model(local_stack, settings, trainer_env) -> str:
+    """A model seeded through the upload path, then trained once: v1 in production."""
+    model = "trainer-digits"
+    seed_dataset(model, settings, Console(stderr=True), train=False, limit=SEEDED_IMAGES)
+    save_train_config(model, QUICK, settings)
+    run = train(model, settings)
+    assert run["status"] == "published", run.get("error")
+    return model
+
+
+def train(model: str, settings: Settings) -> dict:
+    outcome = gcp_training.launch(manual_request(model, who="test"), settings)
+    assert outcome.action == "launch", outcome.detail
+    return wait_for_outcome(outcome.run_id, settings, Console(stderr=True), timeout_s=240)
+
+
+def pointer(stack, model: str) -> ModelPointer:
+    return ModelPointer.model_validate(db(stack).document(layout.model_doc(model)).get().to_dict())
+
+
+def version_record(stack, model: str, version: str) -> dict | None:
+    snapshot = db(stack).document(layout.version_doc(model, version)).get()
+    return snapshot.to_dict() if snapshot.exists else None
+
+
+def public_key(settings: Settings) -> str:
+    return integrity.public_key_pem(integrity.load_or_create_dev_key(settings.dev_signing_key_path))
+
+
+# --- a run that publishes -------------------------------------------------------------------------
+
+def test_the_first_version_is_published_to_production_signed_and_verifiable(local_stack, settings, model):
+    production = pointer(local_stack, model).production
+    assert production is not None and production.version == "v1"
+    content = bucket(local_stack).blob(production.path).download_as_bytes()
+    assert len(content) == production.size and integrity.sha256_hex(content) == production.sha256
+    assert integrity.verify(public_key(settings), content, production.signature)
+    assert production.labels == tuple(str(d) for d in range(10))
+    assert (production.input.height, production.input.width, production.input.channels) == (32, 32, 3)
+
+
+def test_tampering_with_the_published_file_breaks_its_signature(local_stack, settings, model):
+    production = pointer(local_stack, model).production
+    content = bytearray(bucket(local_stack).blob(production.path).download_as_bytes())
+    content[len(content) // 2] ^= 0x01
+    assert integrity.sha256_hex(bytes(content)) != production.sha256
+    assert not integrity.verify(public_key(settings), bytes(content), production.signature)
+
+
+def test_the_registry_record_carries_metrics_manifest_baseline_gate_and_history(local_stack, model):
+    record = version_record(local_stack, model, "v1")
+    assert record["stage"] == "production" and record["parent"] is None
+    assert [t["target"] for t in record["history"]] == ["candidate", "production"]
+    assert record["gate"]["passed"] and record["gate"]["checks"]
+    assert {"int8_accuracy", "float_accuracy", "int8_drifted_accuracy", "latency_us", "size_bytes"} <= set(record["metrics"])
+    assert record["manifest"]["objects"] == SEEDED_IMAGES
+    assert sum(record["manifest"]["counts_per_label"].values()) == SEEDED_IMAGES
+    stored = bucket(local_stack).blob(record["manifest"]["path"]).download_as_bytes()
+    assert integrity.sha256_hex(stored) == record["manifest"]["sha256"]
+    assert set(record["baseline"]["image_stats"]) == {"brightness", "contrast", "sharpness"}
+    assert record["baseline"]["confidences"] and record["baseline"]["label_counts"]
+    assert record["hyperparameters"]["filters"] == 8 and record["code_version"]
+
+
+def test_the_run_records_every_stage_with_its_time_and_frees_the_lock(local_stack, model):
+    run = db(local_stack).document(layout.run_doc(version_record(local_stack, model, "v1")["run_id"])).get().to_dict()
+    assert run["status"] == "published" and run["result"]["stage"] == "production"
+    for stage in STAGES:
+        assert run["stages"][stage]["seconds"] >= 0, stage
+    assert control(local_stack, model)["active_run"] is None
+
+
+def test_trained_images_no_longer_count_as_new_data(local_stack, model):
+    images = [s.to_dict() for s in db(local_stack).collection(layout.images_collection(model)).stream()]
+    assert len(images) == SEEDED_IMAGES and all(image["status"] == "used" for image in images)
+
+
+def test_a_rerun_on_the_same_manifest_reproduces_the_metrics(local_stack, settings, model):
+    first = version_record(local_stack, model, "v1")
+    created = gcp_training.create_run(manual_request(model, who="test", note="rerun"), settings)
+    subprocess.run([sys.executable, "-m", "trainer_job", "--model", model, "--run-id", created.run_id,
+                    "--manifest", first["manifest"]["path"]], check=True, timeout=240, capture_output=True)
+    again = version_record(local_stack, model, created.version)
+    assert again["manifest"]["sha256"] == first["manifest"]["sha256"]
+    for metric in ("float_accuracy", "int8_accuracy", "int8_drifted_accuracy", "val_accuracy", "size_bytes"):
+        assert again["metrics"][metric] == first["metrics"][metric], metric
+    # the same model judged against itself is no regression: it becomes a canary
+    assert again["stage"] == "canary" and pointer(local_stack, model).rollout.candidate.version == created.version
+
+
+# --- the gate ------------------------------------------------------------------------------------
+
+def test_the_gate_rejects_a_deliberately_worse_candidate_and_clients_never_see_it(local_stack, settings, model):
+    before = pointer(local_stack, model)
+    save_train_config(model, CRIPPLED, settings)
+    try:
+        run = train(model, settings)
+    finally:
+        save_train_config(model, QUICK, settings)
+    assert run["status"] == "rejected"
+    version = run["result"]["version"]
+    record = version_record(local_stack, model, version)
+    assert record["stage"] == "rejected" and record["ref"] is None
+    assert any(reason.startswith("int8_accuracy") for reason in record["gate"]["reasons"])
+    assert pointer(local_stack, model) == before
+    assert not bucket(local_stack).blob(layout.model_object(model, version)).exists()
+    assert control(local_stack, model)["active_run"] is None
+    # the structured line the rejection alert policy matches, in the trainer's log as Cloud Logging would collect it
+    assert '"event": "candidate_rejected"' in Path(run["execution"]["log"]).read_text()
+
+
+# --- crash safety --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_trainer_killed_at_any_stage_leaves_no_partial_model_and_frees_the_lock(local_stack, settings, model, stage, monkeypatch):
+    before = pointer(local_stack, model)
+    monkeypatch.setenv(PAUSE_AT_ENV, stage)
+    outcome = gcp_training.launch(manual_request(model, who="test", note=f"kill at {stage}"), settings)
+    run_ref = db(local_stack).document(layout.run_doc(outcome.run_id))
+    eventually(lambda: run_ref.get().to_dict().get("current_stage") == stage, 120, f"the trainer to reach {stage}")
+    os.kill(outcome.execution["pid"], signal.SIGKILL)
+
+    run = eventually(lambda: (r := run_ref.get().to_dict())["status"] == "failed" and r, 30, "the run marked failed")
+    assert run["failed_stage"] == stage and "code -9" in run["error"]
+    assert pointer(local_stack, model) == before  # nothing a client reads changed
+    assert version_record(local_stack, model, outcome.version) is None
+    assert control(local_stack, model)["active_run"] is None
+
+
+def test_a_terminated_trainer_marks_its_own_run_failed_with_the_stage(local_stack, settings, model, monkeypatch):
+    monkeypatch.setenv(PAUSE_AT_ENV, "download")
+    outcome = gcp_training.launch(manual_request(model, who="test", note="terminate"), settings)
+    run_ref = db(local_stack).document(layout.run_doc(outcome.run_id))
+    eventually(lambda: run_ref.get().to_dict().get("current_stage") == "download", 60, "the trainer to reach download")
+    os.kill(outcome.execution["pid"], signal.SIGTERM)
+    run = eventually(lambda: (r := run_ref.get().to_dict())["status"] == "failed" and r, 30, "the run marked failed")
+    assert run["failed_stage"] == "download" and run["error"].startswith("Terminated")
+    assert control(local_stack, model)["active_run"] is None

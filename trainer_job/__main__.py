@@ -1,0 +1,27 @@
+"""``python -m trainer_job --model M --run-id R``: the container entry point, and what the local launcher runs."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: keep the progress lines readable
+
+import typer  # noqa: E402
+
+from shared.config import get_settings  # noqa: E402
+
+
+def cli(
+    model: str = typer.Option(..., help="model id, e.g. digits"),
+    run_id: str = typer.Option(..., "--run-id", help="the runs/{id} document launch_training created"),
+    manifest: Optional[str] = typer.Option(None, help="object name of an earlier run's manifest.json, to retrain on exactly that data"),
+    seed: int = typer.Option(0, help="seed of the split, augmentation and training"),
+) -> None:
+    from trainer_job.run import main  # TensorFlow loads here, after the arguments are known to be valid
+
+    raise typer.Exit(main(model, run_id, get_settings(), manifest, seed))
+
+
+if __name__ == "__main__":
+    typer.run(cli)

@@ -1,0 +1,193 @@
+"""One training run, end to end: snapshot → download → train → gate → sign → upload → publish.
+
+Every stage is recorded on ``runs/{run_id}`` as it starts and ends (the start
+renews the model's training lock). Nothing a client reads changes before the
+publish transaction, so a run killed at any stage leaves no partial model:
+SIGTERM is caught and the run marked failed with its stage; SIGKILL is noticed
+by the launcher (local) or by the lock's expiry (cloud).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from shared import gcp_registry, gcp_training, integrity, layout
+from shared.config import Settings
+from shared.gate import GateResult, evaluate_gate
+from shared.gcp_clients import firestore_client, storage_client
+from shared.gcp_training import RunStatus
+from shared.logs import log
+from shared.registry import SDK_CONTRACT_VERSION, ModelInput, ModelRef, VersionRecord
+from trainer_job.pipeline import Candidate, TrainConfig, train_candidate
+from trainer_job.snapshot import Manifest, download_images, take_snapshot
+from trainer_job.stages import Stages
+
+STAGES = ("snapshot", "download", "train", "gate", "sign", "upload", "publish")
+# Fault injection: the trainer stops at the start of this stage and waits to be killed (tests use it).
+PAUSE_AT_ENV = "EDGELOOP_TRAINER_PAUSE_AT"
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (a cancelled Cloud Run execution, ``edgeloop down``)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+def load_train_config(model: str, settings: Settings) -> TrainConfig:
+    """The model's training configuration (``models/{model}/control/trainer``), defaults when unset."""
+    snapshot = firestore_client(settings.project_id).document(layout.trainer_config_doc(model)).get()
+    return TrainConfig.model_validate((snapshot.to_dict() or {}).get("config", {}) if snapshot.exists else {})
+
+
+def save_train_config(model: str, config: TrainConfig, settings: Settings) -> None:
+    firestore_client(settings.project_id).document(layout.trainer_config_doc(model)).set(
+        {"config": config.model_dump(mode="json")}
+    )
+
+
+def code_version() -> str:
+    """The container sets EDGELOOP_CODE_VERSION at build time; a checkout knows its commit."""
+    if os.environ.get("EDGELOOP_CODE_VERSION"):
+        return os.environ["EDGELOOP_CODE_VERSION"]
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=os.path.dirname(__file__)).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class TrainingRun:
+    """The stages of one run, reporting to its run document."""
+
+    def __init__(self, model: str, run_id: str, settings: Settings, console: Console, seed: int = 0):
+        self.model, self.run_id, self.settings, self.console, self.seed = model, run_id, settings, console, seed
+        self.stage: str | None = None
+        self.stages = Stages(console, self._enter)
+        self._started: float | None = None
+
+    def _enter(self, stage: str) -> None:
+        self._close_stage()
+        self.stage, self._started = stage, time.perf_counter()
+        gcp_training.start_stage(self.run_id, stage, self.settings)
+        if os.environ.get(PAUSE_AT_ENV) == stage:
+            self.console.print(f"[yellow]paused at {stage} ({PAUSE_AT_ENV}); waiting to be killed[/]")
+            while True:
+                time.sleep(1)
+
+    def _close_stage(self) -> None:
+        if self.stage is not None and self._started is not None:
+            gcp_training.end_stage(self.run_id, self.stage, time.perf_counter() - self._started, self.settings)
+            self._started = None
+
+    def execute(self, manifest_object: str | None = None) -> gcp_registry.PublishOutcome:
+        run = gcp_training.load_run(self.run_id, self.settings)
+        if run.get("model") != self.model:
+            raise ValueError(f"run {self.run_id} trains {run.get('model')!r}, not {self.model!r}")
+        if run.get("status") in RunStatus.FINAL:
+            raise RuntimeError(f"run {self.run_id} already ended as {run['status']}")
+        version = run["version"]
+        pointer = gcp_registry.load_pointer(self.model, self.settings)
+        if pointer is None:
+            raise RuntimeError(f"model {self.model!r} is not registered")
+        labels = list(pointer.labels)
+        config = load_train_config(self.model, self.settings)
+        self.console.rule(f"[bold]{self.model} {version}[/] · run {self.run_id} · {run.get('reason')}")
+
+        manifest = self.stages.run("snapshot", lambda: self._snapshot(version, labels, manifest_object),
+                                   lambda m: f"{len(m.entries)} images · {m.counts_per_label}")
+        images, label_ids = self.stages.run("download", lambda: self._download(manifest, labels, config.image_size),
+                                            lambda r: f"{len(r[0])} images decoded at {config.image_size}×{config.image_size}")
+        reference = gcp_registry.download_model(pointer.production, self.settings) if pointer.production else None
+        candidate: Candidate = self.stages.run(
+            "train",
+            lambda: train_candidate(images, label_ids, labels, config, self.seed, model_name=self.model,
+                                    version=version, console=self.console, reference_model=reference),
+            lambda c: f"int8 holdout {c.metrics['int8_accuracy']:.4f} · drifted {c.metrics['int8_drifted_accuracy']:.4f}",
+        )
+        gate: GateResult = self.stages.run("gate", lambda: evaluate_gate(candidate.metrics, self.settings.gate),
+                                           lambda g: "passed" if g.passed else "REJECTED: " + "; ".join(g.reasons()))
+        ref = None
+        if gate.passed:
+            signature = self.stages.run("sign", lambda: self._sign(candidate.model_bytes),
+                                        lambda s: f"sha256 {integrity.sha256_hex(candidate.model_bytes)[:12]}… Ed25519")
+            ref = self.stages.run("upload", lambda: self._upload(version, candidate, labels, config, signature),
+                                  lambda r: f"gs://{self.settings.bucket}/{r.path} ({r.size} bytes)")
+        record = VersionRecord(
+            model=self.model, version=version, run_id=self.run_id, created=datetime.now(timezone.utc),
+            stage="candidate", ref=ref, parent=pointer.production.version if pointer.production else None,
+            metrics=candidate.metrics, sizes=candidate.sizes, hyperparameters=candidate.hyperparameters,
+            trials=list(candidate.trials), gate=gate.to_dict(),
+            manifest=manifest.summary(layout.manifest_object(self.model, version)), baseline=candidate.baseline,
+            code_version=code_version(), seed=self.seed,
+        )
+        result = {"metrics": candidate.metrics, "gate": gate.to_dict(), "train_stage_seconds": candidate.stage_seconds,
+                  "config": config.model_dump(mode="json")}
+        outcome = self.stages.run("publish", lambda: gcp_registry.publish_version(record, result, self.settings),
+                                  lambda o: f"{o.version} is {o.stage.value}" + (f" at {o.percent:g}%" if o.published else " (run had already ended)"))
+        self._close_stage()
+        if outcome.published and ref is not None:
+            gcp_registry.mark_images_used(self.model, [e["image_id"] for e in manifest.entries], self.run_id, self.settings)
+        return outcome
+
+    def _snapshot(self, version: str, labels: list[str], manifest_object: str | None) -> Manifest:
+        bucket = storage_client(self.settings.project_id).bucket(self.settings.bucket)
+        if manifest_object:  # a rerun of an earlier run's exact data
+            manifest = Manifest.from_json(bucket.blob(manifest_object).download_as_bytes())
+        else:
+            manifest = take_snapshot(self.model, labels, self.settings)
+        path = layout.manifest_object(self.model, version)
+        gcp_registry.upload_artifact(path, manifest.to_json(), self.settings, "application/json")
+        firestore_client(self.settings.project_id).document(layout.run_doc(self.run_id)).update(
+            {"manifest": manifest.summary(path)})
+        return manifest
+
+    def _download(self, manifest: Manifest, labels: list[str], size: int):
+        columns = (TextColumn("  download"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task("download", total=len(manifest.entries))
+            return download_images(manifest, labels, size, self.settings, lambda: progress.advance(task))
+
+    def _sign(self, model_bytes: bytes) -> str:
+        secret = self.settings.signing_key.get_secret_value() if self.settings.signing_key else None
+        return integrity.sign(integrity.signing_key(secret, self.settings.dev_signing_key_path), model_bytes)
+
+    def _upload(self, version: str, candidate: Candidate, labels: list[str], config: TrainConfig, signature: str) -> ModelRef:
+        path = layout.model_object(self.model, version)
+        gcp_registry.upload_artifact(path, candidate.model_bytes, self.settings)
+        gcp_registry.upload_artifact(layout.signature_object(self.model, version), signature.encode("ascii"),
+                                     self.settings, "text/plain")
+        return ModelRef(
+            version=version, path=path, sha256=integrity.sha256_hex(candidate.model_bytes),
+            size=len(candidate.model_bytes), signature=signature, labels=tuple(labels),
+            input=ModelInput(height=config.image_size, width=config.image_size), min_sdk_version=SDK_CONTRACT_VERSION,
+        )
+
+
+def main(model: str, run_id: str, settings: Settings, manifest_object: str | None = None, seed: int = 0) -> int:
+    """Run the trainer; the exit code says whether a run outcome (published or rejected) was recorded."""
+    console = Console(stderr=True)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    run = TrainingRun(model, run_id, settings, console, seed)
+    try:
+        outcome = run.execute(manifest_object)
+    except BaseException as exc:  # noqa: BLE001 - every way out must leave the run marked and the lock free
+        stage = run.stage or "start"
+        error = f"{type(exc).__name__}: {exc}"
+        console.print(f"[bold red]✗ run {run_id} failed at {stage}:[/] {error}")
+        gcp_training.complete_run(run_id, RunStatus.FAILED, {}, settings, failed_stage=stage, error=error[:1000])
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return 143 if isinstance(exc, Terminated) else 1
+    log("INFO", "trainer_finished", f"{model} {outcome.version}: {outcome.stage.value}", model=model, run_id=run_id,
+        version=outcome.version, stage=outcome.stage.value, percent=outcome.percent)
+    return 0
