@@ -40,9 +40,16 @@ def _full_run_on_a_fresh_stack() -> dict:
             os.environ.clear()
             os.environ.update(saved)
             stack.down(Path(directory))
-    stages = {name: stage.get("seconds", 0.0) for name, stage in (run.get("stages") or {}).items()}
+    from datetime import datetime
+
+    from trainer_job.run import STAGES
+
+    recorded = run.get("stages") or {}
+    stages = {name: recorded[name].get("seconds", 0.0) for name in STAGES if name in recorded}
+    wall = datetime.fromisoformat(run["ended"]) - datetime.fromisoformat(run["created"])
     return {"status": run["status"], "stages": stages, "seconds": round(sum(stages.values()), 1),
-            "seed_seconds": round(seeded.seconds, 1), "images": seeded.images}
+            "wall_seconds": round(wall.total_seconds(), 1), "seed_seconds": round(seeded.seconds, 1),
+            "images": seeded.images}
 
 
 @bench_app.command("train")
@@ -52,7 +59,7 @@ def bench_train(seed: int = typer.Option(0, help="split and training seed")) -> 
 
     r = measure.run(seed)
     full = _full_run_on_a_fresh_stack()
-    under = full["seconds"] < measure.MAX_WALL_SECONDS
+    under = full["wall_seconds"] < measure.MAX_WALL_SECONDS
     stage_list = " · ".join(f"{name} {seconds:.1f} s" for name, seconds in full["stages"].items())
     markdown = f"""## Trainer (`edgeloop bench train`)
 
@@ -70,10 +77,11 @@ same images dimmed and noisy. SVC and the CNN are measured side by side in this 
 | int8 within {measure.MAX_POINTS_BELOW_SVC} points of SVC | {r['int8_minus_svc_points']:+.2f} points | {_check(r['int8_minus_svc_points'] >= -measure.MAX_POINTS_BELOW_SVC)} |
 | int8 at most {measure.MAX_POINTS_BELOW_FLOAT} point below float | {r['int8_minus_float_points']:+.2f} points | {_check(r['int8_minus_float_points'] >= -measure.MAX_POINTS_BELOW_FLOAT)} |
 | int8 file ≥ {measure.MIN_SIZE_RATIO}× smaller than float | {r['size_ratio']:.2f}× | {_check(r['size_ratio'] >= measure.MIN_SIZE_RATIO)} |
-| whole run, snapshot → publish, under {measure.MAX_WALL_SECONDS:.0f} s | {full['seconds']:.1f} s ({full['status']}) | {_check(under and full['status'] == 'published')} |
+| whole run, snapshot → publish, under {measure.MAX_WALL_SECONDS:.0f} s | {full['seconds']:.1f} s of stages, {full['wall_seconds']:.1f} s wall ({full['status']}) | {_check(under and full['status'] == 'published')} |
 
 Full run on the local stack ({full['images']} images seeded through on_upload in {full['seed_seconds']:.1f} s first):
-{stage_list}. LiteRT latency of the int8 model: {r['latency_us']:.0f} µs per image on one core.
+{stage_list}; {full['wall_seconds']:.1f} s from the run's creation by launch_training to its end, including
+starting the trainer process and loading TensorFlow. LiteRT latency of the int8 model: {r['latency_us']:.0f} µs per image on one core.
 Best hyperparameters: {r['hyperparameters']}.
 """
     path = write_section("train", markdown)
