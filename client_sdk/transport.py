@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 from urllib.parse import quote
 
 import requests
+import urllib3
 
 from client_sdk.errors import NotFound, Offline, PermissionDenied, RequestRejected
 from client_sdk.firestore_values import encode_fields
@@ -141,7 +142,8 @@ class Transport:
     @contextmanager
     def download(self, object_name: str, start: int = 0) -> Iterator[Download]:
         """Stream ``object_name`` from byte ``start``; the server may ignore the range (start 0)."""
-        headers = {"Range": f"bytes={start}-"} if start else {}
+        # identity: byte ranges must count bytes of the file itself, not of a compressed stream
+        headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={start}-"} if start else {})}
         response = self._request("GET", self.endpoints.download_url(object_name), f"download {object_name}",
                                  params={"alt": "media"}, headers=headers, stream=True)
         try:
@@ -160,11 +162,13 @@ class Transport:
             response.close()
 
     def _counted(self, response: requests.Response, object_name: str) -> Iterator[bytes]:
+        # read1 hands over whatever has arrived, so bytes received before a dropped connection
+        # reach the partial file (iter_content would discard a whole short chunk).
         try:
-            for chunk in response.iter_content(CHUNK_BYTES):
+            while chunk := response.raw.read1(CHUNK_BYTES):
                 self.stats.add(model_bytes=len(chunk))
                 yield chunk
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise Offline(f"download {object_name} interrupted: {type(exc).__name__}: {exc}") from None
 
     def upload(self, object_name: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
