@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgeloop import device
 from edgeloop.localstack import stack
 from shared.config import get_settings
 from shared.errors import ConfigurationError, EdgeloopError
@@ -161,6 +162,8 @@ def retrain(
     if wait:
         _fail(TimeoutError(f"launch_training did not pick the request up within {wait:.0f}s"))
 
+
+app.add_typer(device.app, name="device")
 
 if __name__ == "__main__":
     app()
