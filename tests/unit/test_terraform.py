@@ -52,6 +52,7 @@ DEFAULTED = {
     "EDGELOOP_MAX_IMAGE_BYTES": "upload size policy (older name of images.max_bytes); checked against storage.rules",
     "EDGELOOP_TRAINING__LOCK_TTL_S": "run-lock policy, not deployment-specific",
     "EDGELOOP_TRAINING__COOLDOWN_S": "retrain cooldown policy, not deployment-specific",
+    "EDGELOOP_CLIENT__": "device-side client_sdk defaults (capture policy, budgets, retries); no function reads them",
 }
 
 # Only launch_training starts the trainer; the other functions never read these.
