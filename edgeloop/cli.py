@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgeloop import device
 from edgeloop.bench import bench_app
 from edgeloop.localstack import stack
 from shared.config import get_settings
@@ -18,6 +19,7 @@ from shared.errors import ConfigurationError, EdgeloopError
 app = typer.Typer(help="Edgeloop: on-device image models that keep improving by themselves.", no_args_is_help=True)
 console = Console()
 app.add_typer(bench_app, name="bench")
+app.add_typer(device.app, name="device")
 
 StackDir = typer.Option(None, "--dir", help="State directory of the local stack (default: EDGELOOP_STACK_DIR or .edgeloop)")
 

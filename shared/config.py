@@ -87,6 +87,20 @@ class Release(BaseModel):
     """How a published version reaches devices."""
 
     canary_percent: float = Field(10.0, gt=0, le=100, description="rollout of a new canary; the first version goes straight to production")
+class Client(BaseModel):
+    """Device-side defaults of client_sdk: capture policy, daily budgets, retries."""
+
+    capture_below_confidence: float = Field(0.5, ge=0, le=1, description="capture every prediction less confident than this")
+    capture_sample_rate: float = Field(0.02, ge=0, le=1, description="share of confident predictions captured anyway (unbiased sample)")
+    daily_capture_count: int = Field(50, ge=0, description="captures uploaded per device per day, at most")
+    daily_capture_bytes: int = Field(2 * 1024 * 1024, ge=0, description="capture bytes uploaded per device per day, at most")
+    capture_max_side: int = Field(512, ge=8, le=4096, description="captures are downscaled to this longest side before upload")
+    capture_format: str = Field("png", pattern="^(png|jpeg)$")
+    request_timeout_s: float = Field(20.0, gt=0)
+    download_attempts: int = Field(4, ge=1, description="tries per model download, each resuming where the last stopped")
+    send_attempts: int = Field(3, ge=1, description="tries per queued item in one flush before it waits for the next")
+    backoff_initial_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
 
 
 class Ports(BaseModel):
@@ -121,6 +135,7 @@ class Settings(BaseSettings):
     @property
     def dev_signing_key_path(self) -> Path:
         return self.stack_dir / "signing-key.pem"
+    client: Client = Client()
 
 
 @lru_cache(maxsize=1)

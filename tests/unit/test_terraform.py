@@ -55,6 +55,7 @@ DEFAULTED = {
     "EDGELOOP_GATE__": "quality-gate policy the trainer applies; the defaults are the product's, tune via settings_overrides",
     "EDGELOOP_RELEASE__": "rollout policy; the defaults are the product's, tune via settings_overrides",
     "EDGELOOP_SIGNING_KEY": "least privilege: only the trainer job holds the signing key (from Secret Manager, trainer.tf); no function signs",
+    "EDGELOOP_CLIENT__": "device-side client_sdk defaults (capture policy, budgets, retries); no function reads them",
 }
 
 # Only launch_training starts the trainer; the other functions never read these.

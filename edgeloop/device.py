@@ -1,0 +1,169 @@
+"""``edgeloop device simulate``: a fleet of simulated devices running client_sdk against the local stack.
+
+Each device is a thread with its own user id, device id and state directory
+(``{stack dir}/devices/{device id}``, kept between runs like a phone's app
+data). It installs the model its rollout bucket gets, classifies digits
+(optionally dimmed: the low-light drift the loop has to learn), captures hard
+cases, and reports feedback the way a user would: now and then it says whether
+a prediction was right, and for a share of the wrong ones it confirms the true
+label, which turns that capture into a labelled training image.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(help="Simulated devices running the client SDK.", no_args_is_help=True)
+
+
+def low_light(pixels: np.ndarray, kept: float) -> np.ndarray:
+    """The image as a dim room shows it: every pixel at ``kept`` of its brightness."""
+    return np.clip(np.rint(pixels.astype(np.float32) * kept), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class DeviceTally:
+    device_id: str
+    version: str = "-"
+    predictions: int = 0
+    correct: int = 0
+    captured: int = 0
+    feedback: int = 0
+    confirmed: int = 0
+    delivered: int = 0
+    waiting: int = 0
+    document_reads: int = 0
+    model_bytes: int = 0
+    update: str = ""
+    error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def _public_key(path: Path) -> str:
+    from shared import integrity
+
+    try:
+        pem = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise typer.BadParameter(f"no key at {path}: pass --public-key with the model signing key's public PEM") from None
+    return integrity.public_key_pem(pem) if "PRIVATE KEY" in pem else pem
+
+
+def _run_device(index: int, args: dict, tally: DeviceTally, advance) -> None:
+    from client_sdk import ClientError, DownloadPolicy, EdgeloopClient
+    from client_sdk.emulator_auth import unsigned_id_token
+
+    uid = f"sim-user-{index:03d}"
+    rng = np.random.default_rng([args["seed"], index])
+    try:
+        client = EdgeloopClient(
+            args["model"], uid=uid, device_id=tally.device_id, directory=args["devices_dir"] / tally.device_id,
+            public_key_pem=args["public_key"], endpoints=args["endpoints"],
+            id_token=lambda: unsigned_id_token(uid, args["project_id"]), settings=args["settings"],
+            policy=DownloadPolicy.LATEST, seed=int(rng.integers(2**31)),
+        )
+        tally.update = client.check_for_update().status.value
+        if client.active is None:
+            raise ClientError("no verified model to run (is one published? try `edgeloop retrain`)")
+        tally.version = client.active.version
+        for _ in range(args["images"]):
+            digit = args["digits"][int(rng.integers(len(args["digits"])))]
+            pixels = low_light(digit.rgb, args["brightness"]) if args["brightness"] < 1 else digit.rgb
+            prediction = client.classify(pixels)
+            right = prediction.label == digit.label
+            tally.predictions += 1
+            tally.correct += right
+            tally.captured += prediction.capture is not None
+            if rng.random() < args["feedback_rate"]:
+                confirms = not right and rng.random() < args["confirm_rate"]
+                client.report(prediction, correct=right, true_label=digit.label if confirms else None)
+                tally.feedback += 1
+                tally.confirmed += confirms
+            advance()
+        report = client.flush()
+        tally.delivered, tally.waiting = report.delivered, report.waiting
+        tally.document_reads, tally.model_bytes = client.transport.stats.document_reads, client.transport.stats.model_bytes
+    except ClientError as exc:
+        tally.error = str(exc)
+
+
+@app.command()
+def simulate(
+    devices: int = typer.Option(8, "--devices", "-n", min=1, max=500, help="how many devices"),
+    images: int = typer.Option(40, min=1, help="images each device classifies"),
+    model: str = typer.Option("digits", help="model id"),
+    low_light_brightness: float = typer.Option(1.0, "--low-light", min=0.05, max=1.0,
+                                               help="share of brightness kept (e.g. 0.35: a dim room); 1 means no drift"),
+    feedback_rate: float = typer.Option(0.3, min=0, max=1, help="share of predictions the user gives feedback on"),
+    confirm_rate: float = typer.Option(0.5, min=0, max=1, help="share of reported wrong predictions the user corrects with the true label"),
+    public_key: Optional[Path] = typer.Option(None, help="model signing key (public PEM, or the dev private key); default: the stack's signing-key.pem"),
+    seed: int = typer.Option(0, help="makes the run repeatable"),
+    directory: Optional[Path] = typer.Option(None, "--dir", help="State directory of the local stack"),
+) -> None:
+    """Run N simulated devices against the local stack and summarise what they saw and sent."""
+    from client_sdk import Endpoints
+    from edgeloop.cli import connect
+    from shared.config import get_settings
+    from shared.digits import load_digits_rgb
+
+    console = Console()
+    state = connect(directory)
+    settings = get_settings()
+    args = {
+        "model": model, "images": images, "brightness": low_light_brightness, "feedback_rate": feedback_rate,
+        "confirm_rate": confirm_rate, "seed": seed, "project_id": state.project_id, "settings": settings.client,
+        "public_key": _public_key(public_key or state.path / "signing-key.pem"),
+        "endpoints": Endpoints.from_client_env(state.client_env()), "devices_dir": state.path / "devices",
+        "digits": load_digits_rgb(),
+    }
+    tallies = [DeviceTally(f"sim-device-{i:03d}") for i in range(devices)]
+    drift = f", low light {low_light_brightness:.0%}" if low_light_brightness < 1 else ""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task(f"{devices} devices × {images} images{drift}", total=devices * images)
+        lock = threading.Lock()
+
+        def advance() -> None:
+            with lock:
+                progress.advance(task)
+
+        threads = [threading.Thread(target=_run_device, args=(i, args, t, advance), daemon=True) for i, t in enumerate(tallies)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    console.print(_summary(tallies))
+    failed = [t for t in tallies if t.error]
+    for tally in failed:
+        console.print(f"[red]{tally.device_id}[/]: {tally.error}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _summary(tallies: list[DeviceTally]) -> Table:
+    table = Table(title="simulated devices")
+    for column in ("device", "model", "update", "accuracy", "captured", "feedback", "confirmed", "sent", "queued", "doc reads", "model KiB"):
+        table.add_column(column, justify="left" if column in ("device", "model", "update") else "right")
+
+    def row(name, version, update, t):
+        accuracy = f"{t['correct'] / t['predictions']:.1%}" if t["predictions"] else "-"
+        return (name, version, update, accuracy, str(t["captured"]), str(t["feedback"]), str(t["confirmed"]),
+                str(t["delivered"]), str(t["waiting"]), str(t["document_reads"]), f"{t['model_bytes'] / 1024:.0f}")
+
+    keys = ("predictions", "correct", "captured", "feedback", "confirmed", "delivered", "waiting", "document_reads", "model_bytes")
+    for t in tallies:
+        table.add_row(*row(t.device_id, t.version, t.update or "error", {k: getattr(t, k) for k in keys}))
+    totals = {k: sum(getattr(t, k) for t in tallies) for k in keys}
+    versions = ", ".join(sorted({t.version for t in tallies}))
+    table.add_section()
+    table.add_row(*row(f"all {len(tallies)}", versions, "", totals), style="bold")
+    return table

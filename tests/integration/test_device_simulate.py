@@ -1,0 +1,42 @@
+"""``edgeloop device simulate`` runs a small fleet against the local stack: each device installs the
+published model, classifies dimmed digits, and its captures and feedback arrive."""
+
+from __future__ import annotations
+
+from google.cloud.firestore import FieldFilter
+from typer.testing import CliRunner
+
+from edgeloop.cli import app
+from shared import layout
+from tests.integration.test_client_sdk import admin_bucket, admin_db, fresh_model, publish
+from tests.model_fixtures import digits, make_ref, signing_key, trained_models  # noqa: F401 (fixtures)
+
+
+def test_a_simulated_fleet_runs_the_published_model_and_reports_back(local_stack, trained_models, signing_key, tmp_path, monkeypatch):
+    model = fresh_model()
+    data = trained_models["v1"].data
+    publish(local_stack, model, production=make_ref(model, "v1", data, signing_key), stored={"v1": data})
+    key_file = tmp_path / "public.pem"
+    key_file.write_text(signing_key.public_pem)
+    monkeypatch.setenv("EDGELOOP_STACK_DIR", str(local_stack.path))  # connect() sets it; restored afterwards
+
+    result = CliRunner().invoke(app, [
+        "device", "simulate", "--dir", str(local_stack.path), "--model", model, "-n", "3", "--images", "15",
+        "--low-light", "0.35", "--feedback-rate", "1", "--confirm-rate", "1", "--public-key", str(key_file),
+    ], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "sim-device-002" in result.output and "all 3" in result.output
+
+    uploads = list(admin_bucket(local_stack).list_blobs(prefix=f"uploads/{model}/"))
+    assert {blob.name.split("/")[2] for blob in uploads} <= {"sim-user-000", "sim-user-001", "sim-user-002"}
+    feedback = admin_db(local_stack).collection(layout.feedback_collection(model))
+    assert feedback.count().get()[0][0].value == 45  # every prediction reported (feedback rate 1)
+    confirmed = feedback.where(filter=FieldFilter("correct", "==", False)).stream()
+    assert all(doc.to_dict().get("true_label") for doc in confirmed)  # and every wrong one corrected
+
+    again = CliRunner().invoke(app, [
+        "device", "simulate", "--dir", str(local_stack.path), "--model", model, "-n", "3", "--images", "1",
+        "--public-key", str(key_file),
+    ], env={"COLUMNS": "200"})
+    assert again.exit_code == 0, again.output
+    assert "unchanged" in again.output  # the devices kept their verified model between runs
