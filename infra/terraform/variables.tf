@@ -137,6 +137,14 @@ variable "firestore_composite_indexes" {
   }))
   description = "Composite indexes (collection-group scope: COLLECTION). Single-field and equality-only queries need none."
   default = [
+    # check_drift: the most recent inputs of the production version (shared/gcp_drift.recent_inputs).
+    {
+      collection = "images"
+      fields = [
+        { field_path = "model_version", order = "ASCENDING" },
+        { field_path = "created", order = "DESCENDING" },
+      ]
+    },
     # The registry: the newest version in a stage (e.g. the latest candidate).
     {
       collection = "versions"
