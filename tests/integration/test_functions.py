@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from google.cloud import pubsub_v1
+from google.cloud import firestore, pubsub_v1
 from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
 from PIL import Image
 
@@ -339,7 +339,7 @@ def test_captures_like_the_training_data_are_not_drift(local_stack):
 # --- launch_training -----------------------------------------------------------------------------
 
 def runs_of(stack, model: str) -> list[dict]:
-    return [s.to_dict() for s in db(stack).collection("runs").where("model", "==", model).stream()]
+    return [s.to_dict() for s in db(stack).collection("runs").where(filter=firestore.FieldFilter("model", "==", model)).stream()]
 
 
 def test_fifty_concurrent_requests_produce_exactly_one_run(local_stack):
