@@ -158,13 +158,20 @@ def test_the_gate_rejects_a_deliberately_worse_candidate_and_clients_never_see_i
 
 # --- crash safety --------------------------------------------------------------------------------
 
+def paused(outcome, stage: str, timeout_s: float) -> None:
+    """Wait until the trainer says it paused at ``stage``: its stage start (and lock renewal) is fully written."""
+    log_file = Path(outcome.execution["log"])
+    eventually(lambda: log_file.exists() and f"paused at {stage}" in log_file.read_text(), timeout_s,
+               f"the trainer to pause at {stage}")
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_a_trainer_killed_at_any_stage_leaves_no_partial_model_and_frees_the_lock(local_stack, settings, model, stage, monkeypatch):
     before = pointer(local_stack, model)
     monkeypatch.setenv(PAUSE_AT_ENV, stage)
     outcome = gcp_training.launch(manual_request(model, who="test", note=f"kill at {stage}"), settings)
     run_ref = db(local_stack).document(layout.run_doc(outcome.run_id))
-    eventually(lambda: run_ref.get().to_dict().get("current_stage") == stage, 120, f"the trainer to reach {stage}")
+    paused(outcome, stage, 120)
     os.kill(outcome.execution["pid"], signal.SIGKILL)
 
     run = eventually(lambda: (r := run_ref.get().to_dict())["status"] == "failed" and r, 30, "the run marked failed")
@@ -178,7 +185,7 @@ def test_a_terminated_trainer_marks_its_own_run_failed_with_the_stage(local_stac
     monkeypatch.setenv(PAUSE_AT_ENV, "download")
     outcome = gcp_training.launch(manual_request(model, who="test", note="terminate"), settings)
     run_ref = db(local_stack).document(layout.run_doc(outcome.run_id))
-    eventually(lambda: run_ref.get().to_dict().get("current_stage") == "download", 60, "the trainer to reach download")
+    paused(outcome, "download", 60)
     os.kill(outcome.execution["pid"], signal.SIGTERM)
     run = eventually(lambda: (r := run_ref.get().to_dict())["status"] == "failed" and r, 30, "the run marked failed")
     assert run["failed_stage"] == "download" and run["error"].startswith("Terminated")
