@@ -329,7 +329,12 @@ def up(
             for i, name in enumerate(FUNCTIONS)
         },
     }
-    ports = {name: port or free_port(settings.host) for name, port in configured.items()}
+    ports: dict[str, int] = {}
+    for name, port in configured.items():
+        # The kernel may hand the same free port out twice before anything binds it: never give two components one.
+        while not port or port in ports.values():
+            port = free_port(settings.host)
+        ports[name] = port
     state = StackState(
         stack_id=uuid.uuid4().hex,
         directory=str(directory),
