@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.bulk_writer import BulkWriterOptions
 
 from shared import layout
 from shared.config import Settings
@@ -24,7 +25,7 @@ from shared.logs import log
 from shared.registry import ModelPointer, ModelRef, Rollout, Stage, Transition, VersionRecord
 
 MODEL_CONTENT_TYPE = "application/octet-stream"
-BATCH_WRITES = 400  # under Firestore's 500 writes per batch
+BULK_OPS_PER_SECOND = 5_000  # a model's images are a few thousand writes; the 500/s ramp suits cold, huge collections
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,30 @@ def percent_text(percent: float) -> str:
 
 
 def mark_images_used(model: str, image_ids: Iterable[str], run_id: str, settings: Settings) -> int:
-    """Images a published model learned from no longer count as new data (idempotent, batched)."""
+    """Images a run snapshotted no longer count as new data; returns how many were marked.
+
+    Called right after the snapshot, so uploads during the run count only what the run does
+    not already train on. Only images still ``new`` are marked, each with a precondition on
+    the version read: an image superseded or changed meanwhile keeps its newer state.
+    """
     db = firestore_client(settings.project_id)
-    ids = list(image_ids)
-    for start in range(0, len(ids), BATCH_WRITES):
-        batch = db.batch()
-        for image_id in ids[start:start + BATCH_WRITES]:
-            batch.update(db.document(layout.image_doc(model, image_id)), {"status": "used", "used_by": run_id})
-        batch.commit()
-    return len(ids)
+    wanted = set(image_ids)
+    still_new = [
+        snapshot for snapshot in db.collection(layout.images_collection(model))
+        .where(filter=firestore.FieldFilter("status", "==", "new")).stream()
+        if snapshot.id in wanted
+    ]
+    refused: list[str] = []
+
+    def keep_newer_state(failure, _writer) -> bool:  # a changed document is not retried: its new state stands
+        refused.append(failure.operation.reference.id)
+        return False
+
+    writer = db.bulk_writer(options=BulkWriterOptions(initial_ops_per_second=BULK_OPS_PER_SECOND,
+                                                      max_ops_per_second=BULK_OPS_PER_SECOND))
+    writer.on_write_error(keep_newer_state)
+    for snapshot in still_new:
+        writer.update(snapshot.reference, {"status": "used", "used_by": run_id},
+                      option=db.write_option(last_update_time=snapshot.update_time))
+    writer.close()
+    return len(still_new) - len(refused)

@@ -135,8 +135,6 @@ class TrainingRun:
         outcome = self.stages.run("publish", lambda: gcp_registry.publish_version(record, result, self.settings),
                                   lambda o: f"{o.version} is {o.stage.value}" + (f" at {o.percent:g}%" if o.published else " (run had already ended)"))
         self._close_stage()
-        if outcome.published and ref is not None:
-            gcp_registry.mark_images_used(self.model, [e["image_id"] for e in manifest.entries], self.run_id, self.settings)
         return outcome
 
     def _snapshot(self, version: str, labels: list[str], manifest_object: str | None) -> Manifest:
@@ -149,6 +147,8 @@ class TrainingRun:
         gcp_registry.upload_artifact(path, manifest.to_json(), self.settings, "application/json")
         firestore_client(self.settings.project_id).document(layout.run_doc(self.run_id)).update(
             {"manifest": manifest.summary(path)})
+        # From here on these images are this run's: uploads during training count only what it does not learn from.
+        gcp_registry.mark_images_used(self.model, [e["image_id"] for e in manifest.entries], self.run_id, self.settings)
         return manifest
 
     def _download(self, manifest: Manifest, labels: list[str], size: int):

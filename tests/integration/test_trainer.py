@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from edgeloop.seed import seed_dataset, wait_for_outcome
-from shared import gcp_training, integrity, layout
+from shared import gcp_registry, gcp_training, integrity, layout
 from shared.config import Settings
 from shared.registry import ModelPointer
 from shared.retrain import manual_request
@@ -120,6 +120,17 @@ def test_the_run_records_every_stage_with_its_time_and_frees_the_lock(local_stac
 def test_trained_images_no_longer_count_as_new_data(local_stack, model):
     images = [s.to_dict() for s in db(local_stack).collection(layout.images_collection(model)).stream()]
     assert len(images) == SEEDED_IMAGES and all(image["status"] == "used" for image in images)
+
+
+def test_marking_images_used_never_revives_a_superseded_image(local_stack, settings, model):
+    images = db(local_stack).collection(layout.images_collection(model))
+    images.document("superseded-one").set({"status": "superseded", "labelled": True, "label": "3"})
+    images.document("fresh-one").set({"status": "new", "labelled": True, "label": "3"})
+    assert gcp_registry.mark_images_used(model, ["superseded-one", "fresh-one"], "run-x", settings) == 1
+    assert images.document("superseded-one").get().to_dict()["status"] == "superseded"
+    assert images.document("fresh-one").get().to_dict()["used_by"] == "run-x"
+    images.document("superseded-one").delete()
+    images.document("fresh-one").delete()
 
 
 def test_a_rerun_on_the_same_manifest_reproduces_the_metrics(local_stack, settings, model):
