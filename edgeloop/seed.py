@@ -10,8 +10,6 @@ bytes are not uploaded again.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from google.cloud import firestore
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared import gcp_registry, gcp_training, layout
+from shared import gcp_registry, gcp_training, integrity, layout
 from shared.config import Settings
 from shared.digits import LABELS, DigitImage, load_digits_rgb
 from shared.gcp_clients import firestore_client, storage_client
@@ -44,10 +42,6 @@ def dataset_object_name(model: str, index: int, image: DigitImage) -> str:
     return layout.dataset_object(model, image.label, f"digit-{index:04d}.png")
 
 
-def _md5_b64(content: bytes) -> str:
-    return base64.b64encode(hashlib.md5(content).digest()).decode("ascii")
-
-
 def registered_dataset_images(model: str, settings: Settings) -> int:
     query = firestore_client(settings.project_id).collection(layout.images_collection(model)).where(
         filter=firestore.FieldFilter("kind", "==", "dataset")).count()
@@ -66,7 +60,7 @@ def seed_dataset(model: str, settings: Settings, console: Console, train: bool =
     def upload(item: tuple[int, DigitImage]) -> bool:
         index, image = item
         name, content = dataset_object_name(model, index, image), image.png()
-        if existing.get(name) == _md5_b64(content):
+        if existing.get(name) == integrity.md5_b64(content):
             return False
         bucket.blob(name).upload_from_string(content, content_type="image/png")
         return True

@@ -22,16 +22,14 @@ per document) and ⌈threshold/1000⌉ read units per upload.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from shared import launch_rules, layout
+from shared import integrity, launch_rules, layout
 from shared.config import Settings
 from shared.events import StorageObjectEvent
 from shared.gcp_clients import firestore_client, storage_client
@@ -62,10 +60,6 @@ def model_labels(db: firestore.Client, model: str) -> frozenset[str] | None:
     return frozenset(str(label) for label in labels) if isinstance(labels, list) else None
 
 
-def _md5_b64(content: bytes) -> str:
-    return base64.b64encode(hashlib.md5(content).digest()).decode()
-
-
 def _read_generation(obj: StorageObjectEvent, settings: Settings) -> bytes | None:
     """The bytes of exactly this generation, or None if it is no longer live."""
     blob = storage_client().bucket(obj.bucket).blob(obj.name, generation=obj.generation)
@@ -74,7 +68,7 @@ def _read_generation(obj: StorageObjectEvent, settings: Settings) -> bytes | Non
     except gexc.NotFound:
         return None
     # Some emulators ignore ?generation= and return the live object: compare checksums.
-    if obj.md5_hash and _md5_b64(content) != obj.md5_hash:
+    if obj.md5_hash and integrity.md5_b64(content) != obj.md5_hash:
         return None
     return content
 
@@ -114,14 +108,15 @@ def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, re
     return fresh
 
 
-def confirmed_label(db: firestore.Client, model: str, object_name: str, labels: frozenset[str] | None) -> str | None:
-    """The label a user confirmed for this capture through feedback that arrived before the upload."""
+def confirmation(db: firestore.Client, model: str, object_name: str, labels: frozenset[str] | None) -> tuple[str, str] | None:
+    """(label, uid) a user confirmed for this capture through feedback that arrived before the upload."""
     snapshot = db.document(layout.confirmation_doc(model, object_name)).get()
-    label = snapshot.get("true_label") if snapshot.exists else None
-    return label if labels is not None and label in labels else None
+    found = snapshot.to_dict() if snapshot.exists else {}
+    label = found.get("true_label")
+    return (label, found.get("uid")) if labels is not None and label in labels else None
 
 
-def _image_document(obj: StorageObjectEvent, image: AcceptedImage) -> dict[str, Any]:
+def _image_document(obj: StorageObjectEvent, image: AcceptedImage, confirmed_by: str | None) -> dict[str, Any]:
     return {
         "object": obj.name,
         "generation": obj.generation,
@@ -129,6 +124,7 @@ def _image_document(obj: StorageObjectEvent, image: AcceptedImage) -> dict[str, 
         "kind": image.ref.kind.value,
         "label": image.label,
         "labelled": image.label is not None,
+        "confirmed_by": confirmed_by,
         "uid": image.ref.uid,
         "predicted_label": image.predicted_label,
         "confidence": image.confidence,
@@ -144,10 +140,11 @@ def _image_document(obj: StorageObjectEvent, image: AcceptedImage) -> dict[str, 
     }
 
 
-def _register(db: firestore.Client, model: str, image_id: str, obj: StorageObjectEvent, image: AcceptedImage) -> bool:
+def _register(db: firestore.Client, model: str, image_id: str, obj: StorageObjectEvent, image: AcceptedImage,
+              confirmed_by: str | None) -> bool:
     """Create the image document (and retire the overwritten generation) atomically; False if it exists."""
     batch = db.batch()
-    batch.create(db.document(layout.image_doc(model, image_id)), _image_document(obj, image))
+    batch.create(db.document(layout.image_doc(model, image_id)), _image_document(obj, image, confirmed_by))
     if obj.overwrote_generation is not None:
         previous = db.document(layout.image_doc(model, layout.image_id(obj.name, obj.overwrote_generation)))
         if previous.get().exists:
@@ -200,9 +197,13 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
         return IngestOutcome("quarantined" if fresh else "duplicate", image_id, rejected.reason.value)
 
     model = image.ref.model
+    confirmed_by = None
     if image.label is None:  # feedback may have confirmed this capture before its upload event arrived
-        image = dataclasses.replace(image, label=confirmed_label(db, model, obj.name, labels))
-    fresh = _register(db, model, image_id, obj, image)
+        found = confirmation(db, model, obj.name, labels)
+        if found is not None:
+            label, confirmed_by = found
+            image = dataclasses.replace(image, label=label)
+    fresh = _register(db, model, image_id, obj, image, confirmed_by)
     if fresh:
         log("INFO", "image_registered", f"{obj.name}#{obj.generation}", object=obj.name, generation=obj.generation,
             model=model, label=image.label, image_id=image_id)

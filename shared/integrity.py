@@ -31,6 +31,11 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def md5_b64(data: bytes) -> str:
+    """The base64 MD5 digest Cloud Storage reports as ``md5Hash`` (a transfer check, not a security one)."""
+    return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
+
+
 def _text(pem: str | bytes) -> bytes:
     return pem.encode("ascii") if isinstance(pem, str) else bytes(pem)
 

@@ -19,7 +19,6 @@ import uuid
 import numpy as np
 import pytest
 import requests
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 from PIL import Image
 
@@ -32,6 +31,7 @@ from shared.config import Client
 from shared.digits import LABELS
 from shared.registry import ModelPointer, Rollout
 from shared.rollout import rollout_bucket
+from tests.integration.helpers import bucket, db, eventually
 from tests.integration.netfault import FaultyLink
 from tests.model_fixtures import digits, make_ref, signing_key, trained_models  # noqa: F401 (fixtures)
 
@@ -40,21 +40,13 @@ FAST = Client(backoff_initial_s=0.01, backoff_max_s=0.05, request_timeout_s=5)
 
 # --- publishing (admin, as the trainer's publisher does) -----------------------------------
 
-def admin_db(stack) -> firestore.Client:
-    return firestore.Client(project=stack.project_id, credentials=AnonymousCredentials())
-
-
-def admin_bucket(stack) -> storage.Bucket:
-    return storage.Client(project=stack.project_id, credentials=AnonymousCredentials()).bucket(stack.bucket)
-
-
 def publish(stack, model: str, production=None, candidate=None, percent=0.0, stored: dict | None = None) -> None:
     """Upload each ref's bytes (``stored[version]``) and point ``models/{model}`` at them."""
     for ref in (production, candidate):
         if ref is not None and stored and ref.version in stored:
-            admin_bucket(stack).blob(ref.path).upload_from_string(stored[ref.version], content_type="application/octet-stream")
+            bucket(stack).blob(ref.path).upload_from_string(stored[ref.version], content_type="application/octet-stream")
     pointer = ModelPointer(model=model, labels=LABELS, production=production, rollout=Rollout(candidate=candidate, percent=percent))
-    admin_db(stack).document(layout.model_doc(model)).set(pointer.model_dump(mode="json"))
+    db(stack).document(layout.model_doc(model)).set(pointer.model_dump(mode="json"))
 
 
 def fresh_model() -> str:
@@ -75,17 +67,6 @@ def device(stack, tmp_path, model, key, uid="alice", device_id=None, storage_url
 
 def counted(client):
     return (client.transport.stats.document_reads, client.transport.stats.model_bytes)
-
-
-def eventually(probe, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -199,14 +180,14 @@ def test_a_malformed_pointer_is_refused_with_a_clear_error_and_changes_nothing(l
     model, v1 = published
     client = device(local_stack, tmp_path, model, signing_key)
     client.check_for_update()
-    snapshot = admin_db(local_stack).document(layout.model_doc(model)).get().to_dict()
+    snapshot = db(local_stack).document(layout.model_doc(model)).get().to_dict()
     try:
-        admin_db(local_stack).document(layout.model_doc(model)).update({"production.sha256": "not-a-digest", "production.size": -1})
+        db(local_stack).document(layout.model_doc(model)).update({"production.sha256": "not-a-digest", "production.size": -1})
         with pytest.raises(PointerError, match=r"production\.sha256.*production\.size"):
             client.check_for_update()
         assert client.active == v1
     finally:
-        admin_db(local_stack).document(layout.model_doc(model)).set(snapshot)
+        db(local_stack).document(layout.model_doc(model)).set(snapshot)
 
 
 def test_an_interrupted_download_resumes_where_it_stopped(local_stack, published, signing_key, tmp_path):
@@ -293,7 +274,7 @@ def test_downloads_wait_for_the_apps_conditions(local_stack, published, signing_
 # --- capture, budgets, offline queue, feedback ------------------------------------------------------
 
 def uploads_of(stack, model: str, uid: str) -> list[storage.Blob]:
-    return list(admin_bucket(stack).list_blobs(prefix=f"uploads/{model}/{uid}/"))
+    return list(bucket(stack).list_blobs(prefix=f"uploads/{model}/{uid}/"))
 
 
 def test_captures_respect_the_daily_budget_and_carry_their_prediction(local_stack, published, signing_key, tmp_path, digits):
@@ -343,7 +324,7 @@ def test_offline_captures_and_feedback_survive_a_restart_and_become_a_labelled_i
         storage_link.close()
         firestore_link.close()
     assert [b.name for b in uploads_of(local_stack, model, "dave")] == [prediction.capture]
-    images = admin_db(local_stack).collection(layout.images_collection(model))
+    images = db(local_stack).collection(layout.images_collection(model))
 
     def labelled():
         docs = [s.to_dict() for s in images.where(filter=firestore.FieldFilter("object", "==", prediction.capture)).stream()]
@@ -372,7 +353,7 @@ def test_a_device_cannot_write_outside_its_own_user(local_stack, published, sign
     hijack = requests.patch(client.transport.endpoints.document_url(layout.model_doc(model)), headers=headers, timeout=10,
                             json={"fields": {"model": {"stringValue": model}}})
     assert hijack.status_code == 403
-    assert admin_db(local_stack).document(layout.model_doc(model)).get().to_dict()["production"]["version"] == "v1"
+    assert db(local_stack).document(layout.model_doc(model)).get().to_dict()["production"]["version"] == "v1"
 
 
 def test_the_sdk_names_every_upload_under_its_own_uid(local_stack, published, signing_key, tmp_path, digits):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from client_sdk.firestore_values import encode_fields
 from shared.config import Settings
 from tests.auth_tokens import ADMIN, user_token
 
@@ -32,22 +33,8 @@ OPERATIONS = ("get", "list", "create", "update", "delete")
 
 # --- Firestore REST against the emulator -----------------------------------------------
 
-def _value(value):
-    if value is None:
-        return {"nullValue": None}
-    if isinstance(value, bool):
-        return {"booleanValue": value}
-    if isinstance(value, int):
-        return {"integerValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    if isinstance(value, dict):
-        return {"mapValue": {"fields": {k: _value(v) for k, v in value.items()}}}
-    return {"stringValue": str(value)}
-
-
 def _document(fields: dict) -> dict:
-    return {"fields": {k: _value(v) for k, v in fields.items()}}
+    return {"fields": encode_fields(fields)}
 
 
 def _feedback(uid: str, changes: dict | None = None) -> dict:
