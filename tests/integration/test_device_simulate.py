@@ -8,7 +8,8 @@ from typer.testing import CliRunner
 
 from edgeloop.cli import app
 from shared import layout
-from tests.integration.test_client_sdk import admin_bucket, admin_db, fresh_model, publish
+from tests.integration.helpers import bucket, db
+from tests.integration.test_client_sdk import fresh_model, publish
 from tests.model_fixtures import digits, make_ref, signing_key, trained_models  # noqa: F401 (fixtures)
 
 
@@ -27,9 +28,9 @@ def test_a_simulated_fleet_runs_the_published_model_and_reports_back(local_stack
     assert result.exit_code == 0, result.output
     assert "sim-device-002" in result.output and "all 3" in result.output
 
-    uploads = list(admin_bucket(local_stack).list_blobs(prefix=f"uploads/{model}/"))
+    uploads = list(bucket(local_stack).list_blobs(prefix=f"uploads/{model}/"))
     assert {blob.name.split("/")[2] for blob in uploads} <= {"sim-user-000", "sim-user-001", "sim-user-002"}
-    feedback = admin_db(local_stack).collection(layout.feedback_collection(model))
+    feedback = db(local_stack).collection(layout.feedback_collection(model))
     assert feedback.count().get()[0][0].value == 45  # every prediction reported (feedback rate 1)
     confirmed = feedback.where(filter=FieldFilter("correct", "==", False)).stream()
     assert all(doc.to_dict().get("true_label") for doc in confirmed)  # and every wrong one corrected
