@@ -78,8 +78,13 @@ def down(directory: Optional[Path] = StackDir) -> None:
 
 
 @app.command()
-def status(directory: Optional[Path] = StackDir) -> None:
-    """Show each component of the local stack and whether it is healthy."""
+def status(
+    model: Optional[str] = typer.Argument(None, help="only this model (default: every registered model)"),
+    directory: Optional[Path] = StackDir,
+) -> None:
+    """The local stack's components, then per model: versions, stages, rollout, success rates, last runs, drift."""
+    from edgeloop import registry_views
+
     directory = _directory(directory)
     if stack.load_state(directory) is None:
         console.print("no local stack is running (start one with `edgeloop up`)")
@@ -88,6 +93,94 @@ def status(directory: Optional[Path] = StackDir) -> None:
     console.print(table)
     if not healthy:
         raise typer.Exit(1)
+    connect(directory)
+    settings = get_settings()
+    for name in [model] if model else registry_views.models(settings):
+        view = registry_views.load_view(name, settings, runs=3)
+        if view is None:
+            _fail(KeyError(f"model {name!r} is not registered"))
+        console.print(registry_views.versions_table(view))
+        if view.runs:
+            console.print(registry_views.runs_table(view.runs, title=f"{name}: last runs"))
+        console.print(registry_views.drift_line(view))
+
+
+@app.command()
+def promote(
+    model: str = typer.Argument(..., help="model id"),
+    version: str = typer.Argument(..., help="version to promote, e.g. v3"),
+    percent: Optional[float] = typer.Option(None, "--percent", help="offer it to this share of devices as the canary (omit or 100: production)"),
+    reason: str = typer.Option("", help="why (kept in the version's history)"),
+    directory: Optional[Path] = StackDir,
+) -> None:
+    """Promote a version to production, or set the canary's rollout percentage (refused if the move is illegal)."""
+    import getpass
+
+    from shared import gcp_lifecycle
+    from shared.lifecycle import IllegalTransition
+
+    connect(directory)
+    try:
+        plan = gcp_lifecycle.promote(model, version, percent, getpass.getuser(), get_settings(), reason)
+    except IllegalTransition as exc:
+        _fail(exc)
+    console.print(f"[bold green]{plan.summary}[/]")
+
+
+@app.command()
+def rollback(
+    model: str = typer.Argument(..., help="model id"),
+    reason: str = typer.Option("", help="why (kept in the version's history)"),
+    directory: Optional[Path] = StackDir,
+) -> None:
+    """Roll back the canary in rollout, or else production to the version it replaced."""
+    import getpass
+
+    from shared import gcp_lifecycle
+    from shared.lifecycle import IllegalTransition
+
+    connect(directory)
+    try:
+        plan = gcp_lifecycle.rollback(model, getpass.getuser(), get_settings(), reason)
+    except IllegalTransition as exc:
+        _fail(exc)
+    console.print(f"[bold yellow]{plan.summary}[/]")
+
+
+@app.command()
+def runs(
+    model: Optional[str] = typer.Argument(None, help="only this model (default: every registered model)"),
+    limit: int = typer.Option(10, help="newest runs per model"),
+    directory: Optional[Path] = StackDir,
+) -> None:
+    """Training runs, newest first: why each started, how it ended, what it published."""
+    from edgeloop import registry_views
+    from shared.gcp_clients import firestore_client
+
+    connect(directory)
+    settings = get_settings()
+    db = firestore_client(settings.project_id)
+    for name in [model] if model else registry_views.models(settings):
+        console.print(registry_views.runs_table(registry_views.recent_runs(db, name, limit), title=f"{name}: runs"))
+
+
+@app.command()
+def report(
+    model: str = typer.Argument("digits", help="model id"),
+    output: Path = typer.Option(Path("edgeloop-report.png"), "--output", "-o", help="PNG to write"),
+    directory: Optional[Path] = StackDir,
+) -> None:
+    """Write a PNG: field success per version over time (actions and drift marked), drift scores, accuracy per version."""
+    from edgeloop import report as report_png
+
+    connect(directory)
+    data = report_png.collect(model, get_settings())
+    path = report_png.draw(data, output)
+    numbers = report_png.summary(data)
+    for version, row in sorted(numbers["versions"].items()):
+        console.print(f"  {version}: {row['success']:.1%} of {row['reports']} reports correct")
+    console.print(f"  {numbers['drift_checks']} drift checks ({numbers['drift_detected']} detected), {numbers['events']} events")
+    console.print(f"report written to [bold]{path}[/]")
 
 
 @app.command()

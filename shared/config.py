@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -84,9 +84,29 @@ class Gate(BaseModel):
 
 
 class Release(BaseModel):
-    """How a published version reaches devices."""
+    """How a published version reaches devices, and when it advances or is rolled back (``shared.lifecycle``)."""
 
-    canary_percent: float = Field(10.0, gt=0, le=100, description="rollout of a new canary; the first version goes straight to production")
+    rollout_steps: tuple[float, ...] = Field(
+        (10.0, 50.0, 100.0), min_length=1,
+        description="rollout percentages a canary climbs; it starts at the first and is promoted at 100")
+    canary_min_samples: int = Field(50, ge=1, description="feedback reports per arm in a step before the canary is judged")
+    significance: float = Field(0.05, gt=0, lt=1, description="one-sided p-value below which a version counts as worse")
+    max_drop: float = Field(0.03, ge=0, lt=1, description="largest success-rate drop vs production still judged not worse")
+    watch_samples: int = Field(300, ge=0, description="feedback reports after a promotion during which production is compared with its parent")
+
+    @field_validator("rollout_steps")
+    @classmethod
+    def _climbs_to_100(cls, steps: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < s <= 100 for s in steps) or list(steps) != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError(f"rollout_steps must rise strictly within (0, 100] and end at 100, got {steps}")
+        return steps
+
+    @property
+    def canary_percent(self) -> float:
+        """Where a new canary starts."""
+        return self.rollout_steps[0]
+
+
 class Client(BaseModel):
     """Device-side defaults of client_sdk: capture policy, daily budgets, retries."""
 
@@ -131,11 +151,11 @@ class Settings(BaseSettings):
     # The Ed25519 model-signing key (PEM). Production injects it from Secret Manager; when unset, the
     # trainer uses a development key created on first use in the stack directory.
     signing_key: SecretStr | None = None
+    client: Client = Client()
 
     @property
     def dev_signing_key_path(self) -> Path:
         return self.stack_dir / "signing-key.pem"
-    client: Client = Client()
 
 
 @lru_cache(maxsize=1)

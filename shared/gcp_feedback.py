@@ -21,6 +21,8 @@ from shared.config import Settings
 from shared.events import FirestoreDocumentEvent
 from shared.feedback import Feedback, InvalidFeedback, parse_feedback
 from shared.gcp_clients import firestore_client
+from shared.gcp_lifecycle import ReleaseOutcome, evaluate_release
+from shared.gcp_tallies import version_tally
 from shared.gcp_ingest import QUARANTINE_COLLECTION, count_new_labelled, model_labels
 from shared.gcp_training import publish_request, training_state
 from shared.logs import log
@@ -35,6 +37,7 @@ class FeedbackOutcome:
     rate: SuccessRate | None = None
     labelled_images: int = 0
     retrain_requests: tuple[RetrainRequest, ...] = ()
+    release: ReleaseOutcome | None = None  # the canary or production judgement this feedback led to
 
 
 def _feedback_path(document: str) -> tuple[str, str] | None:
@@ -45,13 +48,9 @@ def _feedback_path(document: str) -> tuple[str, str] | None:
 
 
 def version_success(db: firestore.Client, model: str, version: str) -> SuccessRate:
-    """Correct/total feedback of one version, counted by aggregation queries."""
-    base = db.collection(layout.feedback_collection(model)).where(
-        filter=firestore.FieldFilter("model_version", "==", version)
-    )
-    total = int(base.count().get()[0][0].value)
-    correct = int(base.where(filter=firestore.FieldFilter("correct", "==", True)).count().get()[0][0].value)
-    return success_rate(correct, total)
+    """Correct/total feedback of one version with its Wilson interval."""
+    tally = version_tally(db, model, version)
+    return success_rate(tally.correct, tally.total)
 
 
 def apply_confirmation(db: firestore.Client, model: str, feedback: Feedback) -> int:
@@ -99,14 +98,19 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
             requests.extend([request] if request else [])
 
     rate = version_success(db, model, feedback.model_version)
-    request = success_rate_request(
-        model, feedback.model_version, rate, settings.thresholds.min_feedback_samples,
-        settings.thresholds.min_success_rate, since_run,
-    )
-    requests.extend([request] if request else [])
+    release = evaluate_release(model, settings)
+    # Only the version serving the fleet asks for a retrain: a bad canary is rolled back by the release
+    # rules, and late reports about a replaced version say nothing about what devices run now.
+    if release.production in (None, feedback.model_version):
+        request = success_rate_request(
+            model, feedback.model_version, rate, settings.thresholds.min_feedback_samples,
+            settings.thresholds.min_success_rate, since_run,
+        )
+        requests.extend([request] if request else [])
     for request in requests:
         publish_request(request, settings)
     log("INFO", "feedback_counted", f"{model} {feedback.model_version}: {rate.correct}/{rate.total}",
         model=model, model_version=feedback.model_version, correct=rate.correct, total=rate.total,
         upper_bound=round(rate.high, 4), labelled_images=labelled)
-    return FeedbackOutcome("counted", rate=rate, labelled_images=labelled, retrain_requests=tuple(requests))
+    return FeedbackOutcome("counted", rate=rate, labelled_images=labelled, retrain_requests=tuple(requests), release=release)
+

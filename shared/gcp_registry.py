@@ -20,7 +20,9 @@ from google.cloud.firestore_v1.bulk_writer import BulkWriterOptions
 from shared import layout
 from shared.config import Settings
 from shared.gcp_clients import firestore_client, storage_client
+from shared.gcp_tallies import version_tally
 from shared.gcp_training import RunStatus, TRANSACTION_ATTEMPTS, complete_in_transaction, log_completion
+from shared.lifecycle import RolloutStep, Tally
 from shared.logs import log
 from shared.registry import ModelPointer, ModelRef, Rollout, Stage, Transition, VersionRecord
 
@@ -64,7 +66,7 @@ def download_model(ref: ModelRef, settings: Settings) -> bytes:
     return storage_client(settings.project_id).bucket(settings.bucket).blob(ref.path).download_as_bytes()
 
 
-def _transition(source: Stage | None, target: Stage, actor: str, reason: str, evidence: dict[str, Any]) -> dict[str, Any]:
+def transition_entry(source: Stage | None, target: Stage, actor: str, reason: str, evidence: dict[str, Any]) -> dict[str, Any]:
     return Transition(source=source, target=target, at=datetime.now(timezone.utc), actor=actor, reason=reason,
                       evidence=evidence).model_dump(mode="json")
 
@@ -89,6 +91,10 @@ def publish_version(record: VersionRecord, run_result: dict[str, Any], settings:
     pointer_ref = db.document(layout.model_doc(record.model))
     record_ref = db.document(layout.version_doc(record.model, record.version))
     actor = f"trainer:{record.run_id}"
+    # A canary's first step compares it with production from now on: production's count so far is the baseline.
+    before = load_pointer(record.model, settings)
+    counted_version = before.production.version if before and before.production else None
+    counted = version_tally(db, record.model, counted_version) if counted_version else Tally()
 
     @firestore.transactional
     def apply(transaction: firestore.Transaction) -> PublishOutcome:
@@ -103,13 +109,18 @@ def publish_version(record: VersionRecord, run_result: dict[str, Any], settings:
         if not complete_in_transaction(transaction, record.run_id, outcome, result, settings):
             return PublishOutcome(record.version, stage, percent, published=False)
 
+        now = datetime.now(timezone.utc)
         reason = "; ".join(record.gate.get("reasons", [])) if stage is Stage.REJECTED else "passed the quality gate"
         history = [
-            _transition(None, Stage.CANDIDATE, actor, "trained", {"metrics": record.metrics}),
-            _transition(Stage.CANDIDATE, stage, actor, reason, {"gate": record.gate, "percent": percent}),
+            transition_entry(None, Stage.CANDIDATE, actor, "trained", {"metrics": record.metrics}),
+            transition_entry(Stage.CANDIDATE, stage, actor, reason, {"gate": record.gate, "percent": percent}),
         ]
-        transaction.create(record_ref, {**record.model_dump(mode="json"), "stage": stage.value, "history": history})
-        now = datetime.now(timezone.utc)
+        fields = {**record.model_dump(mode="json"), "stage": stage.value, "history": history}
+        if stage is Stage.CANARY:
+            production_version = pointer.production.version
+            fields["rollout_step"] = RolloutStep(percent, now.isoformat(), Tally(), production_version,
+                                                 counted if production_version == counted_version else Tally()).to_dict()
+        transaction.create(record_ref, fields)
         if stage is Stage.PRODUCTION:
             transaction.set(pointer_ref, {"model": record.model, "labels": list(record.ref.labels),
                                           "production": record.ref.model_dump(mode="json"), "updated": now}, merge=True)
@@ -119,7 +130,7 @@ def publish_version(record: VersionRecord, run_result: dict[str, Any], settings:
             if superseded_exists:
                 transaction.update(superseded_ref, {
                     "stage": Stage.ROLLED_BACK.value,
-                    "history": firestore.ArrayUnion([_transition(
+                    "history": firestore.ArrayUnion([transition_entry(
                         Stage.CANARY, Stage.ROLLED_BACK, actor, f"superseded by {record.version}", {})]),
                 })
         return PublishOutcome(record.version, stage, percent, published=True)

@@ -131,6 +131,8 @@ class VersionRecord(BaseModel):
     baseline: dict[str, Any] = Field(default_factory=dict)  # drift reference statistics
     code_version: str = ""
     seed: int = 0
+    rollout_step: dict[str, Any] = Field(default_factory=dict)  # shared.lifecycle.RolloutStep while a canary
+    promotion: dict[str, Any] = Field(default_factory=dict)  # shared.lifecycle.Promotion once production
 
 
 def version_number(version: str) -> int:

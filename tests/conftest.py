@@ -19,6 +19,9 @@ TEST_SETTINGS_ENV = {
     "EDGELOOP_THRESHOLDS__DRIFT_MIN_SAMPLES": "30",
     # Test models train for seconds on a few hundred images; the gate's other checks still apply.
     "EDGELOOP_GATE__MIN_ACCURACY": "0.6",
+    # A canary is judged on 20 reports per version per step, production watched for 60 after a promotion.
+    "EDGELOOP_RELEASE__CANARY_MIN_SAMPLES": "20",
+    "EDGELOOP_RELEASE__WATCH_SAMPLES": "60",
 }
 for _key, _value in TEST_SETTINGS_ENV.items():
     os.environ.setdefault(_key, _value)

@@ -145,6 +145,14 @@ variable "firestore_composite_indexes" {
         { field_path = "created", order = "DESCENDING" },
       ]
     },
+    # edgeloop runs / status: a model's newest runs (edgeloop/registry_views.recent_runs).
+    {
+      collection = "runs"
+      fields = [
+        { field_path = "model", order = "ASCENDING" },
+        { field_path = "created", order = "DESCENDING" },
+      ]
+    },
     # The registry: the newest version in a stage (e.g. the latest candidate).
     {
       collection = "versions"

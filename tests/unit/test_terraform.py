@@ -74,9 +74,7 @@ LAUNCHER_SETTINGS = {
 PENDING_SETTINGS: dict[str, str] = {}
 
 # Log events alerted on that no code writes yet, with the issue that will.
-PENDING_EVENTS = {
-    "model_rolled_back": "issue 7 (staged rollout, auto roll back)",
-}
+PENDING_EVENTS: dict[str, str] = {}  # alerted events no code logs yet, with the issue that will
 ALERTED_EVENTS = {"model_rolled_back", "candidate_rejected", "drift_detected", "malformed_event"}
 
 # Emulator (legacy) Firestore trigger types -> the Eventarc type used in production.
