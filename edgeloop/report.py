@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure  # the object API: no pyplot state, no display needed
 
 from shared import layout
@@ -83,7 +84,10 @@ def success_curve(series: list[tuple[datetime, bool]], window: int = WINDOW) -> 
 
 def draw(data: ReportData, path: Path) -> Path:
     figure = Figure(figsize=(11, 11))
-    success, drift, accuracy = figure.subplots(3, 1, gridspec_kw={"height_ratios": [3, 1.4, 1.6]})
+    grid = figure.add_gridspec(3, 1, height_ratios=[3, 1.4, 1.6])
+    success = figure.add_subplot(grid[0])
+    drift = figure.add_subplot(grid[1], sharex=success)  # one time axis for success and drift
+    accuracy = figure.add_subplot(grid[2])
     figure.suptitle(f"Edgeloop report: {data.model}")
     for version in sorted(data.feedback, key=version_number):
         times, rates = success_curve(data.feedback[version])
@@ -96,7 +100,7 @@ def draw(data: ReportData, path: Path) -> Path:
             success.annotate(event.label, (event.at, 1.0), rotation=90, fontsize=7, va="top", ha="right", color="tab:gray")
     first_drift = next((e for e in data.events if e.kind == "drift"), None)
     if first_drift:
-        success.annotate("drift detected", (first_drift.at, 0.02), rotation=90, fontsize=8, color="tab:red", ha="right")
+        success.annotate(" drift detected", (first_drift.at, 0.02), fontsize=8, color="tab:red", ha="left")
     success.set_ylim(0, 1.02)
     success.set_ylabel(f"field success (last {WINDOW} reports)")
     success.legend(loc="lower left", fontsize=8)
@@ -120,7 +124,9 @@ def draw(data: ReportData, path: Path) -> Path:
     accuracy.set_ylabel("int8 accuracy")
     accuracy.legend(loc="lower right", fontsize=8)
 
-    figure.autofmt_xdate()
+    success.tick_params(labelbottom=False)
+    drift.xaxis.set_major_formatter(DateFormatter("%H:%M:%S"))
+    drift.set_xlabel("time (UTC)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
