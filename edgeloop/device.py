@@ -102,7 +102,7 @@ def simulate(
     images: int = typer.Option(40, min=1, help="images each device classifies"),
     model: str = typer.Option("digits", help="model id"),
     low_light_brightness: float = typer.Option(1.0, "--low-light", min=0.05, max=1.0,
-                                               help="share of brightness kept (e.g. 0.35: a dim room); 1 means no drift"),
+                                               help="share of brightness kept (e.g. 0.12: a dark room); 1 means no drift"),
     feedback_rate: float = typer.Option(0.3, min=0, max=1, help="share of predictions the user gives feedback on"),
     confirm_rate: float = typer.Option(0.5, min=0, max=1, help="share of reported wrong predictions the user corrects with the true label"),
     public_key: Optional[Path] = typer.Option(None, help="model signing key (public PEM, or the dev private key); default: the stack's signing-key.pem"),

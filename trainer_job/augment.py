@@ -14,8 +14,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.ndimage import gaussian_filter
 
-# The drifted holdout: a dim room and a noisy sensor (DESIGN.md measured 80% at 35%).
-DRIFT_BRIGHTNESS_KEPT = 0.35
+# The drifted holdout: a dark room and a noisy sensor. DESIGN.md's small CNN fell to 80% at 35% brightness;
+# ours, trained without dim examples, still scores 98% there and falls below 75% only near 12% (measured
+# on this machine, 400 digits: 98.0% at 35%, 91.5% at 20%, 60.3% at 12% with noise), so the drift is 12%.
+DRIFT_BRIGHTNESS_KEPT = 0.12
 DRIFT_NOISE_STD = 6.0
 
 
@@ -24,7 +26,7 @@ def _as_uint8(values: np.ndarray) -> np.ndarray:
 
 
 def low_light(images: np.ndarray, strength: float) -> np.ndarray:
-    """Dim every pixel: ``strength`` is the fraction of brightness lost (0.65 keeps 35%)."""
+    """Dim every pixel: ``strength`` is the fraction of brightness lost (0.88 keeps 12%)."""
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"low-light strength is a fraction in [0, 1], got {strength}")
     return _as_uint8(images.astype(np.float32) * (1.0 - strength))
@@ -82,7 +84,7 @@ class AugmentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    low_light: Transform = Transform(strength=0.65)
+    low_light: Transform = Transform(strength=1.0 - DRIFT_BRIGHTNESS_KEPT)
     blur: Transform = Transform(enabled=False, strength=0.8)
     noise: Transform = Transform(strength=DRIFT_NOISE_STD)
     shift: Transform = Transform(strength=2)

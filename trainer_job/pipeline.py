@@ -75,6 +75,7 @@ def train_candidate(
     on_stage: Callable[[str], None] | None = None,
     console: Console | None = None,
     reference_model: bytes | None = None,
+    field_captures: np.ndarray | None = None,
 ) -> Candidate:
     """Train, convert, evaluate and load-check one candidate from uint8 RGB images and class indices.
 
@@ -83,6 +84,7 @@ def train_candidate(
     starts, so a caller can record stage times and which stage a crash hit.
     ``reference_model`` (the production model) is evaluated on the same
     holdouts, as ``production_*`` metrics, so the gate compares like for like.
+    ``field_captures`` marks field captures, which only train (``split.stratified_split``).
     """
     config = config or TrainConfig()
     console = console or Console(stderr=True)
@@ -93,7 +95,7 @@ def train_candidate(
 
     split = stages.run(
         "split",
-        lambda: stratified_split(images, labels, seed, config.holdout_fraction, config.validation_fraction),
+        lambda: stratified_split(images, labels, seed, config.holdout_fraction, config.validation_fraction, field_captures),
         lambda s: f"train {len(s.train.labels)} · validation {len(s.validation.labels)} · holdout {len(s.holdout.labels)}",
     )
     # Separate generators: the drifted holdout must not change when augmentation is switched.

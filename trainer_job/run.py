@@ -111,7 +111,8 @@ class TrainingRun:
         candidate: Candidate = self.stages.run(
             "train",
             lambda: train_candidate(images, label_ids, labels, config, self.seed, model_name=self.model,
-                                    version=version, console=self.console, reference_model=reference),
+                                    version=version, console=self.console, reference_model=reference,
+                                    field_captures=manifest.field_mask()),
             lambda c: f"int8 holdout {c.metrics['int8_accuracy']:.4f} · drifted {c.metrics['int8_drifted_accuracy']:.4f}",
         )
         gate: GateResult = self.stages.run("gate", lambda: evaluate_gate(candidate.metrics, self.settings.gate),

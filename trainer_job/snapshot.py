@@ -51,6 +51,10 @@ class Manifest:
     def sha256(self) -> str:
         return hashlib.sha256(self.to_json()).hexdigest()
 
+    def field_mask(self) -> np.ndarray:
+        """True for each entry that is a field capture (a user's upload) rather than a curated dataset image."""
+        return np.array([entry["object"].startswith(f"{layout.UPLOADS_PREFIX}/") for entry in self.entries], dtype=bool)
+
     def summary(self, path: str) -> dict[str, Any]:
         return {"path": path, "sha256": self.sha256, "objects": len(self.entries), "counts_per_label": self.counts_per_label}
 

@@ -132,10 +132,10 @@ def test_config_rejects_nonsense_and_round_trips_through_json():
     assert AugmentConfig.model_validate_json(config.model_dump_json()) == config
 
 
-def test_the_drifted_holdout_is_dimmed_to_35_percent_with_mild_noise_and_fixed_per_seed():
+def test_the_drifted_holdout_is_dimmed_to_12_percent_with_mild_noise_and_fixed_per_seed():
     images = grey_batch(n=16, size=32, value=200)
     first = augment.drifted(images, np.random.default_rng(3))
-    assert first.mean() == pytest.approx(70, abs=1.0)
-    assert 3 < (first.astype(float) - 70).std() < 10
+    assert first.mean() == pytest.approx(24, abs=1.0)
+    assert 3 < (first.astype(float) - 24).std() < 10
     assert np.array_equal(first, augment.drifted(images, np.random.default_rng(3)))
     assert not np.array_equal(first, augment.drifted(images, np.random.default_rng(4)))

@@ -61,3 +61,10 @@ def test_any_accepted_image_becomes_uint8_rgb_of_the_model_size(mode, size):
     Image.new(mode, size).save(buffer, format="PNG")
     rgb = decode_rgb(buffer.getvalue(), 32)
     assert rgb.shape == (32, 32, 3) and rgb.dtype == np.uint8
+
+
+def test_the_manifest_marks_which_entries_are_field_captures():
+    documents = [("a", doc("dataset/m/0/a.png")), ("b", doc("uploads/m/alice/b.png")), ("c", doc("dataset/m/1/c.png", label="1"))]
+    manifest = build_manifest("m", documents, LABELS)
+    assert [e["object"] for e in manifest.entries] == ["dataset/m/0/a.png", "dataset/m/1/c.png", "uploads/m/alice/b.png"]
+    assert manifest.field_mask().tolist() == [False, False, True]

@@ -38,3 +38,18 @@ def test_train_and_validation_together_are_everything_but_the_holdout():
     split = stratified_split(images, labels, seed=0)
     rest = split.train_and_validation()
     assert len(rest.labels) == 400 and not set(rest.images.ravel()) & set(split.holdout.images.ravel())
+
+
+def test_field_captures_only_train_and_the_holdout_stays_the_curated_one():
+    rng = np.random.default_rng(0)
+    curated = rng.integers(0, 255, (200, 4, 4, 3), dtype=np.uint8)
+    labels = np.repeat(np.arange(10), 20)
+    captures = np.full((30, 4, 4, 3), 7, dtype=np.uint8)  # recognisable pixels
+    capture_labels = np.arange(30) % 10
+    alone = stratified_split(curated, labels, seed=3)
+    mixed = stratified_split(np.concatenate([curated, captures]), np.concatenate([labels, capture_labels]), seed=3,
+                             field_captures=np.r_[np.zeros(200, bool), np.ones(30, bool)])
+    assert np.array_equal(mixed.holdout.images, alone.holdout.images)
+    assert np.array_equal(mixed.validation.images, alone.validation.images)
+    assert len(mixed.train.labels) == len(alone.train.labels) + 30
+    assert (mixed.train.images == 7).all(axis=(1, 2, 3)).sum() == 30
