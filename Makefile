@@ -5,7 +5,7 @@ bootstrap:
 	./scripts/bootstrap.sh
 
 demo: bootstrap
-	.venv/bin/edgeloop smoke
+	.venv/bin/edgeloop demo
 
 test: bootstrap
 	.venv/bin/python -m pytest

@@ -184,6 +184,27 @@ def report(
 
 
 @app.command()
+def demo(
+    devices: int = typer.Option(16, "--devices", "-n", min=2, max=200, help="simulated devices in the fleet"),
+    images: int = typer.Option(8, min=1, help="images each device classifies per round"),
+    timeout: float = typer.Option(420.0, help="give up if the loop has not closed after this many seconds"),
+    report_path: Path = typer.Option(Path("edgeloop-demo-report.png"), "--report", help="PNG to write"),
+    directory: Optional[Path] = typer.Option(None, "--dir", help="stack directory (default: a fresh temporary one)"),
+    keep: bool = typer.Option(False, help="leave the demo's stack running afterwards"),
+) -> None:
+    """The whole loop with no human step: seed, v1, a fleet, a dark room, retrain, canary, promotion, recovery."""
+    from edgeloop.demo import run_demo
+
+    try:
+        result = run_demo(console, devices=devices, images=images, timeout_s=timeout, directory=directory, keep=keep,
+                          report_path=report_path)
+    except (EdgeloopError, TimeoutError, RuntimeError) as exc:
+        _fail(exc)
+    if not result.closed:
+        _fail(TimeoutError(f"the loop did not close within {timeout:.0f} s; see the report and `edgeloop status --dir`"))
+
+
+@app.command()
 def smoke(
     directory: Optional[Path] = StackDir,
     keep: bool = typer.Option(False, help="leave the stack running afterwards"),

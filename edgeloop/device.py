@@ -48,7 +48,7 @@ class DeviceTally:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-def _public_key(path: Path) -> str:
+def load_public_key(path: Path) -> str:
     from shared import integrity
 
     try:
@@ -58,7 +58,8 @@ def _public_key(path: Path) -> str:
     return integrity.public_key_pem(pem) if "PRIVATE KEY" in pem else pem
 
 
-def _run_device(index: int, args: dict, tally: DeviceTally, advance) -> None:
+def run_device(index: int, args: dict, tally: DeviceTally, advance) -> None:
+    """One device session: check for an update, classify ``images`` digits, report, flush (errors land on the tally)."""
     from client_sdk import ClientError, DownloadPolicy, EdgeloopClient
     from client_sdk.emulator_auth import unsigned_id_token
 
@@ -84,7 +85,8 @@ def _run_device(index: int, args: dict, tally: DeviceTally, advance) -> None:
             tally.correct += right
             tally.captured += prediction.capture is not None
             if rng.random() < args["feedback_rate"]:
-                confirms = not right and rng.random() < args["confirm_rate"]
+                # A user corrects wrong answers; in a labelling drive (the demo) they also confirm right ones.
+                confirms = (not right or args.get("confirm_correct", False)) and rng.random() < args["confirm_rate"]
                 client.report(prediction, correct=right, true_label=digit.label if confirms else None)
                 tally.feedback += 1
                 tally.confirmed += confirms
@@ -121,7 +123,7 @@ def simulate(
     args = {
         "model": model, "images": images, "brightness": low_light_brightness, "feedback_rate": feedback_rate,
         "confirm_rate": confirm_rate, "seed": seed, "project_id": state.project_id, "settings": settings.client,
-        "public_key": _public_key(public_key or state.path / "signing-key.pem"),
+        "public_key": load_public_key(public_key or state.path / "signing-key.pem"),
         "endpoints": Endpoints.from_client_env(state.client_env()), "devices_dir": state.path / "devices",
         "digits": load_digits_rgb(),
     }
@@ -136,7 +138,7 @@ def simulate(
             with lock:
                 progress.advance(task)
 
-        threads = [threading.Thread(target=_run_device, args=(i, args, t, advance), daemon=True) for i, t in enumerate(tallies)]
+        threads = [threading.Thread(target=run_device, args=(i, args, t, advance), daemon=True) for i, t in enumerate(tallies)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -27,7 +27,7 @@ WINDOW = 40  # feedback reports per point of a version's success-rate curve
 class Event:
     at: datetime
     label: str
-    kind: str  # transition | drift
+    kind: str  # transition | drift | marker (e.g. the demo's "room goes dark")
 
 
 @dataclass
@@ -49,12 +49,14 @@ def collect(model: str, settings: Settings) -> ReportData:
     for series in data.feedback.values():
         series.sort()
     reports = db.collection(layout.drift_reports_collection(model)).order_by("created").stream()
+    drifting: set[str] = set()  # versions already found drifting: one marker each, not one per check
     for snapshot in reports:
         report = snapshot.to_dict()
         statistics = [t.get("statistic", 0.0) for t in report.get("tests", [])]
         if report.get("created") and statistics:
             data.drift.append((report["created"], max(statistics), report.get("status") == "drift"))
-            if report.get("status") == "drift":
+            if report.get("status") == "drift" and report.get("version") not in drifting:
+                drifting.add(report.get("version"))
                 data.events.append(Event(report["created"], f"drift ({report.get('version')})", "drift"))
     records = [VersionRecord.model_validate(s.to_dict()) for s in db.collection(layout.versions_collection(model)).stream()]
     for record in sorted(records, key=lambda r: version_number(r.version)):
@@ -94,10 +96,12 @@ def draw(data: ReportData, path: Path) -> Path:
         success.plot(times, rates, marker=".", markersize=3, label=f"{version} ({len(data.feedback[version])} reports)")
     for axis in (success, drift):
         for event in data.events:
-            axis.axvline(event.at, color="tab:red" if event.kind == "drift" else "tab:gray", linestyle=":", linewidth=1)
+            color = {"drift": "tab:red", "marker": "tab:purple"}.get(event.kind, "tab:gray")
+            axis.axvline(event.at, color=color, linestyle="--" if event.kind == "marker" else ":", linewidth=1)
     for event in data.events:
-        if event.kind == "transition":
-            success.annotate(event.label, (event.at, 1.0), rotation=90, fontsize=7, va="top", ha="right", color="tab:gray")
+        if event.kind in ("transition", "marker"):
+            color = "tab:purple" if event.kind == "marker" else "tab:gray"
+            success.annotate(event.label, (event.at, 1.0), rotation=90, fontsize=7, va="top", ha="right", color=color)
     first_drift = next((e for e in data.events if e.kind == "drift"), None)
     if first_drift:
         success.annotate(" drift detected", (first_drift.at, 0.02), fontsize=8, color="tab:red", ha="left")

@@ -16,17 +16,17 @@ from dataclasses import dataclass
 
 from google.cloud import firestore
 
-from shared import layout
+from shared import launch_rules, layout
 from shared.config import Settings
 from shared.events import FirestoreDocumentEvent
 from shared.feedback import Feedback, InvalidFeedback, parse_feedback
 from shared.gcp_clients import firestore_client
+from shared.gcp_ingest import QUARANTINE_COLLECTION, count_new_labelled, model_labels
 from shared.gcp_lifecycle import ReleaseOutcome, evaluate_release
 from shared.gcp_tallies import version_tally
-from shared.gcp_ingest import QUARANTINE_COLLECTION, count_new_labelled, model_labels
 from shared.gcp_training import publish_request, training_state
 from shared.logs import log
-from shared.retrain import RetrainRequest, new_data_request
+from shared.retrain import RetrainRequest, new_data_cause, new_data_request
 from shared.success_rate import SuccessRate, success_rate, success_rate_request
 
 
@@ -89,11 +89,13 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
         return FeedbackOutcome("rejected", str(exc))
 
     requests: list[RetrainRequest] = []
-    since_run = training_state(model, settings).get("last_run_id")
+    state = training_state(model, settings)
+    since_run = state.get("last_run_id")
     labelled = 0
     if feedback.true_label is not None and feedback.capture is not None:
         labelled = apply_confirmation(db, model, feedback)
-        if labelled:
+        # As in on_upload: once this run's new-data cause is recorded, counting and asking again change nothing.
+        if labelled and not launch_rules.is_recorded(state, new_data_cause(model, since_run)):
             request = new_data_request(model, count_new_labelled(db, model), settings.thresholds.new_data_images, since_run)
             requests.extend([request] if request else [])
 
@@ -106,7 +108,8 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
             model, feedback.model_version, rate, settings.thresholds.min_feedback_samples,
             settings.thresholds.min_success_rate, since_run,
         )
-        requests.extend([request] if request else [])
+        # A recorded cause is not asked again: every later report would otherwise publish a duplicate.
+        requests.extend([request] if request and not launch_rules.is_recorded(state, request.cause) else [])
     for request in requests:
         publish_request(request, settings)
     log("INFO", "feedback_counted", f"{model} {feedback.model_version}: {rate.correct}/{rate.total}",

@@ -187,6 +187,8 @@ def _evaluate_production(model: str, pointer: ModelPointer, settings: Settings) 
     production_version = pointer.production.version
     record = load_version(model, production_version, settings)
     promotion = Promotion.from_dict(record.promotion) if record else None
+    if promotion is None or promotion.previous_rate is None:
+        return ReleaseOutcome(None, None)  # nothing to compare with: no counting needed
     production_now = _tally(model, production_version, settings)
     if not watching(promotion, production_now, settings.release):
         return ReleaseOutcome(None, None)

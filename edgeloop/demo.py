@@ -1,0 +1,265 @@
+"""``edgeloop demo``: the closed loop on the embedded stack, start to finish, with no human step.
+
+Stages: start a fresh local stack → seed the digits through on_upload → train
+and publish v1 (no dim examples in training) → a simulated fleet classifies
+clean digits → the room goes dark (field drift) → success falls, captured and
+user-confirmed images flow in, drift checks (the demo plays Cloud Scheduler)
+and thresholds ask for a retrain → launch_training runs the trainer → v2 passes
+its gate and becomes a canary → on_feedback advances and promotes it → every
+device updates itself → success recovers. The demo only drives devices and the
+scheduler tick; every decision is the product's own.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+DEMO_MODEL = "digits"
+# The loop's knobs for a fleet of tens of devices and a run of minutes (production keeps the defaults).
+DEMO_ENV = {
+    "EDGELOOP_THRESHOLDS__NEW_DATA_IMAGES": "250",
+    "EDGELOOP_THRESHOLDS__DRIFT_MIN_SAMPLES": "80",
+    "EDGELOOP_THRESHOLDS__MIN_FEEDBACK_SAMPLES": "120",
+    "EDGELOOP_TRAINING__COOLDOWN_S": "40",
+    "EDGELOOP_RELEASE__ROLLOUT_STEPS": "[20, 50, 100]",
+    "EDGELOOP_RELEASE__CANARY_MIN_SAMPLES": "25",
+}
+DARK_ROOM = 0.12  # brightness kept once the drift starts: trainer_job.augment.DRIFT_BRIGHTNESS_KEPT
+CLEAN_ROUNDS = 2
+ROUND_PAUSE_S = 1.5  # lets the functions keep up on two cores: a round's events are handled before the next
+FEEDBACK_RATE = 0.6  # share of predictions users report on
+CAPTURE_BELOW = 0.8  # devices capture predictions less confident than this (the product default is 0.5) …
+CAPTURE_SAMPLE = 0.05  # … plus an unbiased sample of the rest
+
+
+@dataclass
+class Round:
+    index: int
+    phase: str  # clean | drift
+    ended_s: float  # since the demo started
+    versions: Counter = field(default_factory=Counter)  # devices per model version
+    predictions: Counter = field(default_factory=Counter)  # per version
+    correct: Counter = field(default_factory=Counter)
+    captured: int = 0
+    confirmed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def success(self, version: str | None = None) -> float | None:
+        total = self.predictions[version] if version else sum(self.predictions.values())
+        right = self.correct[version] if version else sum(self.correct.values())
+        return right / total if total else None
+
+
+@dataclass
+class DemoResult:
+    rounds: list[Round]
+    versions: dict[str, dict[str, Any]]  # version -> registry record
+    runs: list[dict[str, Any]]
+    loop_close_s: float | None  # v2's run launched → every device running v2
+    seconds: float
+    stage_seconds: dict[str, float]
+    report: Path | None
+    closed: bool
+
+
+def _fleet_round(index: int, phase: str, devices: int, images: int, base_args: dict, started: float) -> Round:
+    from edgeloop.device import DeviceTally, run_device
+
+    args = {**base_args, "seed": index, "brightness": DARK_ROOM if phase == "drift" else 1.0, "images": images}
+    tallies = [DeviceTally(f"demo-device-{i:03d}") for i in range(devices)]
+    threads = [threading.Thread(target=run_device, args=(i, args, t, lambda: None), daemon=True) for i, t in enumerate(tallies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = Round(index, phase, time.monotonic() - started)
+    for tally in tallies:
+        result.versions[tally.version] += 1
+        result.predictions[tally.version] += tally.predictions
+        result.correct[tally.version] += tally.correct
+        result.captured += tally.captured
+        result.confirmed += tally.confirmed
+        if tally.error:
+            result.errors.append(f"{tally.device_id}: {tally.error}")
+    return result
+
+
+def _tick_scheduler(settings) -> None:
+    """What Cloud Scheduler does in production: ask check_drift to look at the model."""
+    import json
+
+    from shared.gcp_clients import publisher_client, topic_path
+
+    publisher_client().publish(topic_path(settings.topics.drift_checks, settings.project_id),
+                               json.dumps({"model": DEMO_MODEL}).encode()).result(timeout=30)
+
+
+def _status_line(round_: Round, pointer, control: dict) -> str:
+    success = ", ".join(f"{v} {round_.correct[v] / round_.predictions[v]:.0%}" for v in sorted(round_.predictions) if round_.predictions[v])
+    rollout = pointer.rollout
+    canary = f" · canary {rollout.candidate.version} at {rollout.percent:g}%" if rollout.candidate else ""
+    active = control.get("active_run")
+    training = f" · training {active['run_id'][-6:]} ({active['reason']})" if active else ""
+    pending = f" · {len(control.get('pending') or [])} request(s) pending" if control.get("pending") else ""
+    fleet = ", ".join(f"{n}×{v}" for v, n in sorted(round_.versions.items()))
+    return (f"round {round_.index:>2} [{round_.phase:>5}] {round_.ended_s:5.0f}s · success {success} · fleet {fleet} · "
+            f"production {pointer.production.version}{canary}{training}{pending} · +{round_.captured} captures, "
+            f"{round_.confirmed} confirmed")
+
+
+def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: float = 420.0,
+             directory: Path | None = None, keep: bool = False, report_path: Path = Path("edgeloop-demo-report.png")) -> DemoResult:
+    from google.cloud.firestore import FieldFilter
+
+    from client_sdk import Endpoints
+    from edgeloop import report as report_png
+    from edgeloop.device import load_public_key
+    from edgeloop.localstack import stack
+    from edgeloop.seed import seed_dataset, wait_for_outcome
+    from shared import gcp_registry, gcp_training, layout
+    from shared.config import Settings
+    from shared.digits import load_digits_rgb
+    from shared.gcp_clients import firestore_client
+    from shared.retrain import manual_request
+    from trainer_job.augment import AugmentConfig
+    from trainer_job.pipeline import TrainConfig
+    from trainer_job.run import save_train_config
+
+    started = time.monotonic()
+    stage_seconds: dict[str, float] = {}
+    directory = Path(directory or tempfile.mkdtemp(prefix="edgeloop-demo-")).resolve()
+    saved_env = dict(os.environ)
+    os.environ.update({**DEMO_ENV, "EDGELOOP_STACK_DIR": str(directory)})
+
+    def stage(name: str, since: float) -> None:
+        stage_seconds[name] = time.monotonic() - since
+        console.print(f"[green]✓[/] {name} [dim]({stage_seconds[name]:.1f} s)[/]")
+
+    try:
+        settings = Settings(stack_dir=directory)
+        console.rule("[bold]Edgeloop demo[/]: the closed loop on the local stack")
+        t = time.monotonic()
+        with console.status("starting the local stack…"):
+            state, _ = stack.up(settings, directory)
+        os.environ.update(state.client_env())
+        stage("local stack up", t)
+
+        t = time.monotonic()
+        seed_dataset(DEMO_MODEL, settings, console, train=False)
+        # v1 learns from the clean dataset only: whatever it needs for the dark room must come from the field.
+        save_train_config(DEMO_MODEL, TrainConfig(augment=AugmentConfig.off()), settings)
+        stage("dataset seeded through on_upload", t)
+
+        t = time.monotonic()
+        launched = gcp_training.launch(manual_request(DEMO_MODEL, who="edgeloop demo", note="first version"), settings)
+        v1_run = wait_for_outcome(launched.run_id, settings, console)
+        if v1_run["status"] != "published":
+            raise RuntimeError(f"v1 was not published: {v1_run.get('status')} {v1_run.get('error') or ''}")
+        stage("v1 trained, gated and published", t)
+
+        db = firestore_client(settings.project_id)
+        base_args = {
+            "model": DEMO_MODEL, "feedback_rate": FEEDBACK_RATE, "confirm_rate": 1.0, "confirm_correct": True,
+            "project_id": state.project_id, "public_key": load_public_key(state.path / "signing-key.pem"),
+            "settings": settings.client.model_copy(update={
+                "capture_below_confidence": CAPTURE_BELOW, "capture_sample_rate": CAPTURE_SAMPLE,
+                "daily_capture_count": 10_000, "daily_capture_bytes": 64 * 1024 * 1024}),
+            "endpoints": Endpoints.from_client_env(state.client_env()), "devices_dir": state.path / "devices",
+            "digits": load_digits_rgb(),
+        }
+        rounds: list[Round] = []
+        t = time.monotonic()
+        closed_at = None
+        dark_since: datetime | None = None
+        console.print(f"[bold]fleet[/]: {devices} devices × {images} images per round; the room goes dark after round {CLEAN_ROUNDS}")
+        while time.monotonic() - started < timeout_s:
+            phase = "clean" if len(rounds) < CLEAN_ROUNDS else "drift"
+            if phase == "drift" and dark_since is None:
+                dark_since = datetime.now(timezone.utc)
+            round_ = _fleet_round(len(rounds) + 1, phase, devices, images, base_args, started)
+            rounds.append(round_)
+            _tick_scheduler(settings)
+            pointer = gcp_registry.load_pointer(DEMO_MODEL, settings)
+            control = gcp_training.training_state(DEMO_MODEL, settings)
+            console.print(_status_line(round_, pointer, control))
+            for error in round_.errors[:3]:
+                console.print(f"  [red]{error}[/]")
+            new = pointer.production.version
+            if new != "v1" and set(round_.versions) == {new} and not pointer.rollout.candidate:
+                closed_at = time.monotonic()
+                break
+            time.sleep(ROUND_PAUSE_S)
+        stage("fleet: drift, retrain, canary, promotion" if closed_at else "fleet (loop not closed in time)", t)
+
+        versions = {s.id: s.to_dict() for s in db.collection(layout.versions_collection(DEMO_MODEL)).stream()}
+        runs = sorted((s.to_dict() for s in db.collection("runs").where(
+            filter=FieldFilter("model", "==", DEMO_MODEL)).stream()), key=lambda r: r["created"])
+        loop_close = None
+        if closed_at is not None:
+            promoted = versions[pointer.production.version]
+            run = next(r for r in runs if r["run_id"] == promoted["run_id"])
+            launched_at = datetime.fromisoformat(run["created"]).timestamp()
+            loop_close = time.time() - (time.monotonic() - closed_at) - launched_at
+
+        t = time.monotonic()
+        data = report_png.collect(DEMO_MODEL, settings)
+        if dark_since is not None:
+            data.events.append(report_png.Event(dark_since, "the room goes dark", "marker"))
+        report_file = report_png.draw(data, report_path)
+        stage(f"report written to {report_file}", t)
+        result = DemoResult(rounds, versions, runs, loop_close, time.monotonic() - started, stage_seconds, report_file,
+                            closed_at is not None)
+        console.print(summary_table(result))
+        return result
+    finally:
+        if not keep:
+            stack.down(directory)
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+def summary_table(result: DemoResult) -> Table:
+    table = Table(title=f"Edgeloop demo: {'loop closed' if result.closed else 'loop NOT closed'} in {result.seconds:.0f} s")
+    table.add_column("what")
+    table.add_column("measured", justify="right")
+    for version in sorted(result.versions, key=lambda v: int(v[1:])):
+        record = result.versions[version]
+        metrics = record.get("metrics", {})
+        trained_on = record.get("manifest", {}).get("objects", "?")
+        table.add_row(f"{version}: stage / trained on", f"{record['stage']} / {trained_on} images")
+        table.add_row(f"{version}: int8 accuracy clean / dark holdout",
+                      f"{metrics.get('int8_accuracy', 0):.1%} / {metrics.get('int8_drifted_accuracy', 0):.1%}")
+        table.add_row(f"{version}: how it got its stage",
+                      "; ".join(f"{h['target']} by {h['actor'].split(':')[0]}" for h in record.get("history", [])[1:]))
+    clean = [r for r in result.rounds if r.phase == "clean"]
+    dark_v1 = [r for r in result.rounds if r.phase == "drift" and set(r.versions) == {"v1"}]
+    last = result.rounds[-1] if result.rounds else None
+
+    def mean_success(rounds: list[Round]) -> str:
+        total = sum(sum(r.predictions.values()) for r in rounds)
+        return f"{sum(sum(r.correct.values()) for r in rounds) / total:.1%} ({total} predictions)" if total else "-"
+
+    table.add_row("field success, clean room, v1", mean_success(clean))
+    table.add_row("field success, dark room, v1 only", mean_success(dark_v1))
+    if last is not None:
+        table.add_row(f"field success, dark room, last round ({', '.join(sorted(last.versions))})", mean_success([last]))
+    reasons = Counter(r.get("reason") for r in result.runs)
+    table.add_row("training runs (by reason)", ", ".join(f"{n}× {reason}" for reason, n in reasons.items()))
+    folded = sum(len(r.get("folded") or []) for r in result.runs)
+    table.add_row("requests folded into runs", str(folded))
+    table.add_row("loop close: v2's run launched → every device on v2",
+                  f"{result.loop_close_s:.0f} s" if result.loop_close_s is not None else "not closed")
+    for name, seconds in result.stage_seconds.items():
+        table.add_row(f"stage: {name}", f"{seconds:.1f} s")
+    return table

@@ -1,0 +1,57 @@
+"""The closed loop end to end: `edgeloop demo` with a smaller fleet, every component real.
+
+Runs the CLI in its own process with a clean environment (the demo starts and
+configures its own stack), keeps the stack for one `edgeloop status`, then
+stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+DEVICES = 10
+
+
+def edgeloop(*args: str, timeout: float) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("EDGELOOP_") and not k.endswith("_EMULATOR_HOST") and k != "STORAGE_EMULATOR_HOST"}
+    env["COLUMNS"] = "220"
+    return subprocess.run([sys.executable, "-m", "edgeloop.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def percent_pair(output: str, version: str) -> tuple[float, float]:
+    found = re.search(rf"{version}: int8 accuracy clean / dark holdout\s*│\s*([\d.]+)% / ([\d.]+)%", output)
+    assert found, output
+    return float(found.group(1)), float(found.group(2))
+
+
+@pytest.mark.timeout(900)
+def test_the_loop_fixes_a_drifting_model_with_no_human_step(tmp_path):
+    directory, report = tmp_path / "stack", tmp_path / "report.png"
+    try:
+        demo = edgeloop("demo", "--devices", str(DEVICES), "--dir", str(directory), "--report", str(report), "--keep",
+                        timeout=720)
+        assert demo.returncode == 0, demo.stdout[-6000:] + demo.stderr[-3000:]
+        assert "loop closed" in demo.stdout
+        status = edgeloop("status", "digits", "--dir", str(directory), timeout=120)
+    finally:
+        edgeloop("down", "--dir", str(directory), timeout=120)
+
+    v1_clean, v1_dark = percent_pair(demo.stdout, "v1")
+    v2_clean, v2_dark = percent_pair(demo.stdout, "v2")
+    assert v1_clean > 90 and v1_dark < 75  # v1 never saw a dark room
+    assert v2_dark > v1_dark + 20 and v2_clean > 90  # the field captures taught v2 the dark room
+    last = re.search(r"field success, dark room, last round \(v2\)\s*│\s*([\d.]+)%", demo.stdout)
+    assert last and float(last.group(1)) > 85, demo.stdout[-4000:]
+    assert re.search(r"loop close: .*?│\s*\d+ s", demo.stdout, re.S)
+
+    assert status.returncode == 0, status.stdout + status.stderr
+    v2_row = next(line for line in status.stdout.splitlines() if line.strip("│ ").startswith("v2"))
+    assert "production" in v2_row and "on_feedback" in v2_row  # promoted by the product, not by a person
+    assert report.read_bytes()[:4] == b"\x89PNG" and report.stat().st_size > 50_000
