@@ -130,7 +130,7 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
     from shared import gcp_registry, gcp_training, layout
     from shared.config import Settings
     from shared.digits import load_digits_rgb
-    from shared.gcp_clients import firestore_client
+    from shared.gcp_clients import firestore_client, reset_clients
     from shared.retrain import manual_request
     from trainer_job.augment import AugmentConfig
     from trainer_job.pipeline import TrainConfig
@@ -153,6 +153,7 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
         with console.status("starting the local stack…"):
             state, _ = stack.up(settings, directory)
         os.environ.update(state.client_env())
+        reset_clients()  # this process may have talked to another stack before
         stage("local stack up", t)
 
         t = time.monotonic()
@@ -227,6 +228,7 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
             stack.down(directory)
         os.environ.clear()
         os.environ.update(saved_env)
+        reset_clients()
 
 
 def summary_table(result: DemoResult) -> Table:

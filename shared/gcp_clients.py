@@ -46,6 +46,12 @@ def subscriber_client() -> pubsub_v1.SubscriberClient:
     return pubsub_v1.SubscriberClient()
 
 
+def reset_clients() -> None:
+    """Forget the cached clients: for a process that moves to another (emulator) stack, e.g. a benchmark."""
+    for factory in (firestore_client, storage_client, publisher_client, subscriber_client):
+        factory.cache_clear()
+
+
 def topic_path(topic: str, project: str | None = None) -> str:
     return f"projects/{project or get_settings().project_id}/topics/{topic}"
 

@@ -1,0 +1,107 @@
+"""Benchmarks that need a running local stack: ingest throughput and the client's update check.
+
+Each function takes a stack that is already up (and this process pointed at
+it) and returns plain numbers; ``edgeloop.bench`` formats them into BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from datetime import datetime
+from typing import Any, Callable
+
+from rich.console import Console
+
+from edgeloop.localstack.function_logs import log_entries
+from edgeloop.localstack.stack import StackState
+from shared import layout
+from shared.config import Settings
+from shared.gcp_clients import firestore_client, storage_client
+
+FEEDBACK_BURST = 300
+POLLS = 30
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def _timed(action: Callable[[], Any], repeats: int) -> list[float]:
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        action()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def ingest(model: str, state: StackState, settings: Settings, console: Console) -> dict[str, Any]:
+    """Seed the digits through on_upload, then a burst of feedback documents through on_feedback."""
+    from edgeloop.seed import seed_dataset
+
+    seeded = seed_dataset(model, settings, console, train=False)
+    db = firestore_client(settings.project_id)
+    written: dict[str, float] = {}
+    with console.status(f"{FEEDBACK_BURST} feedback documents → on_feedback…"):
+        start = time.time()
+        for first in range(0, FEEDBACK_BURST, 100):
+            batch = db.batch()
+            for i in range(first, min(first + 100, FEEDBACK_BURST)):
+                feedback_id = f"bench-{uuid.uuid4().hex[:12]}"
+                batch.set(db.document(layout.feedback_doc(model, feedback_id)), {
+                    "uid": "bench", "model_version": "v1", "predicted_label": str(i % 10), "confidence": 0.9,
+                    "correct": i % 4 != 0})
+                written[feedback_id] = time.time()
+            batch.commit()
+        deadline = time.monotonic() + 600
+        while True:
+            handled = {e["document"].rsplit("/", 1)[-1]: datetime.fromisoformat(e["time"]).timestamp()
+                       for e in log_entries(state, "on_feedback")
+                       if e.get("event") == "feedback_counted" and e.get("model") == model and "document" in e}
+            done = {k: v for k, v in handled.items() if k in written}
+            if len(done) >= FEEDBACK_BURST or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    latencies = [done[k] - written[k] for k in done]
+    elapsed = max(done.values()) - start if done else float("nan")
+    return {
+        "images": seeded.images, "seed_seconds": seeded.seconds, "images_per_s": seeded.images / seeded.seconds,
+        "feedback": len(done), "feedback_seconds": elapsed, "feedback_per_s": len(done) / elapsed if done else 0.0,
+        "feedback_p50_s": _percentile(latencies, 50) if latencies else float("nan"),
+        "feedback_p95_s": _percentile(latencies, 95) if latencies else float("nan"),
+    }
+
+
+def client_poll(model: str, state: StackState, settings: Settings, directory) -> dict[str, Any]:
+    """The SDK's update check (one pointer read, download only on change) vs downloading the model every poll."""
+    from client_sdk import EdgeloopClient, Endpoints
+    from client_sdk.emulator_auth import unsigned_id_token
+    from edgeloop.device import load_public_key
+    from shared.registry import ModelPointer
+
+    def client() -> EdgeloopClient:
+        return EdgeloopClient(model, uid="bench", device_id="bench-device", directory=directory,
+                              public_key_pem=load_public_key(state.path / "signing-key.pem"),
+                              endpoints=Endpoints.from_client_env(state.client_env()),
+                              id_token=lambda: unsigned_id_token("bench", state.project_id), settings=settings.client)
+
+    device = client()
+    first = _timed(lambda: device.check_for_update(), 1)[0]
+    install_bytes = device.transport.stats.model_bytes
+    before = (device.transport.stats.document_reads, device.transport.stats.model_bytes)
+    unchanged = _timed(lambda: device.check_for_update(), POLLS)
+    reads = device.transport.stats.document_reads - before[0]
+    polled_bytes = device.transport.stats.model_bytes - before[1]
+
+    pointer = ModelPointer.model_validate(firestore_client(settings.project_id).document(layout.model_doc(model)).get().to_dict())
+    blob = storage_client(settings.project_id).bucket(settings.bucket).blob(pointer.production.path)
+    naive = _timed(lambda: blob.download_as_bytes(), POLLS)
+    return {
+        "model_bytes": pointer.production.size, "first_install_s": first, "install_bytes": install_bytes,
+        "unchanged_p50_ms": _percentile(unchanged, 50) * 1000, "unchanged_p95_ms": _percentile(unchanged, 95) * 1000,
+        "unchanged_reads_per_poll": reads / POLLS, "unchanged_bytes_per_poll": polled_bytes / POLLS,
+        "naive_p50_ms": _percentile(naive, 50) * 1000, "naive_p95_ms": _percentile(naive, 95) * 1000,
+        "naive_bytes_per_poll": pointer.production.size, "polls": POLLS,
+    }
