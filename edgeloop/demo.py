@@ -218,7 +218,8 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
         if dark_since is not None:
             data.events.append(report_png.Event(dark_since, "the room goes dark", "marker"))
         report_file = report_png.draw(data, report_path)
-        stage(f"report written to {report_file}", t)
+        stage("report written", t)
+        console.print(f"  report: [bold]{report_file}[/]")
         result = DemoResult(rounds, versions, runs, loop_close, time.monotonic() - started, stage_seconds, report_file,
                             closed_at is not None)
         console.print(summary_table(result))

@@ -84,7 +84,7 @@ class AugmentConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    low_light: Transform = Transform(strength=1.0 - DRIFT_BRIGHTNESS_KEPT)
+    low_light: Transform = Transform(strength=0.65)
     blur: Transform = Transform(enabled=False, strength=0.8)
     noise: Transform = Transform(strength=DRIFT_NOISE_STD)
     shift: Transform = Transform(strength=2)
