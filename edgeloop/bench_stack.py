@@ -59,7 +59,7 @@ def ingest(model: str, state: StackState, settings: Settings, console: Console) 
         while True:
             handled = {e["document"].rsplit("/", 1)[-1]: datetime.fromisoformat(e["time"]).timestamp()
                        for e in log_entries(state, "on_feedback")
-                       if e.get("event") == "feedback_counted" and e.get("model") == model and "document" in e}
+                       if e.get("event") == "feedback_handled" and str(e.get("document", "")).startswith(f"models/{model}/")}
             done = {k: v for k, v in handled.items() if k in written}
             if len(done) >= FEEDBACK_BURST or time.monotonic() > deadline:
                 break

@@ -114,6 +114,6 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
         publish_request(request, settings)
     log("INFO", "feedback_counted", f"{model} {feedback.model_version}: {rate.correct}/{rate.total}",
         model=model, model_version=feedback.model_version, correct=rate.correct, total=rate.total,
-        upper_bound=round(rate.high, 4), labelled_images=labelled, document=event.document)
+        upper_bound=round(rate.high, 4), labelled_images=labelled)
     return FeedbackOutcome("counted", rate=rate, labelled_images=labelled, retrain_requests=tuple(requests), release=release)
 
