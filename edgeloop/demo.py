@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -74,15 +73,11 @@ class DemoResult:
 
 
 def _fleet_round(index: int, phase: str, devices: int, images: int, base_args: dict, started: float) -> Round:
-    from edgeloop.device import DeviceTally, run_device
+    from edgeloop.device import DeviceTally, run_fleet
 
     args = {**base_args, "seed": index, "brightness": DARK_ROOM if phase == "drift" else 1.0, "images": images}
     tallies = [DeviceTally(f"demo-device-{i:03d}") for i in range(devices)]
-    threads = [threading.Thread(target=run_device, args=(i, args, t, lambda: None), daemon=True) for i, t in enumerate(tallies)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_fleet(args, tallies)
     result = Round(index, phase, time.monotonic() - started)
     for tally in tallies:
         result.versions[tally.version] += 1
@@ -120,12 +115,11 @@ def _status_line(round_: Round, pointer, control: dict) -> str:
 
 def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: float = 420.0,
              directory: Path | None = None, keep: bool = False, report_path: Path = Path("edgeloop-demo-report.png")) -> DemoResult:
-    from google.cloud.firestore import FieldFilter
-
     from client_sdk import Endpoints
     from edgeloop import report as report_png
     from edgeloop.device import load_public_key
     from edgeloop.localstack import stack
+    from edgeloop.registry_views import recent_runs
     from edgeloop.seed import seed_dataset, wait_for_outcome
     from shared import gcp_registry, gcp_training, layout
     from shared.config import Settings
@@ -204,8 +198,7 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
         stage("fleet: drift, retrain, canary, promotion" if closed_at else "fleet (loop not closed in time)", t)
 
         versions = {s.id: s.to_dict() for s in db.collection(layout.versions_collection(DEMO_MODEL)).stream()}
-        runs = sorted((s.to_dict() for s in db.collection("runs").where(
-            filter=FieldFilter("model", "==", DEMO_MODEL)).stream()), key=lambda r: r["created"])
+        runs = recent_runs(db, DEMO_MODEL, limit=100)[::-1]  # oldest first; a demo starts a handful
         loop_close = None
         if closed_at is not None:
             promoted = versions[pointer.production.version]

@@ -98,6 +98,15 @@ def run_device(index: int, args: dict, tally: DeviceTally, advance) -> None:
         tally.error = str(exc)
 
 
+def run_fleet(args: dict, tallies: list[DeviceTally], advance=lambda: None) -> None:
+    """One session per device, all at once (a thread each, as phones run in parallel); returns when all are done."""
+    threads = [threading.Thread(target=run_device, args=(i, args, t, advance), daemon=True) for i, t in enumerate(tallies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @app.command()
 def simulate(
     devices: int = typer.Option(8, "--devices", "-n", min=1, max=500, help="how many devices"),
@@ -138,11 +147,7 @@ def simulate(
             with lock:
                 progress.advance(task)
 
-        threads = [threading.Thread(target=run_device, args=(i, args, t, advance), daemon=True) for i, t in enumerate(tallies)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_fleet(args, tallies, advance)
     console.print(_summary(tallies))
     failed = [t for t in tallies if t.error]
     for tally in failed:

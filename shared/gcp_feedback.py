@@ -47,12 +47,6 @@ def _feedback_path(document: str) -> tuple[str, str] | None:
     return None
 
 
-def version_success(db: firestore.Client, model: str, version: str) -> SuccessRate:
-    """Correct/total feedback of one version with its Wilson interval."""
-    tally = version_tally(db, model, version)
-    return success_rate(tally.correct, tally.total)
-
-
 def apply_confirmation(db: firestore.Client, model: str, feedback: Feedback) -> int:
     """Record the user's true label for their capture; label its image document if registered. Returns images labelled."""
     db.document(layout.confirmation_doc(model, feedback.capture)).set(
@@ -99,8 +93,9 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
             request = new_data_request(model, count_new_labelled(db, model), settings.thresholds.new_data_images, since_run)
             requests.extend([request] if request else [])
 
-    rate = version_success(db, model, feedback.model_version)
-    release = evaluate_release(model, settings)
+    tally = version_tally(db, model, feedback.model_version)
+    rate = success_rate(tally.correct, tally.total)
+    release = evaluate_release(model, settings, counted={feedback.model_version: tally})
     # Only the version serving the fleet asks for a retrain: a bad canary is rolled back by the release
     # rules, and late reports about a replaced version say nothing about what devices run now.
     if release.production in (None, feedback.model_version):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from google.cloud import firestore
 
@@ -131,34 +131,44 @@ def _promotion(previous: str | None, baseline: Tally, previous_rate: Tally | Non
     return {"promotion": Promotion(_now(), previous, baseline, previous_rate).to_dict(), "rollout_step": {}}
 
 
-def _tally(model: str, version: str | None, settings: Settings) -> Tally:
-    return version_tally(firestore_client(settings.project_id), model, version) if version else Tally()
+def _tally(model: str, version: str | None, settings: Settings, counted: Mapping[str, Tally] | None = None) -> Tally:
+    """The version's tally: from ``counted`` when the caller has just counted it, else two count queries."""
+    if not version:
+        return Tally()
+    if counted and version in counted:
+        return counted[version]
+    return version_tally(firestore_client(settings.project_id), model, version)
 
 
 # --- automatic: on_feedback ------------------------------------------------------------------------
 
-def evaluate_release(model: str, settings: Settings) -> ReleaseOutcome:
-    """Judge the canary in rollout (or a freshly promoted production) and apply the verdict."""
+def evaluate_release(model: str, settings: Settings, counted: Mapping[str, Tally] | None = None) -> ReleaseOutcome:
+    """Judge the canary in rollout (or a freshly promoted production) and apply the verdict.
+
+    ``counted`` holds tallies the caller has just counted (on_feedback counts the reported version
+    anyway), so they are not counted twice.
+    """
     pointer = load_pointer(model, settings)
     if pointer is None or pointer.production is None:
         return ReleaseOutcome(None, None)
     if pointer.rollout.candidate is None:
-        outcome = _evaluate_production(model, pointer, settings)
+        outcome = _evaluate_production(model, pointer, settings, counted)
     else:
-        outcome = _evaluate_canary(model, pointer, settings)
+        outcome = _evaluate_canary(model, pointer, settings, counted)
     production = outcome.plan.production if outcome.plan else pointer.production
     rollout = outcome.plan.rollout if outcome.plan else pointer.rollout
     return dataclasses.replace(outcome, production=production.version if production else None,
                                canary=rollout.candidate.version if rollout.candidate else None)
 
 
-def _evaluate_canary(model: str, pointer: ModelPointer, settings: Settings) -> ReleaseOutcome:
+def _evaluate_canary(model: str, pointer: ModelPointer, settings: Settings, counted: Mapping[str, Tally] | None) -> ReleaseOutcome:
     canary_version, production_version = pointer.rollout.candidate.version, pointer.production.version
     record = load_version(model, canary_version, settings)
     step = RolloutStep.from_dict(record.rollout_step) if record else None
     if record is None or step is None or step.production_version != production_version:
         return ReleaseOutcome(None, None)  # not a canary this code judges (e.g. one published before steps existed)
-    canary_now, production_now = _tally(model, canary_version, settings), _tally(model, production_version, settings)
+    canary_now = _tally(model, canary_version, settings, counted)
+    production_now = _tally(model, production_version, settings, counted)
     judgement = judge_canary(canary_now - step.canary, production_now - step.production, step.percent, settings.release)
     if judgement.verdict is Verdict.WAIT:
         return ReleaseOutcome(judgement, None)
@@ -183,13 +193,13 @@ def _evaluate_canary(model: str, pointer: ModelPointer, settings: Settings) -> R
     return ReleaseOutcome(judgement, plan)
 
 
-def _evaluate_production(model: str, pointer: ModelPointer, settings: Settings) -> ReleaseOutcome:
+def _evaluate_production(model: str, pointer: ModelPointer, settings: Settings, counted: Mapping[str, Tally] | None) -> ReleaseOutcome:
     production_version = pointer.production.version
     record = load_version(model, production_version, settings)
     promotion = Promotion.from_dict(record.promotion) if record else None
     if promotion is None or promotion.previous_rate is None:
         return ReleaseOutcome(None, None)  # nothing to compare with: no counting needed
-    production_now = _tally(model, production_version, settings)
+    production_now = _tally(model, production_version, settings, counted)
     if not watching(promotion, production_now, settings.release):
         return ReleaseOutcome(None, None)
     judgement = judge_production(production_now - promotion.baseline, promotion.previous_rate, settings.release)
