@@ -7,8 +7,16 @@ releases). Users may create their own well-typed feedback, read models and
 versions, and nothing else; the functions and the trainer use service accounts,
 which bypass the rules (here: the emulator's ``Bearer owner``).
 
+Every document path the product reads or writes (shared/layout.py, the
+``quarantine`` collection of shared/gcp_ingest.py, ``runs``) has a row in
+``PATHS``; ``test_the_matrix_covers_every_path_the_layout_builds`` fails when
+layout grows a path the matrix does not test.
+
 Storage: no Storage rules emulator runs here (the Firebase one downloads its
-runtime at start), so storage.rules is checked statically.
+runtime at start), so storage.rules is parsed and its conditions evaluated by a
+small interpreter of the subset the file uses, against ``STORAGE_OBJECTS``:
+every prefix (dataset/, uploads/, models/ and each artifact under it,
+quarantine/, unmentioned paths) × the three principals × get/list/create/update/delete.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from shared.config import Settings
 from tests.auth_tokens import ADMIN, user_token
 
 RULES = Path(__file__).resolve().parents[2] / "infra" / "firebase"
-MODEL = "digits"
+# A model of its own: the session's stack is shared, and this module seeds control documents (a training lock).
+MODEL = f"rules-{uuid.uuid4().hex[:6]}"
 OWNER, OTHER = "alice", "bob"
 PRINCIPALS = ("anonymous", "other", "owner")
 OPERATIONS = ("get", "list", "create", "update", "delete")
@@ -94,25 +103,35 @@ def db(local_stack):
 def _seeded(db: Firestore, path_template: str, fields: dict) -> str:
     """A fresh document per test, so one test's (wrongly allowed) delete cannot affect another."""
     path = path_template.format(model=MODEL, id=uuid.uuid4().hex)
-    db.seed(path, fields)
+    db.seed(path, fields)  # a fixed document (no {id}) is replaced whole
     return path
 
 
 # (path template, seeded fields, principals allowed per operation). "owner" is
-# the user the document belongs to (feedback: uid == alice), "other" any other
-# signed-in user.
+# the user the document belongs to (uid == alice), "other" any other signed-in
+# user. A template without {id} names one fixed document (seeded fresh per test).
 SIGNED_IN = {"other", "owner"}
 PATHS = {
+    # What clients poll: readable by any signed-in user, written by the trainer and functions only.
     "model pointer": ("models/{id}", {"version": "v1"}, {"get": SIGNED_IN, "list": SIGNED_IN}),
     "version": ("models/{model}/versions/{id}", {"stage": "production"}, {"get": SIGNED_IN, "list": SIGNED_IN}),
+    # A user's own prediction outcome: create only.
     "feedback": ("models/{model}/feedback/{id}", _feedback(OWNER), {"create": {"owner"}}),
-    "image": ("models/{model}/images/{id}", {"status": "new", "object": "uploads/digits/alice/x.png"}, {}),
-    "training control": ("models/{model}/control/{id}", {"locked": True}, {}),
+    # Server-only documents the product writes (shared/layout.py, shared/gcp_*.py, trainer_job/).
+    "image": ("models/{model}/images/{id}", {"status": "new", "object": "uploads/m/alice/x.png", "uid": OWNER}, {}),
+    "confirmation": ("models/{model}/confirmations/{id}", {"object": "uploads/m/alice/x.png", "true_label": "3", "uid": OWNER}, {}),
+    "training lock": ("models/{model}/control/training", {"active_run": None, "paused": False}, {}),
+    "trainer config": ("models/{model}/control/trainer", {"augment": {"low_light": 0.65}}, {}),
+    "training control (any id)": ("models/{model}/control/{id}", {"locked": True}, {}),
     "drift report": ("models/{model}/drift_reports/{id}", {"drifted": False}, {}),
+    "run": ("runs/{id}", {"reason": "manual", "model": "digits", "uid": OWNER}, {}),
+    "quarantine record": ("quarantine/{id}", {"object": "uploads/m/alice/x.png", "reason": "not_an_image", "uid": OWNER}, {}),
+    # Paths the rules do not mention: denied by the catch-all.
     "counter shard": ("models/{model}/counters/{id}", {"count": 3}, {}),
     "version subcollection": ("models/{model}/versions/v1/gate/{id}", {"passed": True}, {}),
     "feedback subcollection": ("models/{model}/feedback/f1/notes/{id}", {"uid": OWNER}, {}),
-    "run": ("runs/{id}", {"reason": "manual", "model": MODEL}, {}),
+    "pointer subcollection": ("models/{model}/secrets/{id}", {"uid": OWNER}, {}),
+    "run subcollection": ("runs/r1/stages/{id}", {"uid": OWNER}, {}),
     "user profile": ("users/{id}", {"uid": OWNER}, {}),
     "unknown collection": ("anything/{id}", {"x": 1}, {}),
 }
@@ -201,6 +220,69 @@ def test_a_signed_in_user_reads_the_pointer_fields_they_poll(db):
     assert response.json()["fields"]["version"] == {"stringValue": "v1"}
 
 
+def _product_document_paths() -> dict[str, str]:
+    """Every Firestore document path the product builds: each ``*_doc``/``*_collection`` of
+    shared/layout.py (a collection as one of its documents), plus the collections named
+    outside it (quarantine records, runs)."""
+    import inspect
+
+    from shared import gcp_ingest, layout
+
+    paths = {}
+    for name, function in inspect.getmembers(layout, inspect.isfunction):
+        if function.__module__ != layout.__name__ or not name.endswith(("_doc", "_collection")):
+            continue
+        arguments = [f"{p}-x" for p in inspect.signature(function).parameters]
+        path = function(*arguments)
+        paths[name] = path + "/doc-x" if name.endswith("_collection") else path
+    paths["gcp_ingest.QUARANTINE_COLLECTION"] = f"{gcp_ingest.QUARANTINE_COLLECTION}/doc-x"
+    return paths
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    pattern = re.escape(template).replace(r"\{model\}", "[^/]+").replace(r"\{id\}", "[^/]+")
+    return re.compile(pattern)
+
+
+def test_the_matrix_covers_every_path_the_layout_builds():
+    paths = _product_document_paths()
+    assert {"model_doc", "version_doc", "image_doc", "feedback_doc", "confirmation_doc", "training_control_doc",
+            "trainer_config_doc", "drift_reports_collection", "run_doc", "gcp_ingest.QUARANTINE_COLLECTION"} <= set(paths)
+    patterns = {kind: _template_pattern(template) for kind, (template, _, _) in PATHS.items()}
+    for name, path in paths.items():
+        matched = [kind for kind, pattern in patterns.items() if pattern.fullmatch(path)]
+        assert matched, f"{name} builds {path}, which no row of PATHS tests"
+        assert len(set(matched) - {"training control (any id)", "model pointer"}) <= 1, (name, matched)
+
+
+@pytest.mark.parametrize("collection", ["feedback", "images", "confirmations", "versions", "control", "drift_reports"])
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_collection_group_queries_reach_no_server_only_or_foreign_document(db, collection, principal):
+    """A query across every model's subcollection: no rule grants it (no /{path=**}/x match), so it is denied."""
+    _seeded(db, f"models/{{model}}/{collection}/{{id}}", {"uid": OWNER})
+    parent = db.base
+    query = {"structuredQuery": {"from": [{"collectionId": collection, "allDescendants": True}]}}
+    response = requests.post(f"{parent}:runQuery", json=query, headers=db.headers(principal), timeout=10)
+    assert response.status_code == 403, f"{principal} queried every {collection}: {response.status_code} {response.text[:300]}"
+
+
+@pytest.mark.parametrize(
+    "capture, allowed",
+    [
+        ("uploads/{model}/alice/0b4c8e.png", True),  # the owner's own capture
+        ("uploads/{model}/bob/0b4c8e.png", False),  # labelling another user's upload
+        ("uploads/other-model/alice/0b4c8e.png", False),  # an upload of another model
+        ("dataset/{model}/3/x.png", False),  # the curated dataset
+        ("uploads/{model}/alice/../bob/x.png", False),  # a path trick
+        ("uploads/{model}/alice/", False),
+    ],
+)
+def test_feedback_may_label_only_the_users_own_capture_of_that_model(db, capture, allowed):
+    fields = _feedback(OWNER, {"true_label": "3", "correct": True, "capture": capture.format(model=MODEL)})
+    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", fields)
+    assert response.status_code == (200 if allowed else 403), f"{capture}: {response.status_code} {response.text}"
+
+
 def test_the_emulator_loaded_the_rules_file_terraform_releases():
     from edgeloop.localstack import stack
 
@@ -269,7 +351,7 @@ def test_only_uploads_are_writable_by_users_and_only_models_readable(storage_rul
             if path.endswith("/uploads/{model}/{uid}/{file}"):
                 assert operations == "create"
             elif path.endswith("/models/{model}/{version}/{file}"):
-                assert operations == "read" and condition == "request.auth != null"
+                assert operations == "get" and condition.startswith("request.auth != null && ")
             else:
                 pytest.fail(f"{path} grants {operations} if {condition}")
     assert dict(storage_rules["/b/{bucket}/o/{allPaths=**}"]) == {"read,write": "false"}
@@ -296,3 +378,170 @@ def test_upload_metadata_keys_are_the_ones_on_upload_accepts(storage_rules):
     condition = dict(storage_rules["/b/{bucket}/o/uploads/{model}/{uid}/{file}"])["create"]
     keys = re.search(r"metadata\.keys\(\)\.hasOnly\(\[([^\]]*)\]\)", condition).group(1)
     assert {k.strip().strip("'") for k in keys.split(",")} == set(validation.METADATA_KEYS)
+
+
+# --- Storage rules, evaluated ----------------------------------------------------------
+#
+# A small interpreter of the subset of the rules language storage.rules uses
+# (&&, ||, !, ==, !=, <=, >, *, null/true/false, string.matches, map.keys().hasOnly):
+# a statement it cannot translate fails the test instead of being guessed.
+
+class _RulesString(str):
+    def matches(self, pattern: str) -> bool:
+        return re.fullmatch(pattern, self) is not None
+
+
+class _RulesList(list):
+    def hasOnly(self, allowed) -> bool:  # noqa: N802 - the rules language's name
+        return set(self) <= set(allowed)
+
+    def hasAll(self, required) -> bool:  # noqa: N802
+        return set(required) <= set(self)
+
+
+class _RulesMap(dict):
+    def keys(self):
+        return _RulesList(super().keys())
+
+
+class _Namespace:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+_RULES_OPERATIONS = {"read": {"get", "list"}, "write": {"create", "update", "delete"}}
+_TRANSLATABLE = re.compile(r"^[\w\s.()=!<>&|*'\[\],+-]*$")
+
+
+def _python(condition: str) -> str:
+    strings: list[str] = []
+    text = re.sub(r"'[^']*'", lambda m: strings.append(m.group(0)) or f"__s{len(strings) - 1}__", condition)
+    assert _TRANSLATABLE.match(text), f"storage.rules uses syntax this interpreter does not know: {condition}"
+    text = text.replace("&&", " and ").replace("||", " or ")
+    text = re.sub(r"!(?!=)", " not ", text)
+    text = re.sub(r"\bnull\b", "None", text)
+    text = re.sub(r"\btrue\b", "True", text)
+    text = re.sub(r"\bfalse\b", "False", text)
+    return re.sub(r"__s(\d+)__", lambda m: strings[int(m.group(1))], text)
+
+
+def _match_pattern(match_path: str) -> re.Pattern:
+    pattern = ""
+    for segment in match_path.strip("/").split("/"):
+        wildcard = re.fullmatch(r"\{(\w+)(=\*\*)?\}", segment)
+        if wildcard and wildcard.group(2):
+            pattern += f"/(?P<{wildcard.group(1)}>.*)"
+        elif wildcard:
+            pattern += f"/(?P<{wildcard.group(1)}>[^/]+)"
+        else:
+            pattern += "/" + re.escape(segment)
+    return re.compile(pattern)
+
+
+def storage_allows(rules: dict, principal: str, operation: str, name: str, resource: dict | None = None) -> bool:
+    """Would storage.rules grant ``operation`` on object ``name`` to ``principal``? (Any matching allow grants.)"""
+    auth = None if principal == "anonymous" else _Namespace(uid=OWNER if principal == "owner" else OTHER)
+    request_resource = None
+    if operation in ("create", "update"):
+        fields = dict(VALID_UPLOAD, **(resource or {}))
+        metadata = fields["metadata"]
+        request_resource = _Namespace(
+            size=fields["size"], contentType=_RulesString(fields["contentType"]),
+            metadata=None if metadata is None else _RulesMap(metadata),
+        )
+    request = _Namespace(auth=auth, resource=request_resource)
+    for match_path, statements in rules.items():
+        found = _match_pattern(match_path).fullmatch(f"/b/{BUCKET}/o/{name}")
+        if not found:
+            continue
+        variables = {key: _RulesString(value) for key, value in found.groupdict().items()}
+        for operations, condition in statements:
+            granted = set()
+            for op in operations.split(","):
+                granted |= _RULES_OPERATIONS.get(op, {op})
+            if operation in granted and eval(_python(condition), {"__builtins__": {}}, {"request": request, **variables}):  # noqa: S307
+                return True
+    return False
+
+
+BUCKET = "edgeloop-data"
+STORAGE_MODEL = "digits"
+VALID_UPLOAD = {"size": 2048, "contentType": "image/png", "metadata": {"label": "3", "predicted_label": "5", "confidence": "0.4", "model_version": "v1"}}
+
+# Every kind of object in the bucket (shared/layout.py) and paths the rules do not mention:
+# object name template -> principals allowed per operation. The owner of an upload is alice.
+STORAGE_OBJECTS = {
+    "dataset image": ("dataset/{model}/3/digit-0001.png", {}),
+    "upload": ("uploads/{model}/alice/0b4c8e.png", {"create": {"owner"}}),
+    "upload, jpeg": ("uploads/{model}/alice/0b4c8e.jpg", {"create": {"owner"}}),
+    "model file": ("models/{model}/v1/model.tflite", {"get": SIGNED_IN}),
+    "model signature": ("models/{model}/v1/model.tflite.sig", {"get": SIGNED_IN}),
+    "dataset manifest": ("models/{model}/v1/manifest.json", {}),
+    "other model artifact": ("models/{model}/v1/notes.txt", {}),
+    "quarantined upload": ("quarantine/uploads/{model}/alice/0b4c8e.png", {}),
+    "quarantined dataset image": ("quarantine/dataset/{model}/3/digit-0001.png", {}),
+    # Not mentioned by the rules: the catch-all denies.
+    "upload one folder too deep": ("uploads/{model}/alice/sub/0b4c8e.png", {}),
+    "upload without a model": ("uploads/alice/0b4c8e.png", {}),
+    "model file one folder too deep": ("models/{model}/v1/x/model.tflite", {}),
+    "unknown prefix": ("manifests/{model}/v1.json", {}),
+    "bucket root": ("0b4c8e.png", {}),
+}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+@pytest.mark.parametrize("principal", PRINCIPALS)
+@pytest.mark.parametrize("kind", sorted(STORAGE_OBJECTS))
+def test_every_storage_path_allows_exactly_what_the_rules_promise(storage_rules, kind, principal, operation):
+    template, allowed = STORAGE_OBJECTS[kind]
+    name = template.format(model=STORAGE_MODEL)
+    expected = principal in allowed.get(operation, set())
+    assert storage_allows(storage_rules, principal, operation, name) is expected, f"{principal} {operation} {name}"
+
+
+def test_the_storage_matrix_covers_every_object_the_layout_builds():
+    from shared import layout
+
+    names = {
+        "dataset_object": layout.dataset_object("m", "3", "x.png"),
+        "upload_object": layout.upload_object("m", "alice", "0b4c8e", "png"),
+        "model_object": layout.model_object("m", "v1"),
+        "manifest_object": layout.manifest_object("m", "v1"),
+        "signature_object": layout.signature_object("m", "v1"),
+        "quarantine_object(upload)": layout.quarantine_object(layout.upload_object("m", "alice", "0b4c8e", "png")),
+        "quarantine_object(dataset)": layout.quarantine_object(layout.dataset_object("m", "3", "x.png")),
+    }
+    prefixes = {layout.DATASET_PREFIX, layout.UPLOADS_PREFIX, layout.MODELS_PREFIX, layout.QUARANTINE_PREFIX}
+    assert {name.split("/")[0] for name in names.values()} == prefixes
+    shapes = {kind: re.compile(re.sub(r"[^/]+", "[^/]+", template)) for kind, (template, _) in STORAGE_OBJECTS.items()}
+    exact = {kind: template.format(model="m") for kind, (template, _) in STORAGE_OBJECTS.items()}
+    for builder, name in names.items():
+        assert any(shapes[kind].fullmatch(name) and name.split("/")[0] == exact[kind].split("/")[0] for kind in shapes), \
+            f"{builder} builds {name}, which no row of STORAGE_OBJECTS tests"
+    # each published artifact, by its file name, has a row of its own
+    for artifact in (layout.model_object("m", "v1"), layout.manifest_object("m", "v1"), layout.signature_object("m", "v1")):
+        assert artifact in exact.values(), artifact
+
+
+@pytest.mark.parametrize(
+    "case, name, resource",
+    [
+        ("a gif", "uploads/{model}/alice/0b4c8e.gif", {"contentType": "image/gif"}),
+        ("a name starting with a dot", "uploads/{model}/alice/.png", {}),
+        ("an empty file", "uploads/{model}/alice/0b4c8e.png", {"size": 0}),
+        ("one byte over the limit", "uploads/{model}/alice/0b4c8e.png", {"size": 5 * 1024 * 1024 + 1}),
+        ("not an image content type", "uploads/{model}/alice/0b4c8e.png", {"contentType": "text/html"}),
+        ("an unexpected metadata key", "uploads/{model}/alice/0b4c8e.png", {"metadata": {"label": "3", "is_admin": "true"}}),
+        ("into the curated dataset", "dataset/{model}/3/0b4c8e.png", {}),
+        ("over a published model", "models/{model}/v1/model.tflite", {"contentType": "application/octet-stream"}),
+        ("into quarantine", "quarantine/uploads/{model}/alice/0b4c8e.png", {}),
+    ],
+)
+def test_the_owner_cannot_upload_anything_but_a_well_formed_image_of_their_own(storage_rules, case, name, resource):
+    assert not storage_allows(storage_rules, "owner", "create", name.format(model=STORAGE_MODEL), resource), case
+
+
+def test_the_largest_allowed_upload_without_metadata_is_accepted(storage_rules):
+    name = f"uploads/{STORAGE_MODEL}/alice/0b4c8e.png"
+    assert storage_allows(storage_rules, "owner", "create", name, {"size": 5 * 1024 * 1024, "metadata": None})
+    assert storage_allows(storage_rules, "owner", "create", name, {"metadata": {}})
