@@ -86,11 +86,13 @@ def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, re
         "content_type": obj.content_type,
         "created": firestore.SERVER_TIMESTAMP,
     }
+    reference = db.collection(QUARANTINE_COLLECTION).document(image_id)
     try:
-        db.collection(QUARANTINE_COLLECTION).document(image_id).create(record)
+        reference.create(record)
         fresh = True
     except gexc.AlreadyExists:
         fresh = False
+        record = reference.get().to_dict() or record  # label the moved object as the record says, on every attempt
     if rejected.reason is Reason.INVALID_NAME:
         # A path trick is not copied under another name (storage.rules refuse such names from apps anyway);
         # the record is what matters, and the optional uploads lifecycle rule expires the original.
@@ -100,7 +102,7 @@ def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, re
     source = bucket.blob(obj.name, generation=obj.generation)
     try:
         copy = bucket.copy_blob(source, bucket, layout.quarantine_object(obj.name), source_generation=obj.generation)
-        copy.metadata = {"quarantine_reason": rejected.reason.value, "quarantine_detail": rejected.detail[:500]}
+        copy.metadata = {"quarantine_reason": record["reason"], "quarantine_detail": record["detail"][:500]}
         copy.patch()
         bucket.delete_blob(obj.name, if_generation_match=obj.generation)
     except (gexc.NotFound, gexc.PreconditionFailed):

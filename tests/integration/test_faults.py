@@ -1,0 +1,215 @@
+"""Handlers that die mid-way and are retried leave exactly what one clean handling leaves.
+
+Each scenario first records the writes a clean handling makes, then for every
+write k and each side of it (before / after) runs the real handler from
+functions/main.py in this process against the real emulators, kills it at
+that point (tests/integration/faults.py), retries it as Pub/Sub or Eventarc
+would, and checks the invariants. Meanwhile the function's own process is
+frozen, so the stack's delivery of the same event arrives late, as one more
+duplicate, and the invariants are checked again after it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from cloudevents.http import CloudEvent
+from google.cloud.firestore_v1 import _helpers as firestore_helpers
+from google.cloud.firestore_v1.types.document import Value
+
+from edgeloop.localstack.function_logs import wait_for_entry
+from functions import main as functions
+from shared import layout
+from shared.config import Settings
+from shared.digits import load_digits_rgb
+from shared.events import FIRESTORE_EVENT_TYPES, STORAGE_FINALIZED
+from tests.integration.faults import InjectedCrash, crash_at, fault_points, paused, writes_of
+from tests.integration.helpers import bucket, control, db, eventually, fresh_model, image_docs, quarantine_record
+
+SETTINGS = Settings()
+DIGITS = load_digits_rgb()
+FIRESTORE_CREATED = next(kind for kind, change in FIRESTORE_EVENT_TYPES.items() if change == "created")
+
+
+def storage_event(blob) -> CloudEvent:
+    """The finalize event Storage sends for ``blob`` (Eventarc's direct form of the GCS notification)."""
+    return CloudEvent({"type": STORAGE_FINALIZED, "source": f"//storage.googleapis.com/projects/_/buckets/{blob.bucket.name}",
+                       "id": uuid.uuid4().hex, "subject": f"objects/{blob.name}"}, dict(blob._properties))
+
+
+def firestore_event(stack, document: str, fields: dict) -> CloudEvent:
+    """The document-created event Eventarc sends for ``document`` holding ``fields``."""
+    encoded = {key: json.loads(Value.to_json(value)) for key, value in firestore_helpers.encode_dict(fields).items()}
+    name = f"projects/{stack.project_id}/databases/(default)/documents/{document}"
+    return CloudEvent({"type": FIRESTORE_CREATED, "source": "//firestore.googleapis.com/test", "id": uuid.uuid4().hex},
+                      {"value": {"name": name, "fields": encoded}, "oldValue": {}, "updateMask": {}})
+
+
+def die_then_retry(handler, event, ordinal: int, when: str) -> None:
+    with crash_at(ordinal, when), pytest.raises(InjectedCrash):
+        handler(event)
+    handler(event)  # the retry, with the same event
+
+
+def clean_writes(handler, event) -> list[str]:
+    with writes_of() as writes:
+        handler(event)
+    return list(writes)
+
+
+def upload(stack, name: str, content: bytes, metadata=None):
+    blob = bucket(stack).blob(name)
+    blob.metadata = metadata
+    blob.upload_from_string(content, content_type="image/png")
+    return blob
+
+
+def real_delivery_handled(stack, blob) -> dict:
+    return wait_for_entry(stack, "on_upload", lambda e: e.get("event") == "object_ingested"
+                          and e.get("object") == blob.name and e.get("generation") == blob.generation, timeout_s=120)
+
+
+def preregistered(stack, model: str, count: int) -> None:
+    """``count`` labelled images already registered and new, as earlier uploads would have left them."""
+    batch = db(stack).batch()
+    for i in range(count):
+        batch.set(db(stack).document(layout.image_doc(model, f"earlier-{i}")),
+                  {"object": f"dataset/{model}/1/earlier-{i}.png", "label": "1", "labelled": True, "status": "new"})
+    batch.commit()
+
+
+def pending_causes(stack, model: str) -> list[str]:
+    return [p["cause"] for p in control(stack, model).get("pending") or []]
+
+
+# --- on_upload: the upload that crosses the new-data threshold ----------------------------------------
+
+def threshold_crossing(stack) -> tuple[str, object, CloudEvent]:
+    model = fresh_model(stack, "crash-up")
+    preregistered(stack, model, SETTINGS.thresholds.new_data_images - 1)
+    blob = upload(stack, layout.dataset_object(model, "7", "crossing.png"), DIGITS[7].png())
+    return model, blob, storage_event(blob)
+
+
+def assert_counted_once_and_requested_once(stack, model: str, blob) -> None:
+    mine = [d for d in image_docs(stack, model) if d["object"] == blob.name]
+    assert len(mine) == 1 and mine[0]["generation"] == blob.generation and mine[0]["label"] == "7"
+    assert len(image_docs(stack, model)) == SETTINGS.thresholds.new_data_images
+    causes = eventually(lambda: pending_causes(stack, model), what="the new-data request recorded")
+    assert causes == [f"new_data:{model}:after-start"]
+
+
+def test_a_clean_threshold_crossing_writes_the_image_then_publishes_the_request(local_stack):
+    with paused(local_stack, "on_upload"):
+        model, blob, event = threshold_crossing(local_stack)
+        assert clean_writes(functions.on_upload, event) == ["firestore.commit", "pubsub.publish"]
+        assert_counted_once_and_requested_once(local_stack, model, blob)
+    real_delivery_handled(local_stack, blob)
+    assert_counted_once_and_requested_once(local_stack, model, blob)
+
+
+@pytest.mark.parametrize("ordinal,when", fault_points(["firestore.commit", "pubsub.publish"]))
+def test_on_upload_killed_at_any_write_and_retried_counts_the_upload_once(local_stack, ordinal, when):
+    with paused(local_stack, "on_upload"):
+        model, blob, event = threshold_crossing(local_stack)
+        die_then_retry(functions.on_upload, event, ordinal, when)
+        assert_counted_once_and_requested_once(local_stack, model, blob)
+    real_delivery_handled(local_stack, blob)  # the stack's own, late delivery: one more duplicate
+    assert_counted_once_and_requested_once(local_stack, model, blob)
+
+
+# --- on_upload: an upload that is quarantined ----------------------------------------------------------
+
+QUARANTINE_WRITES = ["firestore.commit", "storage.copy", "storage.patch", "storage.delete"]
+
+
+def bad_upload(stack) -> tuple[str, object, CloudEvent]:
+    model = fresh_model(stack, "crash-bad")
+    blob = upload(stack, layout.dataset_object(model, "3", "broken.png"), DIGITS[3].png()[:40])  # truncated
+    return model, blob, storage_event(blob)
+
+
+def assert_quarantined_once(stack, model: str, blob) -> None:
+    record = quarantine_record(stack, blob.name, blob.generation)
+    assert record["reason"] == "not_an_image" and record["object"] == blob.name
+    moved = bucket(stack).get_blob(layout.quarantine_object(blob.name))
+    assert moved is not None and moved.metadata == {"quarantine_reason": "not_an_image",
+                                                    "quarantine_detail": record["detail"][:500]}
+    assert bucket(stack).get_blob(blob.name) is None
+    assert image_docs(stack, model) == []
+
+
+def test_a_clean_quarantine_records_then_copies_labels_and_deletes(local_stack):
+    with paused(local_stack, "on_upload"):
+        model, blob, event = bad_upload(local_stack)
+        assert clean_writes(functions.on_upload, event) == QUARANTINE_WRITES
+        assert_quarantined_once(local_stack, model, blob)
+
+
+@pytest.mark.parametrize("ordinal,when", fault_points(QUARANTINE_WRITES))
+def test_quarantine_killed_at_any_write_and_retried_records_and_moves_the_object_once(local_stack, ordinal, when):
+    with paused(local_stack, "on_upload"):
+        model, blob, event = bad_upload(local_stack)
+        die_then_retry(functions.on_upload, event, ordinal, when)
+        assert_quarantined_once(local_stack, model, blob)
+    real_delivery_handled(local_stack, blob)
+    assert_quarantined_once(local_stack, model, blob)
+
+
+# --- on_feedback: the report that confirms a capture and crosses the success-rate threshold -------------
+
+def report(stack, model: str, **fields) -> tuple[str, dict]:
+    base = {"uid": "u1", "model_version": "v1", "predicted_label": "3", "confidence": 0.4, "correct": False}
+    document = layout.feedback_doc(model, uuid.uuid4().hex)
+    db(stack).document(document).set({**base, **fields})
+    return document, {**base, **fields}
+
+
+def feedback_handled(stack, document: str) -> dict:
+    return wait_for_entry(stack, "on_feedback", lambda e: e.get("event") == "feedback_handled"
+                          and e.get("document") == document, timeout_s=120)
+
+
+def confirming_report(stack) -> tuple[str, str, str, CloudEvent]:
+    """A model one report short of a trusted, poor success rate, and that report, confirming a capture."""
+    model = fresh_model(stack, "crash-fb")
+    capture = upload(stack, layout.upload_object(model, "u1", uuid.uuid4().hex, "png"), DIGITS[5].png(),
+                     metadata={"predicted_label": "3", "confidence": "0.4", "model_version": "v1"})
+    eventually(lambda: image_docs(stack, model), 60, "the capture registered")
+    earlier = [report(stack, model)[0] for _ in range(SETTINGS.thresholds.min_feedback_samples - 1)]
+    for document in earlier:
+        feedback_handled(stack, document)
+    with paused(stack, "on_feedback"):  # the trigger for the last report must wait for the test
+        document, fields = report(stack, model, true_label="5", capture=capture.name)
+    return model, capture.name, document, firestore_event(stack, document, fields)
+
+
+def assert_confirmed_and_requested_once(stack, model: str, capture: str) -> None:
+    (image,) = image_docs(stack, model)
+    assert image["object"] == capture and image["label"] == "5" and image["labelled"] and image["confirmed_by"] == "u1"
+    confirmation = db(stack).document(layout.confirmation_doc(model, capture)).get().to_dict()
+    assert confirmation == {"object": capture, "true_label": "5", "uid": "u1"}
+    causes = eventually(lambda: pending_causes(stack, model), what="the success-rate request recorded")
+    assert causes == [f"success_rate:{model}:v1:after-start"]
+
+
+FEEDBACK_WRITES = ["firestore.commit", "firestore.commit", "pubsub.publish"]
+
+
+def test_a_clean_confirming_report_records_labels_then_publishes(local_stack):
+    model, capture, _, event = confirming_report(local_stack)
+    with paused(local_stack, "on_feedback"):
+        assert clean_writes(functions.on_feedback, event) == FEEDBACK_WRITES
+        assert_confirmed_and_requested_once(local_stack, model, capture)
+
+
+@pytest.mark.parametrize("ordinal,when", fault_points(FEEDBACK_WRITES))
+def test_on_feedback_killed_at_any_write_and_retried_loses_nothing_and_doubles_nothing(local_stack, ordinal, when):
+    model, capture, document, event = confirming_report(local_stack)
+    with paused(local_stack, "on_feedback"):
+        die_then_retry(functions.on_feedback, event, ordinal, when)
+        assert_confirmed_and_requested_once(local_stack, model, capture)
+    feedback_handled(local_stack, document)  # the trigger's own, late delivery
+    assert_confirmed_and_requested_once(local_stack, model, capture)
