@@ -58,8 +58,10 @@ resource "google_project_iam_member" "firestore_user" {
 
 # --- Storage: the data bucket ---------------------------------------------------
 
+# on_upload reads each new object; the trainer its snapshot and the production
+# model. check_drift reads only Firestore (the statistics on_upload computed).
 resource "google_storage_bucket_iam_member" "data_reader" {
-  for_each = toset(["on_upload", "check_drift", "trainer"])
+  for_each = toset(["on_upload", "trainer"])
   bucket   = google_storage_bucket.data.name
   role     = "roles/storage.objectViewer"
   member   = google_service_account.component[each.key].member
@@ -99,6 +101,25 @@ resource "google_pubsub_topic_iam_member" "retrain_publisher" {
   for_each = toset(local.retrain_publishers)
   project  = var.project_id
   topic    = module.topic_retrain_requests.topic_name
+  role     = "roles/pubsub.publisher"
+  member   = google_service_account.component[each.key].member
+}
+
+# A function that receives a message it can never decode forwards it, with the
+# reason, to the dead-letter topic of the topic it came from
+# (shared/dead_letter.py): each may publish to that one dead-letter topic only.
+locals {
+  dead_letter_publishers = {
+    on_upload       = module.topic_storage_events.dead_letter_topic_name
+    check_drift     = module.topic_drift_checks.dead_letter_topic_name
+    launch_training = module.topic_retrain_requests.dead_letter_topic_name
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "malformed_to_dead_letter" {
+  for_each = local.dead_letter_publishers
+  project  = var.project_id
+  topic    = each.value
   role     = "roles/pubsub.publisher"
   member   = google_service_account.component[each.key].member
 }

@@ -670,6 +670,136 @@ def test_no_basic_roles_no_public_members_and_project_roles_only_where_unavoidab
                         "Firestore access must be conditioned on the database"
 
 
+# Every role each Edgeloop service account holds, and on which resource (the
+# Terraform address of the binding). Anything granted that is not here fails the
+# test, as does anything here no longer granted. docs/security.md explains each.
+EXPECTED_ROLES: dict[str, set[tuple[str, str]]] = {
+    "component:on_upload": {
+        ("roles/datastore.user", "google_project_iam_member.firestore_user"),  # conditioned: (default) database
+        ("roles/storage.objectViewer", "google_storage_bucket_iam_member.data_reader"),  # data bucket
+        ("roles/storage.objectUser", "google_storage_bucket_iam_member.on_upload_quarantines"),  # uploads/, quarantine/ only
+        ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.retrain_publisher"),  # retrain-requests
+        ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.malformed_to_dead_letter"),  # storage-events DLQ
+    },
+    "component:on_feedback": {
+        ("roles/datastore.user", "google_project_iam_member.firestore_user"),
+        ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.retrain_publisher"),
+    },
+    "component:check_drift": {
+        ("roles/datastore.user", "google_project_iam_member.firestore_user"),
+        ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.retrain_publisher"),
+        ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.malformed_to_dead_letter"),  # drift-checks DLQ
+    },
+    "component:launch_training": {
+        ("roles/datastore.user", "google_project_iam_member.firestore_user"),
+        ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.malformed_to_dead_letter"),  # retrain-requests DLQ
+        ("roles/run.jobsExecutorWithOverrides", "google_cloud_run_v2_job_iam_member.launcher_runs_trainer"),  # cloud_run_job backend
+        ("roles/aiplatform.user", "google_project_iam_member.launcher_creates_vertex_jobs"),  # vertex backend
+        ("roles/iam.serviceAccountUser", "google_service_account_iam_member.launcher_acts_as_trainer"),  # vertex: on the trainer SA only
+    },
+    "component:trainer": {
+        ("roles/datastore.user", "google_project_iam_member.firestore_user"),
+        ("roles/storage.objectViewer", "google_storage_bucket_iam_member.data_reader"),
+        ("roles/storage.objectCreator", "google_storage_bucket_iam_member.trainer_publishes_models"),  # models/ only
+        ("roles/secretmanager.secretAccessor", "google_secret_manager_secret_iam_member.trainer_reads_signing_key"),
+    },
+    "component:function_build": {
+        ("roles/logging.logWriter", "google_project_iam_member.function_builder"),
+        ("roles/artifactregistry.writer", "google_project_iam_member.function_builder"),
+        ("roles/storage.objectViewer", "google_storage_bucket_iam_member.function_build_reads_source"),
+    },
+    # Trigger identities (modules/event_function): invoke their own function; Eventarc's needs eventReceiver.
+    "trigger:on_upload": {("roles/run.invoker", "module.event_function.invoker")},
+    "trigger:on_feedback": {("roles/run.invoker", "module.event_function.invoker"),
+                            ("roles/eventarc.eventReceiver", "module.event_function.event_receiver")},
+    "trigger:check_drift": {("roles/run.invoker", "module.event_function.invoker")},
+    "trigger:launch_training": {("roles/run.invoker", "module.event_function.invoker")},
+}
+
+
+def _for_each_keys(mod: Module, expression: Any) -> list[str]:
+    if expression is None:
+        return []
+    if isinstance(expression, dict):
+        return list(expression)
+    local = re.fullmatch(r"\$\{(?:toset\()?local\.(\w+)\)?\}", str(expression))
+    if local:
+        value = mod.locals[local.group(1)]
+        return list(value) if isinstance(value, (list, dict)) else []
+    listed = re.fullmatch(r"\$\{toset\(\[(.*)\]\)\}", str(expression))
+    assert listed, f"cannot read for_each {expression!r}"
+    return re.findall(r'"([^"]+)"', listed.group(1))
+
+
+def _granted_roles() -> dict[str, set[tuple[str, str]]]:
+    """service account (component:x / trigger:x) -> {(role, binding address)}, read from the HCL."""
+    granted: dict[str, set[tuple[str, str]]] = {}
+    mod = root()
+    for (type_, name), body in mod.resources.items():
+        if not type_.endswith(("_iam_member", "_iam_binding", "_iam_policy")):
+            continue
+        assert type_.endswith("_iam_member"), f"{type_}.{name}: use additive _iam_member bindings only"
+        keys = _for_each_keys(mod, body.get("for_each")) or [None]
+        for key in keys:
+            role = body["role"].replace("${each.value}", key) if key else body["role"]
+            member = body["member"].replace("[each.key]", f'["{key}"]') if key else body["member"]
+            found = re.fullmatch(r'\$\{google_service_account\.(component|trigger)\["(\w+)"\]\.member\}', member)
+            if found:
+                granted.setdefault(f"{found.group(1)}:{found.group(2)}", set()).add((role, f"{type_}.{name}"))
+            else:  # Google's own service agents (Storage, Pub/Sub) only
+                assert "service_account" in member and "google_service_account.component" not in member, (type_, name, member)
+    function_module = module("modules/event_function")
+    trigger_roles = {}
+    for (type_, name), body in function_module.resources.items():
+        if type_.endswith("_iam_member") and body["member"] == "serviceAccount:${var.trigger_service_account_email}":
+            trigger_roles[name] = body["role"]
+    for entry_point, call in function_modules().items():
+        roles = {(trigger_roles["invoker"], "module.event_function.invoker")}
+        if call.get("firestore_trigger") is not None:
+            roles.add((trigger_roles["event_receiver"], "module.event_function.event_receiver"))
+        granted.setdefault(f"trigger:{entry_point}", set()).update(roles)
+    return granted
+
+
+def test_each_service_account_holds_exactly_the_roles_it_needs():
+    granted = _granted_roles()
+    assert set(granted) == set(EXPECTED_ROLES), "service accounts with roles differ from the table"
+    for account, expected in EXPECTED_ROLES.items():
+        extra, missing = granted[account] - expected, expected - granted[account]
+        assert not extra, f"{account} holds roles beyond its table: {sorted(extra)}"
+        assert not missing, f"{account} lacks roles its code needs: {sorted(missing)}"
+    assert all(not r.startswith(("roles/storage.admin", "roles/storage.objectAdmin")) for roles in granted.values() for r, _ in roles)
+
+
+def test_the_narrowed_bindings_keep_their_conditions():
+    iam = root()
+    on_upload = iam.resource("google_storage_bucket_iam_member", "on_upload_quarantines")["condition"]
+    on_upload = on_upload[0] if isinstance(on_upload, list) else on_upload
+    assert "/uploads/" in on_upload["expression"] and "/quarantine/" in on_upload["expression"]
+    assert "/dataset/" not in on_upload["expression"] and "/models/" not in on_upload["expression"]
+    trainer = iam.resource("google_storage_bucket_iam_member", "trainer_publishes_models")["condition"]
+    trainer = trainer[0] if isinstance(trainer, list) else trainer
+    assert re.fullmatch(r'resource\.name\.startsWith\("\$\{local\.bucket_object_names\}/models/"\)', trainer["expression"])
+    secret = iam.resource("google_secret_manager_secret_iam_member", "trainer_reads_signing_key")
+    assert secret["secret_id"] == "${google_secret_manager_secret.signing_key.secret_id}"
+    assert set(iam.locals["dead_letter_publishers"]) == {"on_upload", "check_drift", "launch_training"}
+
+
+def test_every_function_that_dead_letters_malformed_messages_may_publish_to_that_dead_letter_topic():
+    """functions/main.py's @_acknowledge_malformed("<topic>") forwards to that topic's dead-letter topic."""
+    source = (REPO / "functions" / "main.py").read_text()
+    forwarding = dict(
+        (function, topic) for topic, function in re.findall(r'@_acknowledge_malformed\("(\w+)"\)\s*\ndef (\w+)', source)
+    )
+    assert forwarding, "no dead-lettering handler found in functions/main.py"
+    topic_modules = {"storage_events": "topic_storage_events", "drift_checks": "topic_drift_checks",
+                     "retrain_requests": "topic_retrain_requests"}
+    publishers = root().locals["dead_letter_publishers"]
+    assert set(publishers) == set(forwarding)
+    for function, topic in forwarding.items():
+        assert publishers[function] == f"${{module.{topic_modules[topic]}.dead_letter_topic_name}}", function
+
+
 # --- alerting ------------------------------------------------------------------------
 
 def _emitted_events() -> set[str]:
