@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from google.api_core import retry
 from google.cloud import firestore
 
 from shared import launch_rules, layout
@@ -100,7 +101,9 @@ def create_run(request: RetrainRequest, settings: Settings) -> LaunchOutcome:
     def apply(transaction: firestore.Transaction) -> launch_rules.Decision:
         snapshot = control.get(transaction=transaction)
         decision = launch_rules.decide(
-            snapshot.to_dict() if snapshot.exists else None, request, now, run_id, settings.training.lock_ttl_s
+            # Held only briefly until the launcher confirms the start: a handler that dies in between leaves
+            # a lock that frees itself (and its causes) in minutes, not after a whole training's lifetime.
+            snapshot.to_dict() if snapshot.exists else None, request, now, run_id, settings.training.launch_grace_s
         )
         if decision.action is launch_rules.Action.DUPLICATE:
             return decision
@@ -136,9 +139,9 @@ def launch(request: RetrainRequest, settings: Settings) -> LaunchOutcome:
         complete_run(outcome.run_id, RunStatus.FAILED, {}, settings, failed_stage="launch", error=repr(exc),
                      forget_causes=True)
         raise
-    _run_ref(firestore_client(settings.project_id), outcome.run_id).update(
-        {"execution": execution, "updated": _iso(_now())}
-    )
+    db = firestore_client(settings.project_id)
+    _run_ref(db, outcome.run_id).update({"execution": execution, "updated": _iso(_now())})
+    _renew_lock(db, request.model, outcome.run_id, settings)
     log("INFO", "training_launched", f"run {outcome.run_id} started via {settings.training.launcher}",
         model=request.model, run_id=outcome.run_id, execution=execution)
     return LaunchOutcome(outcome.action, outcome.run_id, outcome.detail, outcome.version, execution)
@@ -249,6 +252,11 @@ def complete_run(
     return True
 
 
+# The reaper is the only one who knows a local trainer died: a brief Firestore outage must not leave its lock held.
+_REAPER_RETRY = retry.Retry(predicate=retry.if_transient_error, initial=0.5, maximum=10.0, timeout=120.0)
+
+
+@_REAPER_RETRY
 def fail_if_unfinished(run_id: str, error: str, settings: Settings) -> bool:
     """Mark a run failed (releasing its lock) if its trainer ended without reporting an outcome."""
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -58,6 +59,23 @@ def is_recorded(state: dict[str, Any] | None, cause: str) -> bool:
     return cause in (state.get("causes") or {}) or any(p["cause"] == cause for p in state.get("pending") or [])
 
 
+def _abandoned(state: dict[str, Any], now: float) -> tuple[str | None, list[dict[str, Any]]]:
+    """The run whose lock expired (its holder died without releasing it) and its causes, as pending entries.
+
+    The causes keep the dead run's reason: a manual run's work is relaunched even while training is paused.
+    """
+    active = state.get("active_run")
+    if not active or active["expires_at"] > now:
+        return None, []
+    run_id = active["run_id"]
+    entries = [
+        {"cause": cause, "reason": active["reason"], "evidence": {"reclaimed_from": run_id},
+         "requested_at": datetime.fromtimestamp(now, timezone.utc).isoformat()}
+        for cause, served_by in (state.get("causes") or {}).items() if served_by == run_id
+    ]
+    return run_id, entries
+
+
 def decide(
     state: dict[str, Any] | None,
     request: RetrainRequest,
@@ -65,27 +83,35 @@ def decide(
     new_run_id: str,
     lock_ttl_s: float,
 ) -> Decision:
-    """What to do with ``request`` given the control ``state`` at time ``now`` (epoch seconds)."""
-    state = copy.deepcopy(state or {})
+    """What to do with ``request`` given the control ``state`` at time ``now`` (epoch seconds).
+
+    ``lock_ttl_s`` is how long a new run's lock holds before its holder renews it.
+    """
+    unchanged = copy.deepcopy(state or {})
+    state = copy.deepcopy(unchanged)
     state.setdefault("pending", [])
     state.setdefault("causes", {})
     causes: dict[str, str] = state["causes"]
 
-    if is_recorded(state, request.cause):
+    # An expired lock first: the dead run's causes were never served, so they are pending again (and a
+    # redelivery of one of them is no longer a duplicate but the request that serves them).
+    reclaimed, orphaned = _abandoned(state, now)
+    if reclaimed:
+        state["active_run"] = None
+        for entry in orphaned:
+            del causes[entry["cause"]]
+        state["pending"].extend(entry for entry in orphaned if not is_recorded(state, entry["cause"]))
+    if is_recorded(state, request.cause) and not (reclaimed and request.cause not in causes):
         run_id = causes.get(request.cause)
-        return Decision(Action.DUPLICATE, run_id, f"cause served by run {run_id}" if run_id else "cause already pending", state)
+        return Decision(Action.DUPLICATE, run_id, f"cause served by run {run_id}" if run_id else "cause already pending", unchanged)
     swept = [p["cause"] for p in request.evidence.get("pending") or []]
     if swept and all(cause in causes for cause in swept):  # a stale sweep: a run already served them all
-        return Decision(Action.DUPLICATE, causes[swept[0]], "every pending cause it sweeps was served", state)
+        return Decision(Action.DUPLICATE, causes[swept[0]], "every pending cause it sweeps was served", unchanged)
 
     active = state.get("active_run")
-    reclaimed = None
-    if active and active["expires_at"] > now:
+    if active:
         state["pending"].append(_entry(request))
         return Decision(Action.FOLD, active["run_id"], f"run {active['run_id']} is active; request pending", state)
-    if active:  # the lock expired: its holder died without releasing it
-        reclaimed = active["run_id"]
-        state["active_run"] = None
 
     if request.reason != RetrainReason.MANUAL:
         waiting = None
@@ -94,10 +120,11 @@ def decide(
         elif now < float(state.get("cooldown_until") or 0):
             waiting = f"cooling down until {state['cooldown_until']:.0f}"
         if waiting:
-            state["pending"].append(_entry(request))
+            if not is_recorded(state, request.cause):
+                state["pending"].append(_entry(request))
             return Decision(Action.DEFER, None, f"{waiting}; request pending", state, reclaimed)
 
-    folded = tuple(state["pending"])
+    folded = tuple(p for p in state["pending"] if p["cause"] != request.cause)
     for entry in (*folded, _entry(request)):
         causes[entry["cause"]] = new_run_id
     while len(causes) > MAX_REMEMBERED_CAUSES:
@@ -138,10 +165,18 @@ def allocated_version(state: dict[str, Any]) -> str:
 
 
 def sweep_request(state: dict[str, Any] | None, model: str, now: float) -> RetrainRequest | None:
-    """After a run and its cooldown, one request that serves everything still pending."""
+    """After a run and its cooldown, one request that serves everything still pending.
+
+    A lock whose holder died counts as free, and that run's causes as pending: the sweep reclaims it.
+    """
     state = state or {}
-    pending = state.get("pending") or []
-    if not pending or state.get("active_run") or state.get("paused") or now < float(state.get("cooldown_until") or 0):
+    reclaimed, orphaned = _abandoned(state, now)
+    if state.get("active_run") and not reclaimed:
+        return None
+    pending = [*(state.get("pending") or []), *orphaned]
+    if state.get("paused"):  # only what an operator asked for goes ahead while paused, as when it was first asked
+        pending = [p for p in pending if p["reason"] == RetrainReason.MANUAL.value]
+    if not pending or now < float(state.get("cooldown_until") or 0):
         return None
     first = pending[0]
     return RetrainRequest(

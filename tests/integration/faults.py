@@ -47,7 +47,8 @@ class _Plan:
     crash_at: int | None = None  # 1-based ordinal of the write to die at
     when: When = "before"
     seen: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Only the handler's own thread: background threads of earlier work (a trainer's reaper) are not its writes.
+    thread: int = field(default_factory=threading.get_ident)
 
 
 def _settle(result):
@@ -63,9 +64,10 @@ def _intercepted(plan: _Plan) -> Iterator[_Plan]:
         originals.append((owner, name, original))
 
         def wrapper(*args, __original=original, __label=label, **kwargs):
-            with plan.lock:
-                plan.seen.append(__label)
-                ordinal = len(plan.seen)
+            if threading.get_ident() != plan.thread:
+                return __original(*args, **kwargs)
+            plan.seen.append(__label)
+            ordinal = len(plan.seen)
             if ordinal == plan.crash_at and plan.when == "before":
                 raise InjectedCrash(f"died before write {ordinal} ({__label})")
             result = __original(*args, **kwargs)

@@ -11,20 +11,25 @@ duplicate, and the invariants are checked again after it.
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 import uuid
 
 import pytest
 from cloudevents.http import CloudEvent
+from google.cloud import firestore, pubsub_v1
 from google.cloud.firestore_v1 import _helpers as firestore_helpers
 from google.cloud.firestore_v1.types.document import Value
 
 from edgeloop.localstack.function_logs import wait_for_entry
 from functions import main as functions
 from shared import layout
-from shared.config import Settings
+from shared.config import Settings, get_settings
 from shared.digits import load_digits_rgb
-from shared.events import FIRESTORE_EVENT_TYPES, STORAGE_FINALIZED
+from shared.events import FIRESTORE_EVENT_TYPES, PUBSUB_PUBLISHED, STORAGE_FINALIZED
+from shared.gcp_training import RunStatus
+from shared.retrain import RetrainRequest, manual_request
 from tests.integration.faults import InjectedCrash, crash_at, fault_points, paused, writes_of
 from tests.integration.helpers import bucket, control, db, eventually, fresh_model, image_docs, quarantine_record
 
@@ -213,3 +218,73 @@ def test_on_feedback_killed_at_any_write_and_retried_loses_nothing_and_doubles_n
         assert_confirmed_and_requested_once(local_stack, model, capture)
     feedback_handled(local_stack, document)  # the trigger's own, late delivery
     assert_confirmed_and_requested_once(local_stack, model, capture)
+
+
+# --- launch_training: the request that creates a run and starts its trainer ---------------------------
+
+LAUNCH_WRITES = ["firestore.commit", "firestore.commit", "firestore.commit"]  # run + lock, execution, lock renewed
+LAUNCH_GRACE_S = 3
+
+
+@pytest.fixture
+def short_launch_grace(monkeypatch):
+    """In this process a new run's lock holds 3 s until its launcher confirms the start (the stack keeps 120 s)."""
+    monkeypatch.setenv("EDGELOOP_TRAINING__LAUNCH_GRACE_S", str(LAUNCH_GRACE_S))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def retrain_event(request: RetrainRequest) -> CloudEvent:
+    message = {"data": base64.b64encode(request.to_message()).decode(), "attributes": {"model": request.model},
+               "messageId": uuid.uuid4().hex, "publishTime": "2026-11-23T00:00:00Z"}
+    return CloudEvent({"type": PUBSUB_PUBLISHED, "source": "//pubsub.googleapis.com/test", "id": message["messageId"]},
+                      {"message": message, "subscription": "test"})
+
+
+def runs_of(stack, model: str) -> list[dict]:
+    query = db(stack).collection("runs").where(filter=firestore.FieldFilter("model", "==", model))
+    return [s.to_dict() for s in query.stream()]
+
+
+def tick_scheduler(stack, model: str) -> None:
+    """What Cloud Scheduler does every few minutes: check_drift also sweeps pending and abandoned work."""
+    publisher = pubsub_v1.PublisherClient()
+    publisher.publish(publisher.topic_path(stack.project_id, SETTINGS.topics.drift_checks),
+                      json.dumps({"model": model}).encode()).result(timeout=30)
+
+
+def assert_one_live_run_then_the_lock_released(stack, model: str, cause: str) -> None:
+    """Until the lock is free: never two unfinished runs; then exactly one run served the cause to its end."""
+    def settled():
+        runs = runs_of(stack, model)
+        unfinished = [r for r in runs if r["status"] not in RunStatus.FINAL]
+        assert len(unfinished) <= 1, f"two live runs: {unfinished}"
+        if (control(stack, model).get("active_run") or None) is None and not unfinished:
+            return runs
+        tick_scheduler(stack, model)  # reclaims a lock whose launch died, once it expired
+        time.sleep(2)
+        return None
+
+    runs = eventually(settled, 150, "the lock released and every run finished")
+    served = [r for r in runs if r["cause"] == cause or cause in {f["cause"] for f in r.get("folded") or []}]
+    finished = [r for r in served if not (r.get("error") or "").startswith("abandoned")]
+    assert len(finished) == 1 and finished[0].get("stages"), runs  # its trainer really ran
+    assert control(stack, model)["causes"][cause] == finished[0]["run_id"]
+
+
+def test_a_clean_launch_creates_the_run_records_its_execution_and_renews_the_lock(local_stack, short_launch_grace):
+    model = fresh_model(local_stack, "crash-run")  # no images: the trainer fails at its snapshot, seconds in
+    request = manual_request(model, "test")
+    assert clean_writes(functions.launch_training, retrain_event(request)) == LAUNCH_WRITES
+    assert control(local_stack, model)["active_run"]["expires_at"] > time.time() + SETTINGS.training.lock_ttl_s / 2
+    assert_one_live_run_then_the_lock_released(local_stack, model, request.cause)
+
+
+@pytest.mark.parametrize("ordinal,when", fault_points(LAUNCH_WRITES))
+def test_launch_killed_at_any_write_and_retried_trains_once_and_frees_the_lock(local_stack, short_launch_grace,
+                                                                               ordinal, when):
+    model = fresh_model(local_stack, "crash-run")
+    request = manual_request(model, "test")
+    die_then_retry(functions.launch_training, retrain_event(request), ordinal, when)
+    assert_one_live_run_then_the_lock_released(local_stack, model, request.cause)

@@ -80,17 +80,61 @@ def test_only_the_lock_holder_can_release_it_and_a_failed_start_forgets_its_caus
 @hsettings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.booleans(), st.integers(0, 50)), max_size=40))
 def test_any_sequence_of_requests_and_ends_never_has_two_active_runs_or_serves_a_cause_twice(steps):
-    state, now, launched_causes = None, 0.0, []
+    state, now, served_by = None, 0.0, {}
     for cause, end_active, dt in steps:
         now += dt
         if end_active and state and state.get("active_run"):
             state = finish(state, state["active_run"]["run_id"], now, 5, False)
         decision = decide(state, request(cause), now, f"r{now}", TTL)
+        if decision.reclaimed_run_id:  # its holder died: what it was to serve was never served
+            served_by = {c: run for c, run in served_by.items() if run != decision.reclaimed_run_id}
         if decision.action is Action.LAUNCH:
             assert not (state or {}).get("active_run") or state["active_run"]["expires_at"] <= now
-            launched_causes.extend([cause, *(f["cause"] for f in decision.folded)])
+            for launched in (cause, *(f["cause"] for f in decision.folded)):
+                assert launched not in served_by, f"{launched} served twice"
+                served_by[launched] = decision.run_id
         state = decision.state
-    assert len(launched_causes) == len(set(launched_causes))
+
+
+def test_an_abandoned_runs_causes_are_pending_again_and_its_redelivery_launches_them():
+    state = decide(None, request(), 0, "r1", TTL).state
+    state = decide(state, request("drift:digits:v1:after-r1", RetrainReason.DRIFT), 1, "x", TTL).state
+    before = decide(state, request(), TTL - 1, "r2", TTL)
+    assert before.action is Action.DUPLICATE  # r1 may still be starting
+    after = decide(state, request(), TTL + 1, "r2", TTL)
+    assert after.action is Action.LAUNCH and after.reclaimed_run_id == "r1"
+    assert after.state["causes"]["new_data:digits:after-start"] == "r2"
+    assert [f["cause"] for f in after.folded] == ["drift:digits:v1:after-r1"]
+
+
+def test_a_sweep_reclaims_an_expired_lock_even_with_nothing_else_pending():
+    state = decide(None, request(), 0, "r1", TTL).state
+    assert sweep_request(state, "digits", TTL - 1) is None
+    sweep = sweep_request(state, "digits", TTL + 1)
+    assert [p["cause"] for p in sweep.evidence["pending"]] == ["new_data:digits:after-start"]
+    launched = decide(state, sweep, TTL + 1, "r2", TTL)
+    assert launched.action is Action.LAUNCH and launched.reclaimed_run_id == "r1"
+    assert launched.state["causes"]["new_data:digits:after-start"] == "r2"
+    assert decide(launched.state, request(), TTL + 2, "r3", TTL).action is Action.DUPLICATE
+
+
+def test_while_paused_a_sweep_relaunches_only_an_abandoned_manual_request():
+    state = decide({"paused": True}, request(), 0, "x", TTL).state
+    assert sweep_request(state, "digits", 1) is None
+    state = decide(state, manual_request("digits", "op"), 1, "r1", TTL).state
+    state["pending"] = [{"cause": "drift:d", "reason": "drift", "evidence": {}, "requested_at": "t"}]
+    sweep = sweep_request(state, "digits", TTL + 2)
+    assert {p["cause"] for p in sweep.evidence["pending"]} == {"new_data:digits:after-start", state["active_run"]["cause"]}
+    assert {p["reason"] for p in sweep.evidence["pending"]} == {"manual"}  # drift waits for the pause to end
+    assert decide(state, sweep, TTL + 2, "r2", TTL).action is Action.LAUNCH
+
+
+def test_an_abandoned_run_of_a_paused_model_leaves_its_causes_pending():
+    state = decide(None, manual_request("digits", "op"), 0, "r1", TTL).state
+    state["paused"] = True
+    deferred = decide(state, request(), TTL + 1, "r2", TTL)
+    assert deferred.action is Action.DEFER and deferred.reclaimed_run_id == "r1"
+    assert not deferred.state["active_run"] and len(deferred.state["pending"]) == 2
 
 
 def test_new_data_requests_need_the_threshold_and_name_the_last_run():

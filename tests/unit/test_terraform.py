@@ -51,6 +51,7 @@ DEFAULTED = {
     "EDGELOOP_IMAGES__": "upload limits are product policy; the byte limit is checked against storage.rules in tests/integration/test_security_rules.py",
     "EDGELOOP_MAX_IMAGE_BYTES": "upload size policy (older name of images.max_bytes); checked against storage.rules",
     "EDGELOOP_TRAINING__LOCK_TTL_S": "run-lock policy, not deployment-specific",
+    "EDGELOOP_TRAINING__LAUNCH_GRACE_S": "run-lock policy: how soon a run whose launch died frees its lock",
     "EDGELOOP_TRAINING__COOLDOWN_S": "retrain cooldown policy, not deployment-specific",
     "EDGELOOP_GATE__": "quality-gate policy the trainer applies; the defaults are the product's, tune via settings_overrides",
     "EDGELOOP_RELEASE__": "rollout policy; the defaults are the product's, tune via settings_overrides",
