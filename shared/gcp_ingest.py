@@ -74,7 +74,7 @@ def _read_generation(obj: StorageObjectEvent, settings: Settings) -> bytes | Non
 
 
 def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, rejected: Rejected, model: str | None) -> bool:
-    """Record why, then move the object out of the ingest paths. Returns False if already quarantined."""
+    """Record why, copy the object to quarantine/ and take an app's upload away. False if already quarantined."""
     record = {
         "object": obj.name,
         "generation": obj.generation,
@@ -104,7 +104,10 @@ def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, re
         copy = bucket.copy_blob(source, bucket, layout.quarantine_object(obj.name), source_generation=obj.generation)
         copy.metadata = {"quarantine_reason": record["reason"], "quarantine_detail": record["detail"][:500]}
         copy.patch()
-        bucket.delete_blob(obj.name, if_generation_match=obj.generation)
+        # Only an app's upload is taken away. dataset/ is the operator's: on_upload may not delete there
+        # (infra/terraform/iam.tf), and an object without an image document is never trained on anyway.
+        if obj.name.startswith(f"{layout.UPLOADS_PREFIX}/"):
+            bucket.delete_blob(obj.name, if_generation_match=obj.generation)
     except (gexc.NotFound, gexc.PreconditionFailed):
         pass  # already moved by an earlier delivery, or replaced by a newer generation: nothing to move
     return fresh

@@ -67,8 +67,10 @@ resource "google_storage_bucket_iam_member" "data_reader" {
   member   = google_service_account.component[each.key].member
 }
 
-# on_upload moves rejected uploads to quarantine/: write and delete there and
-# under uploads/, nowhere else (dataset/ and models/ stay untouchable).
+# on_upload copies rejected objects to quarantine/ and deletes rejected app
+# uploads: write and delete there and under uploads/, nowhere else (dataset/
+# and models/ stay untouchable; a rejected dataset/ object stays in place,
+# shared/gcp_ingest.py knows not to delete it).
 resource "google_storage_bucket_iam_member" "on_upload_quarantines" {
   bucket = google_storage_bucket.data.name
   role   = "roles/storage.objectUser"

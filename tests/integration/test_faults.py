@@ -132,7 +132,7 @@ QUARANTINE_WRITES = ["firestore.commit", "storage.copy", "storage.patch", "stora
 
 def bad_upload(stack) -> tuple[str, object, CloudEvent]:
     model = fresh_model(stack, "crash-bad")
-    blob = upload(stack, layout.dataset_object(model, "3", "broken.png"), DIGITS[3].png()[:40])  # truncated
+    blob = upload(stack, layout.upload_object(model, "u1", "broken", "png"), b"\x89PNG not really")
     return model, blob, storage_event(blob)
 
 
