@@ -17,15 +17,16 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared import events
-from shared.config import get_settings
+from shared.config import Settings, get_settings
 from shared.dead_letter import forward_malformed
 from shared.errors import MalformedEventError
+from shared.gcp_clients import firestore_client
 from shared.gcp_drift import check_drift as check_models_for_drift
 from shared.gcp_feedback import handle_feedback
-from shared.gcp_ingest import ingest_object
+from shared.gcp_ingest import ingest_object, model_labels
 from shared.gcp_training import launch
 from shared.logs import log
-from shared.retrain import request_from_message
+from shared.retrain import drift_check_model, request_from_message, require_known_model
 
 
 def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
@@ -47,6 +48,10 @@ def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
         return wrapper
 
     return decorate
+
+
+def _labels(model: str, settings: Settings) -> frozenset[str] | None:
+    return model_labels(firestore_client(settings.project_id), model)
 
 
 def _published_at(message: events.PubSubMessage) -> datetime:
@@ -79,8 +84,12 @@ def on_feedback(cloud_event: CloudEvent) -> None:
 @_acknowledge_malformed("drift_checks")
 def check_drift(cloud_event: CloudEvent) -> None:
     message = events.decode_pubsub(cloud_event)
-    payload = message.json() if message.data.strip() else None
-    for check in check_models_for_drift(payload, message.message_id, get_settings()):
+    model = drift_check_model(message.json() if message.data.strip() else None)
+    settings = get_settings()
+    if model is not None:
+        require_known_model(model, _labels(model, settings), settings.models)
+    payload = {"model": model} if model is not None else None
+    for check in check_models_for_drift(payload, message.message_id, settings):
         log("INFO", "drift_check_done", check.report.detail, function="check_drift", event_id=message.message_id,
             model=check.model,
             model_version=check.version, status=check.report.status)
@@ -91,6 +100,8 @@ def check_drift(cloud_event: CloudEvent) -> None:
 def launch_training(cloud_event: CloudEvent) -> None:
     message = events.decode_pubsub(cloud_event)
     request = request_from_message(message.json(), _published_at(message))
-    outcome = launch(request, get_settings())
+    settings = get_settings()
+    require_known_model(request.model, _labels(request.model, settings))
+    outcome = launch(request, settings)
     log("INFO", "retrain_handled", outcome.detail, function="launch_training", model=request.model,
         action=outcome.action, run_id=outcome.run_id, cause=request.cause)

@@ -33,8 +33,10 @@ class Feedback(BaseModel):
     def _consistent(self) -> "Feedback":
         if not 0 <= self.confidence <= 1:
             raise ValueError(f"confidence {self.confidence} is outside [0, 1]")
-        if self.correct and self.true_label not in (None, self.predicted_label):
-            raise ValueError("a correct prediction's true_label must equal predicted_label")
+        if self.true_label is not None and self.correct != (self.true_label == self.predicted_label):
+            # As firestore.rules: correct says whether the confirmed label is the predicted one.
+            raise ValueError(f"correct={self.correct} contradicts true_label {self.true_label!r} vs "
+                             f"predicted_label {self.predicted_label!r}")
         return self
 
 
@@ -42,15 +44,16 @@ def parse_feedback(model: str, value: dict[str, Any] | None, labels: frozenset[s
     """The validated feedback, or InvalidFeedback naming every problem."""
     if value is None:
         raise InvalidFeedback("document has no fields")
+    if labels is None:  # firestore.rules accept feedback only for a model that exists
+        raise InvalidFeedback(f"model: {model!r} is not registered")
     try:
         feedback = Feedback.model_validate(value)
     except ValidationError as exc:
         raise InvalidFeedback("; ".join(f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}" for e in exc.errors())) from None
-    if labels is not None:
-        for name in ("predicted_label", "true_label"):
-            label = getattr(feedback, name)
-            if label is not None and label not in labels:
-                raise InvalidFeedback(f"{name}: {label!r} is not a label of model {model!r}")
+    for name in ("predicted_label", "true_label"):
+        label = getattr(feedback, name)
+        if label is not None and label not in labels:
+            raise InvalidFeedback(f"{name}: {label!r} is not a label of model {model!r}")
     if feedback.capture is not None and not feedback.capture.startswith(f"{UPLOADS_PREFIX}/{model}/{feedback.uid}/"):
         raise InvalidFeedback(f"capture: {feedback.capture!r} is not one of this user's uploads for {model!r}")
     return feedback

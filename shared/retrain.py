@@ -1,4 +1,4 @@
-"""Retrain requests: the one message every trigger sends to launch_training.
+"""Retrain requests: the one message every trigger sends to launch_training (and the drift-check tick).
 
 A request names its *cause*: a key that is the same for every redelivery or
 concurrent duplicate of one reason to retrain (e.g. "new_data:digits:after-run-7"),
@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import MalformedEventError
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors())
 
 
 class RetrainReason(str, Enum):
@@ -24,10 +28,13 @@ class RetrainReason(str, Enum):
     MANUAL = "manual"
 
 
+MODEL_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # as validation's object names: one safe path segment
+
+
 class RetrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    model: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    model: str = Field(pattern=MODEL_ID_PATTERN)
     reason: RetrainReason
     cause: str = Field(min_length=1, max_length=200)
     evidence: dict[str, Any] = Field(default_factory=dict)
@@ -42,8 +49,7 @@ class RetrainRequest(BaseModel):
         try:
             return cls.model_validate(payload)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors())
-            raise MalformedEventError(f"invalid retrain request: {problems}") from None
+            raise MalformedEventError(f"invalid retrain request: {_problems(exc)}") from None
 
 
 def request_from_message(payload: Any, published_at: datetime) -> RetrainRequest:
@@ -63,6 +69,42 @@ def request_from_message(payload: Any, published_at: datetime) -> RetrainRequest
         except ValidationError as exc:
             raise MalformedEventError(f"invalid retrain request: {exc.errors()[0]['msg']}") from None
     return RetrainRequest.from_message(payload)
+
+
+class DriftCheckMessage(BaseModel):
+    """A ``drift-checks`` message: ``{"model": M}`` (Cloud Scheduler adds ``"reason": "schedule"``, see
+    infra/terraform/scheduler.tf), or an empty message for every configured model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    model: str = Field(pattern=MODEL_ID_PATTERN)
+    reason: Literal["schedule"] | None = None
+
+
+def drift_check_model(payload: Any) -> str | None:
+    """The model a drift-check message names; None (an empty message) means every configured model.
+
+    Strict like retrain requests: an unknown key is a producer bug or a typo, not something to ignore.
+    """
+    if payload is None or payload == {}:
+        return None
+    try:
+        return DriftCheckMessage.model_validate(payload).model
+    except ValidationError as exc:
+        raise MalformedEventError(f'invalid drift check (expected {{"model": "<id>"}} or empty): {_problems(exc)}') from None
+
+
+def require_known_model(model: str, labels: frozenset[str] | None, configured: Iterable[str] = ()) -> str:
+    """``model`` if it is registered (``labels``: its registered label set, None if none) or ``configured``.
+
+    A retrain request or drift check about a model nobody registered can never succeed: it is malformed,
+    not a run or a report. launch_training needs a registered model (training needs its labels);
+    check_drift also takes a configured one, which the scheduler ticks before its first registration
+    (an empty drift check covers the same models).
+    """
+    if labels is None and model not in tuple(configured):
+        raise MalformedEventError(f"unknown model {model!r}: no models/{model} document with labels is registered")
+    return model
 
 
 def new_data_cause(model: str, since_run: str | None) -> str:

@@ -33,6 +33,7 @@ class Reason(str, Enum):
     TOO_LARGE = "too_large"
     SIZE_MISMATCH = "size_mismatch"
     NOT_AN_IMAGE = "not_an_image"
+    TRUNCATED = "truncated"  # a PNG/JPEG whose data ends early (an interrupted upload), not garbage
     FORMAT_MISMATCH = "format_mismatch"
     BAD_DIMENSIONS = "bad_dimensions"
     DECOMPRESSION_BOMB = "decompression_bomb"
@@ -49,6 +50,8 @@ _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 _UID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SIGNATURES = {"PNG": b"\x89PNG\r\n\x1a\n", "JPEG": b"\xff\xd8\xff"}
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")  # a repr's memory address: never part of a detail
 
 
 class Rejected(Exception):
@@ -136,8 +139,18 @@ def _decode_image(content: bytes, expected_format: str, limits: ImageLimits) -> 
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise Rejected(Reason.DECOMPRESSION_BOMB, str(exc)) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise Rejected(Reason.NOT_AN_IMAGE, f"cannot decode: {exc}") from None
+    except UnidentifiedImageError:
+        # Pillow's own message names a Python object (and its address): say what the bytes are instead.
+        started = next((f for f, magic in _SIGNATURES.items() if content.startswith(magic)), None)
+        detail = (f"starts like a {started} but its header cannot be read (corrupt or cut short)" if started
+                  else f"not a PNG or JPEG image (first bytes {content[:8].hex()})")
+        raise Rejected(Reason.NOT_AN_IMAGE, detail) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        message = _ADDRESS.sub("", str(exc))
+        # Pillow says "image file is truncated" / "Truncated File Read" when the data ends early.
+        if "truncated" in message.lower():
+            raise Rejected(Reason.TRUNCATED, f"{expected_format} data ends early: {message}") from None
+        raise Rejected(Reason.NOT_AN_IMAGE, f"corrupt {expected_format} data: {message}") from None
 
 
 def validate_image(

@@ -30,13 +30,19 @@ def test_an_integer_confidence_as_firestore_stores_it_is_accepted():
         ({"true_label": "x"}, "true_label"),
         ({"predicted_label": "cat"}, "predicted_label"),
         ({"capture": "uploads/digits/someone-else/a.png"}, "capture"),
-        ({"correct": True}, "true_label must equal"),
+        ({"correct": True}, "contradicts"),
+        ({"correct": False, "true_label": "3"}, "contradicts"),  # confirmed the prediction, yet says wrong
         ({"extra": 1}, "extra"),
     ],
 )
 def test_a_bad_document_is_refused_naming_the_field(change, problem):
     with pytest.raises(InvalidFeedback, match=problem):
         parse_feedback("digits", {**GOOD, **change}, LABELS)
+
+
+def test_feedback_for_an_unregistered_model_is_refused():
+    with pytest.raises(InvalidFeedback, match="'ghost' is not registered"):
+        parse_feedback("ghost", GOOD, None)
 
 
 def test_a_missing_field_is_refused():

@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from shared.errors import MalformedEventError
-from shared.retrain import RetrainReason, RetrainRequest, manual_request, request_from_message
+from shared.retrain import (
+    RetrainReason, RetrainRequest, drift_check_model, manual_request, request_from_message, require_known_model,
+)
 
 MONDAY = datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)
 
@@ -49,3 +51,36 @@ def test_any_json_is_a_request_or_a_malformed_event_error(payload):
         assert isinstance(request_from_message(payload, MONDAY), RetrainRequest)
     except MalformedEventError as exc:
         assert str(exc).startswith("invalid retrain request")
+
+
+# --- drift-checks -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("payload, model", [(None, None), ({}, None), ({"model": "digits"}, "digits"),
+                                            ({"model": "digits", "reason": "schedule"}, "digits")])  # scheduler.tf
+def test_a_drift_check_names_one_model_or_every_configured_one(payload, model):
+    assert drift_check_model(payload) == model
+
+
+@pytest.mark.parametrize(
+    "payload, problem",
+    [
+        ([1], "message"), ("digits", "message"), ({"model": 5}, "model"), ({"model": "../etc"}, "model"),
+        ({"model": "a/b"}, "model"), ({"model": ""}, "model"), ({"model": "Digits"}, "model"),
+        ({"model": "digits", "extra": 1}, "extra"), ({"model": "digits", "reason": "manual"}, "reason"),
+        ({"modle": "digits"}, "modle"),
+    ],
+)
+def test_a_malformed_drift_check_names_what_is_wrong(payload, problem):
+    with pytest.raises(MalformedEventError, match=problem):
+        drift_check_model(payload)
+
+
+# --- the model a message names ----------------------------------------------------------------------
+
+def test_a_registered_model_is_known_and_a_configured_one_only_where_allowed():
+    assert require_known_model("digits", frozenset({"3"})) == "digits"
+    assert require_known_model("digits", None, configured=("digits",)) == "digits"  # the scheduler's own model
+    with pytest.raises(MalformedEventError, match="unknown model 'ghost'"):
+        require_known_model("ghost", None, configured=("digits",))
+    with pytest.raises(MalformedEventError, match="unknown model 'digits'"):
+        require_known_model("digits", None)  # launch_training: training needs the registered labels

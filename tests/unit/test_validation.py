@@ -78,7 +78,12 @@ def test_path_tricks_and_odd_segments_are_invalid_names(name):
         ({"content_type": "image/jpeg"}, LABELS, Reason.BAD_CONTENT_TYPE),  # .png name declared as jpeg
         ({"content": b""}, LABELS, Reason.EMPTY),
         ({"content": b"GIF89a not really", "name": "dataset/digits/3/a.png"}, LABELS, Reason.NOT_AN_IMAGE),
-        ({"content": png()[:40]}, LABELS, Reason.NOT_AN_IMAGE),  # truncated
+        ({"content": png()[:40]}, LABELS, Reason.NOT_AN_IMAGE),  # cut inside the header: not identifiable
+        ({"content": png()[:60]}, LABELS, Reason.TRUNCATED),  # the pixel data ends early
+        ({"name": "dataset/digits/3/a.jpg", "content": jpeg()[:300], "content_type": "image/jpeg"}, LABELS,
+         Reason.TRUNCATED),
+        ({"name": "dataset/digits/3/a.jpg", "content": jpeg()[:100], "content_type": "image/jpeg"}, LABELS,
+         Reason.TRUNCATED),
         ({"name": "dataset/digits/3/a.jpg", "content": png(), "content_type": "image/jpeg"}, LABELS, Reason.FORMAT_MISMATCH),
         ({"content": png(4, 4)}, LABELS, Reason.BAD_DIMENSIONS),
         ({"size": 123}, LABELS, Reason.SIZE_MISMATCH),
@@ -94,6 +99,23 @@ def test_path_tricks_and_odd_segments_are_invalid_names(name):
 )
 def test_each_rule_rejects_with_its_reason(kwargs, labels, reason):
     assert reason_of(*event(**kwargs), labels=labels) == reason
+
+
+@pytest.mark.parametrize(
+    "content, detail",
+    [
+        (b"definitely not a png", "not a PNG or JPEG image (first bytes 646566696e697465)"),
+        (png()[:40], "starts like a PNG but its header cannot be read (corrupt or cut short)"),
+        (png()[:60], "PNG data ends early: image file is truncated"),
+    ],
+)
+def test_a_rejection_detail_is_human_and_the_same_every_time(content, detail):
+    details = set()
+    for _ in range(2):  # Pillow's own message names a BytesIO object at a fresh address each time
+        with pytest.raises(Rejected) as caught:
+            validate_image(*event(content=content), LABELS)
+        details.add(caught.value.detail)
+    assert details == {detail}
 
 
 def test_an_oversized_object_is_rejected_by_its_declared_size_without_its_bytes():
