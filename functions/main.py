@@ -28,6 +28,8 @@ from shared.gcp_training import launch
 from shared.logs import log
 from shared.retrain import drift_check_model, request_from_message, require_known_model
 
+flask = functions_framework.flask  # the Flask functions-framework serves with, pinned through it
+
 
 def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
     """A malformed event can never succeed: log why (and dead-letter a Pub/Sub message) instead of retrying."""
@@ -35,6 +37,8 @@ def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
     def decorate(handler: Callable[[CloudEvent], Any]) -> Callable[[CloudEvent], Any]:
         @functools.wraps(handler)
         def wrapper(cloud_event: CloudEvent) -> Any:
+            if flask.has_app_context():
+                flask.g.edgeloop_handling = True  # from here on a failure is the handler's, not the request's
             try:
                 return handler(cloud_event)
             except MalformedEventError as exc:
@@ -48,6 +52,20 @@ def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
         return wrapper
 
     return decorate
+
+
+@functions_framework.errorhandler(Exception)
+def _not_a_cloud_event(error: Exception) -> Any:
+    """A request functions-framework cannot read as a CloudEvent never reaches a handler: the framework answers
+    400, or 500 for a body it cannot even decode. Answer 400 and log why, as for any malformed event: retrying
+    the same bytes cannot succeed. A handler's own failure still answers 500 (and is retried)."""
+    if flask.g.get("edgeloop_handling"):
+        raise error  # functions-framework's crash handler answers 500
+    reason = events.not_a_cloud_event(flask.request.headers, flask.request.get_data())
+    log("ERROR", "malformed_event", reason, function=flask.current_app.name,
+        event_id=(flask.request.headers.get("ce-id") or "")[:100] or None,
+        event_type=(flask.request.headers.get("ce-type") or "")[:100] or None, dead_letter_message_id=None)
+    return reason, 400
 
 
 def _labels(model: str, settings: Settings) -> frozenset[str] | None:

@@ -116,6 +116,37 @@ def _event_id(event: Any) -> str:
     return event_id
 
 
+CLOUDEVENT_HEADERS = ("ce-id", "ce-source", "ce-specversion", "ce-type")  # binary mode's required attributes
+CLOUDEVENT_VERSIONS = ("0.3", "1.0")
+
+
+def not_a_cloud_event(headers: Mapping[str, str], body: bytes) -> str:
+    """Why an HTTP request the framework could not read is not a CloudEvent (for the log, never echoing it).
+
+    Binary mode carries the attributes as ``ce-*`` headers; structured mode is one JSON object holding them.
+    """
+    present = {key.lower(): value for key, value in headers.items()}
+    if any(key.startswith("ce-") for key in present):
+        missing = [h for h in CLOUDEVENT_HEADERS if not present.get(h)]
+        if missing:
+            return f"not a CloudEvent: binary-mode headers {', '.join(missing)} missing"
+        if present["ce-specversion"] not in CLOUDEVENT_VERSIONS:
+            return f"not a CloudEvent: ce-specversion {present['ce-specversion'][:20]!r} is not one of {CLOUDEVENT_VERSIONS}"
+    else:
+        try:
+            structured = json.loads(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            return f"not a CloudEvent: no ce-* headers and a {len(body)}-byte body that is not UTF-8"
+        except json.JSONDecodeError:
+            return f"not a CloudEvent: no ce-* headers and a {len(body)}-byte body that is not JSON"
+        if not isinstance(structured, dict):
+            return f"not a CloudEvent: no ce-* headers and a JSON {type(structured).__name__}, not an object"
+        missing = [h[3:] for h in CLOUDEVENT_HEADERS if not isinstance(structured.get(h[3:]), str)]
+        if missing:
+            return f"not a CloudEvent: no ce-* headers and the JSON object lacks {', '.join(missing)}"
+    return "not a CloudEvent: the framework could not read it"
+
+
 # --- Pub/Sub -------------------------------------------------------------------
 
 def decode_pubsub(event: Any) -> PubSubMessage:

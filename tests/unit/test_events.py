@@ -68,6 +68,23 @@ def test_non_json_pubsub_data_is_refused_when_json_is_expected():
         message.json()
 
 
+@pytest.mark.parametrize(
+    "headers, body, reason",
+    [
+        ({"ce-id": "1", "ce-source": "s"}, b"{}", "binary-mode headers ce-specversion, ce-type missing"),
+        ({"Ce-Id": "1", "Ce-Source": "s", "Ce-Type": "t", "Ce-Specversion": "2.0"}, b"{}", "ce-specversion '2.0'"),
+        ({}, b"\x80\xff", "2-byte body that is not UTF-8"),
+        ({}, b"hello", "5-byte body that is not JSON"),
+        ({}, b"[1]", "a JSON list, not an object"),
+        ({}, b'{"specversion": "1.0", "id": 5}', "lacks id, source, type"),
+    ],
+)
+def test_a_request_that_is_not_a_cloudevent_is_explained_without_echoing_it(headers, body, reason):
+    explained = events.not_a_cloud_event(headers, body)
+    assert explained.startswith("not a CloudEvent: ") and reason in explained
+    assert "hello" not in explained
+
+
 def test_something_that_is_not_a_cloudevent_is_refused():
     with pytest.raises(MalformedEventError, match="not a CloudEvent"):
         events.decode_pubsub({"type": PUBSUB})

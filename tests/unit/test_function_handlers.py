@@ -31,3 +31,37 @@ def test_on_feedback_refuses_a_pubsub_event(capsys):
     (entry,) = _entries(capsys)
     assert entry["event"] == "malformed_event"
     assert "unexpected CloudEvent type" in entry["message"]
+
+
+def _served(target: str):
+    """The function as functions-framework serves it (it loads functions/main.py again, as module ``main``)."""
+    from functions_framework import create_app
+
+    return create_app(target=target, source=main.__file__, signature_type="cloudevent").test_client()
+
+
+def test_a_request_the_framework_cannot_read_is_answered_400_and_logged_not_crashed(capsys):
+    client = _served("on_feedback")
+    for body, headers in [(b"\x80 not utf-8", {}), (b"[1, 2]", {}), (b"{}", {"ce-id": "x-1", "ce-source": "s"})]:
+        response = client.post("/", data=body, headers={"Content-Type": "application/json", **headers})
+        assert response.status_code == 400 and response.text.startswith("not a CloudEvent")
+    entries = _entries(capsys)
+    assert [e["event"] for e in entries] == ["malformed_event"] * 3
+    assert {e["function"] for e in entries} == {"on_feedback"} and entries[2]["event_id"] == "x-1"
+
+
+def test_a_handler_failure_still_answers_500_so_the_event_is_retried(monkeypatch):
+    import sys
+
+    client = _served("on_feedback")
+
+    def boom(*_):
+        raise RuntimeError("backend down")
+
+    monkeypatch.setattr(sys.modules["main"], "handle_feedback", boom)
+    headers = {"ce-id": "f-1", "ce-source": "//firestore", "ce-specversion": "1.0",
+               "ce-type": "google.cloud.firestore.document.v1.created", "Content-Type": "application/json"}
+    value = {"name": "projects/p/databases/(default)/documents/models/digits/feedback/f1",
+             "fields": {"uid": {"stringValue": "u"}}}
+    response = client.post("/", json={"value": value}, headers=headers)
+    assert response.status_code == 500
