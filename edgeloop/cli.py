@@ -280,6 +280,27 @@ def retrain(
         _fail(TimeoutError(f"launch_training did not pick the request up within {wait:.0f}s"))
 
 
+@app.command("dead-letters")
+def dead_letters(
+    replay: bool = typer.Option(False, help="publish messages whose deliveries ran out to their topic again"),
+    directory: Optional[Path] = StackDir,
+) -> None:
+    """What the dead-letter topics hold: malformed messages (kept, with the reason) and messages whose
+    deliveries ran out while a function was down (replayable once it is back)."""
+    from shared.gcp_dead_letters import drain
+
+    connect(directory)
+    letters = drain(get_settings(), replay=replay)
+    table = Table(title=f"dead letters ({len(letters)})")
+    for column in ("topic", "message", "kind", "action"):
+        table.add_column(column)
+    for letter in letters:
+        kind = f"malformed: {letter.malformed}" if letter.malformed else "deliveries ran out"
+        action = "replayed" if replay and not letter.malformed else "kept"
+        table.add_row(letter.topic, letter.message_id, kind, action)
+    console.print(table)
+
+
 @app.command()
 def seed(
     model: str = typer.Argument("digits", help="model id to seed"),

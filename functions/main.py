@@ -61,6 +61,8 @@ def _not_a_cloud_event(error: Exception) -> Any:
     the same bytes cannot succeed. A handler's own failure still answers 500 (and is retried)."""
     if flask.g.get("edgeloop_handling"):
         raise error  # functions-framework's crash handler answers 500
+    if flask.request.method != "POST" and getattr(error, "code", None):
+        return error  # not an event at all (a health probe's GET /robots.txt): its own 404/405, nothing logged
     reason = events.not_a_cloud_event(flask.request.headers, flask.request.get_data())
     log("ERROR", "malformed_event", reason, function=flask.current_app.name,
         event_id=(flask.request.headers.get("ce-id") or "")[:100] or None,

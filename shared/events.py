@@ -199,7 +199,7 @@ def _int_field(value: Any, what: str) -> int:
     raise MalformedEventError(f"{what} must be an integer, got {value!r}")
 
 
-def _object_from_resource(resource: Any, event_id: str, event_type: str, overwrote: int | None) -> StorageObjectEvent:
+def object_from_resource(resource: Any, event_id: str, event_type: str, overwrote: int | None) -> StorageObjectEvent:
     if not isinstance(resource, Mapping):
         raise MalformedEventError(f"object resource must be a JSON object, got {type(resource).__name__}")
     for key in ("bucket", "name", "generation"):
@@ -235,7 +235,7 @@ def decode_storage_event(event: Any) -> StorageObjectEvent:
     """A GCS notification (via Pub/Sub) or a direct Storage CloudEvent → StorageObjectEvent."""
     event_type = _require_type(event, {PUBSUB_PUBLISHED, STORAGE_FINALIZED})
     if event_type == STORAGE_FINALIZED:
-        return _object_from_resource(event.data, _event_id(event), "OBJECT_FINALIZE", None)
+        return object_from_resource(event.data, _event_id(event), "OBJECT_FINALIZE", None)
 
     message = decode_pubsub(event)
     attrs = message.attributes
@@ -247,7 +247,7 @@ def decode_storage_event(event: Any) -> StorageObjectEvent:
     if gcs_event_type not in GCS_EVENT_TYPES:
         raise MalformedEventError(f"GCS notification eventType {gcs_event_type!r} is not one of {sorted(GCS_EVENT_TYPES)}")
     overwrote = attrs.get("overwroteGeneration")
-    obj = _object_from_resource(
+    obj = object_from_resource(
         message.json(),
         message.message_id,
         gcs_event_type,

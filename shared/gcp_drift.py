@@ -4,8 +4,9 @@ Reads the production version's baseline from the registry and the most recent
 field inputs of that version (the captures apps uploaded, with the statistics
 on_upload computed), runs ``drift.detect_drift``, writes one report document
 per check (keyed by the scheduler message, so a redelivery rewrites the same
-report), and requests a retrain on drift. The same tick also sweeps requests
-left pending after a run's cooldown into one new request.
+report), and requests a retrain on drift. The same tick first does the work of
+events that never arrived (``gcp_reconcile``) and afterwards sweeps requests left
+pending after a run's cooldown into one new request.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shared.config import Settings
 from shared.drift import DriftReport, DriftThresholds, detect_drift
 from shared.errors import MalformedEventError
 from shared.gcp_clients import firestore_client
+from shared.gcp_reconcile import reconcile_model
 from shared.gcp_training import publish_request, sweep_pending, training_state
 from shared.logs import log
 from shared.retrain import RetrainReason, RetrainRequest
@@ -98,5 +100,9 @@ def check_model(model: str, check_id: str, settings: Settings) -> DriftCheck:
 
 
 def check_drift(payload: Any, check_id: str, settings: Settings) -> list[DriftCheck]:
-    """check_drift's work for one scheduler tick."""
-    return [check_model(model, check_id, settings) for model in models_to_check(payload, settings)]
+    """check_drift's work for one scheduler tick: first the work of any event that never arrived, then the check."""
+    checks = []
+    for model in models_to_check(payload, settings):
+        reconcile_model(model, settings)
+        checks.append(check_model(model, check_id, settings))
+    return checks

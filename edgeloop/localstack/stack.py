@@ -305,6 +305,18 @@ def running_stack(directory: Path) -> StackState | None:
     return None
 
 
+def _environment(state: StackState) -> dict[str, str]:
+    """What every component runs with: the emulators' addresses and the stack's id and directory."""
+    return {
+        **os.environ,
+        **state.client_env(),
+        STACK_ID_VARIABLE: state.stack_id,
+        "EDGELOOP_STACK_DIR": state.directory,  # trainers launched by the functions log and keep keys here
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def up(
     settings: Settings,
     directory: Path | None = None,
@@ -345,14 +357,7 @@ def up(
         started_at=time.time(),
     )
     commands = _commands(state, settings)
-    env = {
-        **os.environ,
-        **state.client_env(),
-        STACK_ID_VARIABLE: state.stack_id,
-        "EDGELOOP_STACK_DIR": str(directory),  # trainers launched by the functions log and keep keys here
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = _environment(state)
     try:
         # Pub/Sub first: the storage notifier publishes to it as soon as it starts.
         state.pids["pubsub"] = _spawn(commands["pubsub"], env, state.log_file("pubsub"))
@@ -370,6 +375,41 @@ def up(
         down(directory)
         raise
     return state, True
+
+
+# Components that keep their state on disk (or none): restarting one is an outage, not a reset.
+RESTARTABLE = ("storage", *FUNCTIONS)
+
+
+def kill_component(directory: Path, name: str, crash: bool = True) -> None:
+    """Stop one component's process group: SIGKILL as a crash would (in-flight work lost), or SIGTERM."""
+    state = load_state(Path(directory).resolve())
+    if state is None or name not in state.pids:
+        raise StackError(f"no running stack component {name!r} in {directory}")
+    pid = state.pids[name]
+    try:
+        os.killpg(pid, signal.SIGKILL if crash else signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        os.waitpid(pid, 0)  # our child: reap it
+    except ChildProcessError:
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:  # another process's child: wait until it is gone
+            time.sleep(0.05)
+
+
+def start_component(directory: Path, name: str, settings: Settings, timeout_s: float = 60.0) -> StackState:
+    """Start a stopped component again on its port, with the same state directory."""
+    if name not in RESTARTABLE:
+        raise StackError(f"{name} keeps its data in memory: restarting it would reset the stack, not interrupt it "
+                         f"(restartable: {', '.join(RESTARTABLE)})")
+    directory = Path(directory).resolve()
+    state = load_state(directory)
+    state.pids[name] = _spawn(_commands(state, settings)[name], _environment(state), state.log_file(name))
+    state.save()
+    _wait_healthy(state, [name], timeout_s, lambda _: None)
+    return state
 
 
 @dataclass(frozen=True)

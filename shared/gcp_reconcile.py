@@ -1,0 +1,107 @@
+"""Adapter: find the events that never arrived, and do their work late.
+
+Delivery is at-least-once only while someone keeps trying: a notification
+whose pushes all failed (a function down for longer than the retry budget;
+the local Pub/Sub emulator even drops such messages instead of dead-lettering
+them) or a Firestore trigger nobody retried would leave an object with no
+image document, or a user's confirmation never applied. The scheduler's tick
+compares what exists with what was handled and hands each gap to the same
+idempotent code the event would have reached: ``ingest_object`` for a live
+object with neither an image document nor a quarantine record (with the
+generation it replaced, so an overwrite still retires the old one), and
+``apply_confirmation`` for a confirming report whose confirmation is missing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from google.cloud import firestore
+
+from shared import layout
+from shared.config import Settings
+from shared.events import object_from_resource
+from shared.feedback import InvalidFeedback, parse_feedback
+from shared.gcp_clients import firestore_client, storage_client
+from shared.gcp_feedback import apply_confirmation
+from shared.gcp_ingest import QUARANTINE_COLLECTION, ingest_object, model_labels
+from shared.logs import log
+
+INGESTED_PREFIXES = (layout.DATASET_PREFIX, layout.UPLOADS_PREFIX)
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    model: str
+    objects_checked: int
+    objects_ingested: tuple[str, ...]
+    confirmations_applied: int
+
+
+def _registered_generations(db: firestore.Client, model: str) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for snapshot in db.collection(layout.images_collection(model)).select(["object", "generation"]).stream():
+        image = snapshot.to_dict()
+        found.setdefault(image["object"], []).append(int(image["generation"]))
+    return found
+
+
+def _unhandled_objects(db: firestore.Client, model: str, settings: Settings) -> tuple[int, list[tuple[dict, int | None]]]:
+    """(objects listed, [(resource, generation it replaced)]) for live objects no event was handled for."""
+    registered = _registered_generations(db, model)
+    bucket = storage_client(settings.project_id).bucket(settings.bucket)
+    listed, unhandled = 0, []
+    for prefix in INGESTED_PREFIXES:
+        for blob in bucket.list_blobs(prefix=f"{prefix}/{model}/"):
+            listed += 1
+            generations = registered.get(blob.name, [])
+            if blob.generation not in generations:
+                older = [g for g in generations if g < blob.generation]
+                unhandled.append((dict(blob._properties), max(older) if older else None))
+    if not unhandled:
+        return listed, []
+    quarantine = db.collection(QUARANTINE_COLLECTION)
+    references = [quarantine.document(layout.image_id(r["name"], int(r["generation"]))) for r, _ in unhandled]
+    judged = {snapshot.id for snapshot in db.get_all(references) if snapshot.exists}
+    return listed, [(r, o) for r, o in unhandled if layout.image_id(r["name"], int(r["generation"])) not in judged]
+
+
+def _apply_missing_confirmations(db: firestore.Client, model: str) -> int:
+    """Confirmations reported (a capture and its true label) but never recorded; returns how many were applied."""
+    labels = model_labels(db, model)
+    confirming = db.collection(layout.feedback_collection(model)).where(filter=firestore.FieldFilter("capture", ">", ""))
+    reports = {}
+    for snapshot in confirming.stream():
+        try:
+            feedback = parse_feedback(model, snapshot.to_dict(), labels)
+        except InvalidFeedback:
+            continue  # on_feedback quarantines it (or did): there is nothing to apply
+        if feedback.true_label is not None and feedback.capture is not None:
+            reports[layout.confirmation_doc(model, feedback.capture)] = feedback
+    recorded = {s.reference.path for s in db.get_all([db.document(p) for p in reports]) if s.exists} if reports else set()
+    missing = [feedback for path, feedback in reports.items() if path not in recorded]
+    for feedback in missing:
+        apply_confirmation(db, model, feedback)
+    return len(missing)
+
+
+def reconcile_model(model: str, settings: Settings) -> Reconciliation:
+    """Do late what lost events would have done for ``model``; a no-op when nothing was lost."""
+    db = firestore_client(settings.project_id)
+    listed, unhandled = _unhandled_objects(db, model, settings)
+    ingested = []
+    for resource, replaced in unhandled:
+        event = object_from_resource(resource, f"reconcile-{uuid.uuid4().hex}", "OBJECT_FINALIZE", replaced)
+        try:
+            outcome = ingest_object(event, settings)
+        except Exception as exc:  # one object that cannot be read now must not stop the tick; the next one retries
+            log("ERROR", "reconcile_failed", repr(exc)[:500], model=model, object=event.name, generation=event.generation)
+            continue
+        ingested.append(f"{event.name}#{event.generation}:{outcome.status}")
+    confirmations = _apply_missing_confirmations(db, model)
+    result = Reconciliation(model, listed, tuple(ingested), confirmations)
+    if ingested or confirmations:
+        log("WARNING", "events_reconciled", f"{len(ingested)} objects and {confirmations} confirmations had no "
+            f"handled event", model=model, objects=list(ingested)[:50], confirmations=confirmations)
+    return result
