@@ -59,28 +59,37 @@ resource "google_project_iam_member" "firestore_user" {
 # --- Storage: the data bucket ---------------------------------------------------
 
 # on_upload reads each new object; the trainer its snapshot and the production
-# model. check_drift reads only Firestore (the statistics on_upload computed).
+# model; check_drift's tick lists the objects of each model to ingest those no
+# event was handled for (shared/gcp_reconcile.py), with on_upload's own code.
 resource "google_storage_bucket_iam_member" "data_reader" {
-  for_each = toset(["on_upload", "trainer"])
+  for_each = toset(["on_upload", "check_drift", "trainer"])
   bucket   = google_storage_bucket.data.name
   role     = "roles/storage.objectViewer"
   member   = google_service_account.component[each.key].member
 }
 
-# on_upload copies rejected objects to quarantine/ and deletes rejected app
-# uploads: write and delete there and under uploads/, nowhere else (dataset/
-# and models/ stay untouchable; a rejected dataset/ object stays in place,
+# on_upload (and check_drift's reconciliation, which runs the same ingest)
+# copies rejected objects to quarantine/ and deletes rejected app uploads:
+# write and delete there and under uploads/, nowhere else (dataset/ and
+# models/ stay untouchable; a rejected dataset/ object stays in place,
 # shared/gcp_ingest.py knows not to delete it).
 resource "google_storage_bucket_iam_member" "on_upload_quarantines" {
-  bucket = google_storage_bucket.data.name
-  role   = "roles/storage.objectUser"
-  member = google_service_account.component["on_upload"].member
+  for_each = toset(["on_upload", "check_drift"])
+  bucket   = google_storage_bucket.data.name
+  role     = "roles/storage.objectUser"
+  member   = google_service_account.component[each.key].member
 
   condition {
     title       = "edgeloop-uploads-and-quarantine"
     description = "Objects under uploads/ and quarantine/ only."
     expression  = "resource.name.startsWith(\"${local.bucket_object_names}/uploads/\") || resource.name.startsWith(\"${local.bucket_object_names}/quarantine/\")"
   }
+}
+
+# The binding was one resource before check_drift shared it.
+moved {
+  from = google_storage_bucket_iam_member.on_upload_quarantines
+  to   = google_storage_bucket_iam_member.on_upload_quarantines["on_upload"]
 }
 
 # The trainer publishes models/{model}/{version}/...: create only, so a

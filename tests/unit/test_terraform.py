@@ -688,6 +688,9 @@ EXPECTED_ROLES: dict[str, set[tuple[str, str]]] = {
     },
     "component:check_drift": {
         ("roles/datastore.user", "google_project_iam_member.firestore_user"),
+        # its tick ingests objects no event was handled for (shared/gcp_reconcile.py), as on_upload does
+        ("roles/storage.objectViewer", "google_storage_bucket_iam_member.data_reader"),
+        ("roles/storage.objectUser", "google_storage_bucket_iam_member.on_upload_quarantines"),  # uploads/, quarantine/ only
         ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.retrain_publisher"),
         ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.malformed_to_dead_letter"),  # drift-checks DLQ
     },
