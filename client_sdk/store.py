@@ -4,7 +4,7 @@ Layout under the store's directory::
 
     models/{sha256}.tflite   verified model files (content-addressed)
     partial/{sha256}.part    a download in progress (resumed after a restart)
-    state.json               {"active": ModelRef, "previous": ModelRef, "refused": {sha256: reason}}
+    state.json               {"active": ModelRef, "previous": ModelRef, "refused": {offer key: reason}}
 
 Every change is a write to a temporary file, fsync, ``os.replace``: a crash at
 any moment leaves either the old state or the new one. A model file is only
@@ -14,6 +14,7 @@ names such files, so the active model cannot be a partial or broken file.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -70,10 +71,16 @@ class ModelStore:
             return None
         return data if integrity.sha256_hex(data) == ref.sha256 else None
 
+    @staticmethod
+    def _offer_key(ref: ModelRef) -> str:
+        """The exact offer: bytes and the pointer's claims about them. A refusal for a bad signature must not
+        outlive a re-publish of the same bytes with a good one."""
+        return hashlib.sha256(json.dumps(ref.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
     def refusal(self, ref: ModelRef) -> str | None:
-        """Why this exact file was refused before, so a bad publish is not downloaded on every poll."""
+        """Why this exact offer was refused before, so a bad publish is not downloaded on every poll."""
         with self._lock:
-            return self._state.get("refused", {}).get(ref.sha256)
+            return self._state.get("refused", {}).get(self._offer_key(ref))
 
     # --- changing ---------------------------------------------------------------------
 
@@ -105,7 +112,7 @@ class ModelStore:
 
     def remember_refusal(self, ref: ModelRef, reason: str) -> None:
         with self._lock:
-            refused = {**self._state.get("refused", {}), ref.sha256: reason}
+            refused = {**self._state.get("refused", {}), self._offer_key(ref): reason}
             self._save({**self._state, "refused": dict(list(refused.items())[-20:])})  # bounded
             self.partial_path(ref).unlink(missing_ok=True)
 

@@ -6,7 +6,7 @@ device's rollout bucket → same version and sha256 as the active model: done
 done → the file is still on the device (a rollback to the previous version):
 verify it and swap, no download → otherwise download (resumable), verify
 (size, sha256, signature, contract, a real inference) and swap atomically.
-A refused model is remembered by its sha256 and never becomes active.
+A refused offer (the bytes and the pointer's claims about them) is remembered and never becomes active.
 """
 
 from __future__ import annotations

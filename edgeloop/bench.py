@@ -22,16 +22,25 @@ def _check(passed: bool) -> str:
 
 
 @contextmanager
-def fresh_stack(prefix: str = "edgeloop-bench-") -> Iterator[tuple[Any, Any]]:
-    """A throwaway local stack with this process's clients pointed at it: (state, settings)."""
+def fresh_stack(prefix: str = "edgeloop-bench-", env: dict[str, str] | None = None) -> Iterator[tuple[Any, Any]]:
+    """A throwaway local stack with this process's clients pointed at it: (state, settings).
+
+    ``env``: settings overrides (EDGELOOP_*) for this process and every component of the stack.
+    """
     from edgeloop.localstack import stack
     from shared.config import Settings
     from shared.gcp_clients import reset_clients
 
     with tempfile.TemporaryDirectory(prefix=prefix) as directory:
-        settings = Settings(stack_dir=Path(directory))
-        state, _ = stack.up(settings, Path(directory))
         saved = dict(os.environ)
+        os.environ.update(env or {})
+        settings = Settings(stack_dir=Path(directory))
+        try:
+            state, _ = stack.up(settings, Path(directory))
+        except BaseException:
+            os.environ.clear()
+            os.environ.update(saved)
+            raise
         os.environ.update({**state.client_env(), "EDGELOOP_STACK_DIR": directory})
         reset_clients()
         try:
@@ -209,10 +218,56 @@ Report: [docs/loop-report.png](docs/loop-report.png).
     console.print(f"wrote {path}")
 
 
+@bench_app.command("soak")
+def bench_soak(duration: float = typer.Option(180.0, min=20, help="seconds of mixed traffic")) -> None:
+    """A few minutes of mixed uploads, overwrites, redeliveries, feedback and retrain triggers; then the invariants."""
+    from edgeloop.soak import SEED_IMAGES, SOAK_ENV, run_soak
+
+    with fresh_stack(env=SOAK_ENV) as (state, settings):
+        r = run_soak(state, settings, console, duration_s=duration)
+    up, fb = r["upload_latency"], r["feedback_latency"]
+    runs = ", ".join(f"{n} {status}" for status, n in sorted(r["runs"].items()))
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(r["run_reasons"].items()))
+    memory = "\n".join(f"| {name} | {mib:.0f} MiB |" for name, mib in r["rss_mib"].items())
+    checks = "\n".join(f"| {name} | {_check(not problems)} | {'; '.join(problems[:3]) or '–'} |"
+                       for name, problems in r["invariants"].items())
+    settings_used = ", ".join(f"`{k.removeprefix('EDGELOOP_')}={v}`" for k, v in SOAK_ENV.items())
+    markdown = f"""## Soak (`edgeloop bench soak --duration {duration:.0f}`)
+
+A fresh local stack, {SEED_IMAGES} digits seeded and v1 trained, then {r['duration_s']:.0f} s of mixed traffic at once:
+dataset uploads (10% overwrite an earlier object, 10% of notifications published twice), device reports
+(20% confirm a capture they upload, which becomes training data), a scheduler tick every 20 s (drift check,
+reconciliation, sweep) and a manual retrain every 75 s sent twice. Settings: {settings_used}.
+Then {r['drain_s']:.0f} s of draining until every event was handled and no run was left.
+
+| traffic | count | rate | handled: p50 / p95 / p99 from write |
+|---|---|---|---|
+| uploads (incl. {r['overwrites']} overwrites, plus {r['redeliveries']} redelivered notifications) | {r['uploads']} | {r['upload_rate']:.1f}/s | {up['p50']:.2f} / {up['p95']:.2f} / {up['p99']:.2f} s |
+| feedback reports | {r['reports']} | {r['report_rate']:.1f}/s | {fb['p50']:.2f} / {fb['p95']:.2f} / {fb['p99']:.2f} s |
+| scheduler ticks / manual requests | {r['ticks']} / {r['manual_requests']} | – | – |
+
+Training runs: {runs} (reasons: {reasons}); at most one run was unfinished in each of {r['samples']} samples.
+
+| process (with its children: a function's trainer runs) | peak resident memory |
+|---|---|
+{memory}
+
+| invariant at the end | holds | problems |
+|---|---|---|
+{checks}
+"""
+    path = write_section("soak", markdown)
+    console.print(markdown)
+    console.print(f"wrote {path}")
+    if not all(not problems for problems in r["invariants"].values()):
+        raise typer.Exit(1)
+
+
 @bench_app.command("all")
 def bench_all(seed: int = typer.Option(0, help="split and training seed")) -> None:
-    """Every benchmark, one after the other: train, ingest, client, loop."""
+    """Every benchmark, one after the other: train, ingest, client, loop, soak."""
     bench_train(seed=seed)  # called as functions: every option passed explicitly
     bench_ingest()
     bench_client()
     bench_loop(devices=16)
+    bench_soak(duration=180.0)

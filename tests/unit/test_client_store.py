@@ -61,3 +61,10 @@ def test_a_refusal_is_remembered_across_restarts(tmp_path, refs):
     ModelStore(tmp_path).remember_refusal(refs["C"], "bad_signature: …")
     assert ModelStore(tmp_path).refusal(refs["C"]) == "bad_signature: …"
     assert ModelStore(tmp_path).refusal(refs["A"]) is None
+
+
+def test_a_refusal_is_of_the_offer_so_the_same_bytes_correctly_signed_are_not_refused(tmp_path, refs):
+    forged = refs["C"].model_copy(update={"signature": "AAAA"})
+    ModelStore(tmp_path).remember_refusal(forged, "bad_signature: …")
+    assert ModelStore(tmp_path).refusal(forged) == "bad_signature: …"
+    assert ModelStore(tmp_path).refusal(refs["C"]) is None  # re-published with a good signature: try it
