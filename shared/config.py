@@ -38,6 +38,8 @@ class Thresholds(BaseModel):
     drift_max_label_distance: float = Field(0.35, gt=0, le=1, description="Jensen-Shannon distance of the label mix")
     drift_window_s: int = Field(24 * 3600, ge=60, description="how far back a drift check looks at inputs")
     drift_max_recent: int = Field(1000, ge=1, description="most recent inputs a drift check reads")
+    reconcile_after_s: int = Field(600, ge=0, description="an object or report with no handled event this long after "
+                                   "its creation is taken as lost and handled by the scheduler's tick")
 
 
 class Delivery(BaseModel):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -40,6 +41,7 @@ from shared.retrain import RetrainRequest, new_data_cause, new_data_request
 from shared.validation import AcceptedImage, Reason, Rejected, check_name, validate_image
 
 QUARANTINE_COLLECTION = "quarantine"
+REGISTER_ATTEMPTS = 10  # two generations of one object registering at once: one of them retries
 IGNORED_PREFIXES = (layout.QUARANTINE_PREFIX + "/", layout.MODELS_PREFIX + "/")
 
 
@@ -145,20 +147,41 @@ def _image_document(obj: StorageObjectEvent, image: AcceptedImage, confirmed_by:
     }
 
 
+class Registration(str, Enum):
+    REGISTERED = "accepted"
+    DUPLICATE = "duplicate"  # this generation was registered before (a redelivery)
+    SUPERSEDED = "superseded"  # a newer generation of the object was registered first (deliveries are unordered)
+
+
 def _register(db: firestore.Client, model: str, image_id: str, obj: StorageObjectEvent, image: AcceptedImage,
-              confirmed_by: str | None) -> bool:
-    """Create the image document (and retire the overwritten generation) atomically; False if it exists."""
-    batch = db.batch()
-    batch.create(db.document(layout.image_doc(model, image_id)), _image_document(obj, image, confirmed_by))
-    if obj.overwrote_generation is not None:
-        previous = db.document(layout.image_doc(model, layout.image_id(obj.name, obj.overwrote_generation)))
-        if previous.get().exists:
-            batch.update(previous, {"status": "superseded", "superseded_by": image_id})
-    try:
-        batch.commit()
-    except gexc.AlreadyExists:
-        return False
-    return True
+              confirmed_by: str | None) -> Registration:
+    """Create the image document and retire the generation it replaces, in one transaction on the object's head.
+
+    The head names the newest registered generation, so two generations handled at the same time, or in
+    the wrong order, leave exactly one of them counted: the newer.
+    """
+    head_ref = db.document(layout.object_head_doc(model, obj.name))
+    image_ref = db.document(layout.image_doc(model, image_id))
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> Registration:
+        if image_ref.get(transaction=transaction).exists:
+            return Registration.DUPLICATE
+        head = head_ref.get(transaction=transaction)
+        newest = int(head.get("generation")) if head.exists else obj.overwrote_generation
+        if newest is not None and newest > obj.generation:
+            return Registration.SUPERSEDED
+        previous = None
+        if newest is not None and newest != obj.generation:
+            candidate = db.document(layout.image_doc(model, layout.image_id(obj.name, newest)))
+            previous = candidate if candidate.get(transaction=transaction).exists else None
+        transaction.create(image_ref, _image_document(obj, image, confirmed_by))
+        transaction.set(head_ref, {"object": obj.name, "generation": obj.generation, "image_id": image_id})
+        if previous is not None:
+            transaction.update(previous, {"status": "superseded", "superseded_by": image_id})
+        return Registration.REGISTERED
+
+    return apply(db.transaction(max_attempts=REGISTER_ATTEMPTS))
 
 
 def count_new_labelled(db: firestore.Client, model: str) -> int:
@@ -208,10 +231,14 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
         if found is not None:
             label, confirmed_by = found
             image = dataclasses.replace(image, label=label)
-    fresh = _register(db, model, image_id, obj, image, confirmed_by)
-    if fresh:
+    registration = _register(db, model, image_id, obj, image, confirmed_by)
+    if registration is Registration.REGISTERED:
         log("INFO", "image_registered", f"{obj.name}#{obj.generation}", object=obj.name, generation=obj.generation,
             model=model, label=image.label, image_id=image_id)
+    elif registration is Registration.SUPERSEDED:
+        log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation}: a newer generation was "
+            "registered first", object=obj.name, generation=obj.generation)
+        return IngestOutcome("superseded", image_id)
 
     # Checked on redeliveries too: an earlier attempt may have died before publishing. The request's
     # cause is the same each time, and the launcher runs at most one training per cause.
@@ -224,4 +251,4 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
             request = new_data_request(model, count_new_labelled(db, model), settings.thresholds.new_data_images, since_run)
             if request is not None:
                 publish_request(request, settings)
-    return IngestOutcome("accepted" if fresh else "duplicate", image_id, retrain_request=request)
+    return IngestOutcome(registration.value, image_id, retrain_request=request)

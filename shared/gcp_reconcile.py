@@ -5,6 +5,8 @@ whose pushes all failed (a function down for longer than the retry budget;
 the local Pub/Sub emulator even drops such messages instead of dead-lettering
 them) or a Firestore trigger nobody retried would leave an object with no
 image document, or a user's confirmation never applied. The scheduler's tick
+looks at what is older than ``thresholds.reconcile_after_s`` (younger work may
+have its event in flight),
 compares what exists with what was handled and hands each gap to the same
 idempotent code the event would have reached: ``ingest_object`` for a live
 object with neither an image document nor a quarantine record (with the
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from google.cloud import firestore
 
@@ -47,16 +50,22 @@ def _registered_generations(db: firestore.Client, model: str) -> dict[str, list[
     return found
 
 
+def _lost_before(settings: Settings) -> datetime:
+    """Created before this and still unhandled: lost. Younger work may have its event in flight."""
+    return datetime.now(timezone.utc) - timedelta(seconds=settings.thresholds.reconcile_after_s)
+
+
 def _unhandled_objects(db: firestore.Client, model: str, settings: Settings) -> tuple[int, list[tuple[dict, int | None]]]:
     """(objects listed, [(resource, generation it replaced)]) for live objects no event was handled for."""
     registered = _registered_generations(db, model)
     bucket = storage_client(settings.project_id).bucket(settings.bucket)
+    cutoff = _lost_before(settings)
     listed, unhandled = 0, []
     for prefix in INGESTED_PREFIXES:
         for blob in bucket.list_blobs(prefix=f"{prefix}/{model}/"):
             listed += 1
             generations = registered.get(blob.name, [])
-            if blob.generation not in generations:
+            if blob.generation not in generations and blob.time_created is not None and blob.time_created < cutoff:
                 older = [g for g in generations if g < blob.generation]
                 unhandled.append((dict(blob._properties), max(older) if older else None))
     if not unhandled:
@@ -67,12 +76,15 @@ def _unhandled_objects(db: firestore.Client, model: str, settings: Settings) -> 
     return listed, [(r, o) for r, o in unhandled if layout.image_id(r["name"], int(r["generation"])) not in judged]
 
 
-def _apply_missing_confirmations(db: firestore.Client, model: str) -> int:
+def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Settings) -> int:
     """Confirmations reported (a capture and its true label) but never recorded; returns how many were applied."""
     labels = model_labels(db, model)
     confirming = db.collection(layout.feedback_collection(model)).where(filter=firestore.FieldFilter("capture", ">", ""))
     reports = {}
+    cutoff = _lost_before(settings)
     for snapshot in confirming.stream():
+        if snapshot.create_time is None or snapshot.create_time > cutoff:
+            continue  # its trigger may still be on the way
         try:
             feedback = parse_feedback(model, snapshot.to_dict(), labels)
         except InvalidFeedback:
@@ -99,7 +111,7 @@ def reconcile_model(model: str, settings: Settings) -> Reconciliation:
             log("ERROR", "reconcile_failed", repr(exc)[:500], model=model, object=event.name, generation=event.generation)
             continue
         ingested.append(f"{event.name}#{event.generation}:{outcome.status}")
-    confirmations = _apply_missing_confirmations(db, model)
+    confirmations = _apply_missing_confirmations(db, model, settings)
     result = Reconciliation(model, listed, tuple(ingested), confirmations)
     if ingested or confirmations:
         log("WARNING", "events_reconciled", f"{len(ingested)} objects and {confirmations} confirmations had no "

@@ -124,6 +124,11 @@ def feedback_doc(model: str, feedback_id: str) -> str:
     return f"{feedback_collection(model)}/{feedback_id}"
 
 
+def object_head_doc(model: str, object_name: str) -> str:
+    """The newest generation of one object that on_upload registered: overwrites serialize on it."""
+    return f"{model_doc(model)}/objects/{hashlib.sha256(object_name.encode()).hexdigest()[:32]}"
+
+
 def confirmation_doc(model: str, object_name: str) -> str:
     """A user's confirmed label for one capture, keyed by its object name (whichever of upload and feedback comes first)."""
     return f"{model_doc(model)}/confirmations/{hashlib.sha256(object_name.encode()).hexdigest()[:32]}"

@@ -22,6 +22,8 @@ TEST_SETTINGS_ENV = {
     # A canary is judged on 20 reports per version per step, production watched for 60 after a promotion.
     "EDGELOOP_RELEASE__CANARY_MIN_SAMPLES": "20",
     "EDGELOOP_RELEASE__WATCH_SAMPLES": "60",
+    # Work with no handled event is taken as lost (and reconciled by the tick) after 8 s, not 10 minutes.
+    "EDGELOOP_THRESHOLDS__RECONCILE_AFTER_S": "8",
 }
 for _key, _value in TEST_SETTINGS_ENV.items():
     os.environ.setdefault(_key, _value)

@@ -25,6 +25,7 @@ from edgeloop.localstack.gcs_notification import notification_message
 
 logger = logging.getLogger("edgeloop.storage")
 FLUSH_INTERVAL_S = 0.5
+STALLED_CLIENT_TIMEOUT_S = 5.0
 
 
 class NotifyingStorage(Storage):
@@ -72,6 +73,9 @@ def serve(host: str, port: int, data_dir: str, bucket: str, project: str, topic:
     )
     if bucket not in storage.buckets:
         buckets.create_bucket(bucket, storage)
+    # The emulator serves one request at a time: a client that stalls mid-request (a frozen or killed
+    # process) would otherwise hold every other client off for good. Drop such a connection instead.
+    emulator_server.RequestHandler.timeout = STALLED_CLIENT_TIMEOUT_S
     api = emulator_server.APIThread(host, port, storage, daemon=True)
     api.start()
     api.is_running.wait()

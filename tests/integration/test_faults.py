@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 
+import numpy as np
 import pytest
 from cloudevents.http import CloudEvent
 from google.cloud import firestore, pubsub_v1
@@ -32,6 +33,7 @@ from shared.gcp_training import RunStatus
 from shared.retrain import RetrainRequest, manual_request
 from tests.integration.faults import InjectedCrash, crash_at, fault_points, paused, writes_of
 from tests.integration.helpers import bucket, control, db, eventually, fresh_model, image_docs, quarantine_record
+from tests.integration.test_functions import SHUFFLED, captures, publish_production
 
 SETTINGS = Settings()
 DIGITS = load_digits_rgb()
@@ -288,3 +290,38 @@ def test_launch_killed_at_any_write_and_retried_trains_once_and_frees_the_lock(l
     request = manual_request(model, "test")
     die_then_retry(functions.launch_training, retrain_event(request), ordinal, when)
     assert_one_live_run_then_the_lock_released(local_stack, model, request.cause)
+
+
+# --- check_drift: the tick that finds drift and asks for a retrain ------------------------------------
+
+DRIFT_WRITES = ["firestore.commit", "pubsub.publish"]  # the report, the request
+
+
+def drifting_model(stack) -> tuple[str, CloudEvent]:
+    model = fresh_model(stack, "crash-drift")
+    publish_production(stack, model, SHUFFLED[:200])
+    captures(stack, model, [(d.rgb.astype(np.float32) * 0.3).astype(np.uint8) for d in SHUFFLED[200:240]], 0.45)
+    message = {"data": base64.b64encode(json.dumps({"model": model}).encode()).decode(), "attributes": {},
+               "messageId": uuid.uuid4().hex, "publishTime": "2026-11-23T00:00:00Z"}
+    return model, CloudEvent({"type": PUBSUB_PUBLISHED, "source": "//pubsub.googleapis.com/test",
+                              "id": message["messageId"]}, {"message": message, "subscription": "test"})
+
+
+def assert_one_report_and_one_request(stack, model: str, event: CloudEvent) -> None:
+    reports = list(db(stack).collection(layout.drift_reports_collection(model)).stream())
+    assert [r.id for r in reports] == [event.data["message"]["messageId"]] and reports[0].get("status") == "drift"
+    causes = eventually(lambda: pending_causes(stack, model), what="the drift request recorded")
+    assert causes == [f"drift:{model}:v1:after-start"]
+
+
+def test_a_clean_drift_check_writes_its_report_then_publishes_the_request(local_stack):
+    model, event = drifting_model(local_stack)
+    assert clean_writes(functions.check_drift, event) == DRIFT_WRITES
+    assert_one_report_and_one_request(local_stack, model, event)
+
+
+@pytest.mark.parametrize("ordinal,when", fault_points(DRIFT_WRITES))
+def test_check_drift_killed_at_any_write_and_retried_reports_and_requests_once(local_stack, ordinal, when):
+    model, event = drifting_model(local_stack)
+    die_then_retry(functions.check_drift, event, ordinal, when)
+    assert_one_report_and_one_request(local_stack, model, event)

@@ -131,6 +131,7 @@ def test_uploads_whose_function_was_down_are_ingested_by_the_next_scheduler_tick
             fresh.upload_from_string(digit.png(), content_type="image/png")
             rewritten.append(fresh)
         time.sleep(5)
+    time.sleep(SETTINGS.thresholds.reconcile_after_s)  # until the tick may take them as lost
     live = {b.name: b.generation for b in blobs + rewritten}
     tick_scheduler(local_stack, model)
     eventually(lambda: len([d for d in image_docs(local_stack, model) if d["status"] == "new"]) >= count, 120,
@@ -155,6 +156,7 @@ def test_confirmations_whose_trigger_was_lost_are_applied_by_the_next_scheduler_
                 {"uid": "u1", "model_version": "v1", "predicted_label": wrong, "confidence": 0.3, "correct": False,
                  "true_label": digit.label, "capture": blob.name})
         time.sleep(3)
+    time.sleep(SETTINGS.thresholds.reconcile_after_s)
     tick_scheduler(local_stack, model)
     labelled = eventually(lambda: all(d["labelled"] for d in image_docs(local_stack, model)) and
                           image_docs(local_stack, model), 60, "every capture labelled by the tick")
@@ -198,3 +200,29 @@ def test_the_storage_emulator_restarted_during_a_burst_loses_and_doubles_nothing
     eventually(lambda: len([d for d in image_docs(local_stack, model) if d["status"] == "new"]) >= count, 120,
                "every upload registered")
     assert_each_upload_counted_once(local_stack, model, live)
+
+
+def test_two_generations_handled_at_once_or_newest_first_leave_only_the_newest_counted(local_stack):
+    """Versioned buckets keep old generations readable, so a late first generation must not count as well."""
+    from functions import main as functions
+    from tests.integration.test_faults import storage_event
+
+    model = fresh_model(local_stack, "race")
+    pairs = []
+    with paused(local_stack, "on_upload"):
+        for i in range(8):
+            name = layout.dataset_object(model, "5", f"{i}.png")
+            first = upload_once(local_stack, name, DIGITS[5].png())
+            second = bucket(local_stack).blob(name)
+            second.upload_from_string(DIGITS[15].png(), content_type="image/png")
+            pairs.append((first, second))
+        with ThreadPoolExecutor(8) as pool:  # half with both generations at the same time, half newest first
+            list(pool.map(lambda blob: functions.on_upload(storage_event(blob)), [b for pair in pairs[:4] for b in pair]))
+        for first, second in pairs[4:]:
+            functions.on_upload(storage_event(second))
+            functions.on_upload(storage_event(first))
+        counted = {(d["object"], d["generation"]) for d in image_docs(local_stack, model) if d["status"] == "new"}
+        assert counted == {(second.name, second.generation) for _, second in pairs}
+    eventually(lambda: ingested_count(local_stack, model) >= 16, 120, "the stack's own deliveries handled")
+    counted = {(d["object"], d["generation"]) for d in image_docs(local_stack, model) if d["status"] == "new"}
+    assert counted == {(second.name, second.generation) for _, second in pairs}

@@ -119,6 +119,7 @@ PATHS = {
     "feedback": ("models/{model}/feedback/{id}", _feedback(OWNER), {"create": {"owner"}}),
     # Server-only documents the product writes (shared/layout.py, shared/gcp_*.py, trainer_job/).
     "image": ("models/{model}/images/{id}", {"status": "new", "object": "uploads/m/alice/x.png", "uid": OWNER}, {}),
+    "object head": ("models/{model}/objects/{id}", {"object": "uploads/m/alice/x.png", "generation": 2}, {}),
     "confirmation": ("models/{model}/confirmations/{id}", {"object": "uploads/m/alice/x.png", "true_label": "3", "uid": OWNER}, {}),
     "training lock": ("models/{model}/control/training", {"active_run": None, "paused": False}, {}),
     "trainer config": ("models/{model}/control/trainer", {"augment": {"low_light": 0.65}}, {}),
