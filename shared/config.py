@@ -66,7 +66,7 @@ class Training(BaseModel):
 
     launcher: str = Field("local", pattern="^(local|cloud_run_job|vertex)$")
     lock_ttl_s: int = Field(1800, ge=10, description="a lock not renewed for this long (a stage start renews it) is abandoned")
-    launch_grace_s: int = Field(120, ge=2, description="a new run's lock expires this soon unless its launcher confirms the start")
+    launch_grace_s: int = Field(300, ge=2, description="a new run's lock expires this soon unless its launcher confirms the start")
     cooldown_s: int = Field(600, ge=0, description="quiet time after a run before a non-manual request may start another")
     region: str = "us-central1"
     cloud_run_job: str = "edgeloop-trainer"

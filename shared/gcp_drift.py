@@ -4,9 +4,9 @@ Reads the production version's baseline from the registry and the most recent
 field inputs of that version (the captures apps uploaded, with the statistics
 on_upload computed), runs ``drift.detect_drift``, writes one report document
 per check (keyed by the scheduler message, so a redelivery rewrites the same
-report), and requests a retrain on drift. The same tick first does the work of
-events that never arrived (``gcp_reconcile``) and afterwards sweeps requests left
-pending after a run's cooldown into one new request.
+report), and requests a retrain on drift. The same tick sweeps requests left
+pending after a run's cooldown into one new request, and then does the work of
+events that never arrived (``gcp_reconcile``).
 """
 
 from __future__ import annotations
@@ -100,9 +100,12 @@ def check_model(model: str, check_id: str, settings: Settings) -> DriftCheck:
 
 
 def check_drift(payload: Any, check_id: str, settings: Settings) -> list[DriftCheck]:
-    """check_drift's work for one scheduler tick: first the work of any event that never arrived, then the check."""
+    """check_drift's work for one scheduler tick: the check and sweep, then the work of events that never arrived."""
     checks = []
     for model in models_to_check(payload, settings):
-        reconcile_model(model, settings)
         checks.append(check_model(model, check_id, settings))
+        try:
+            reconcile_model(model, settings)
+        except Exception as exc:  # noqa: BLE001 - the next tick tries again; a retried tick would only repeat it
+            log("ERROR", "reconcile_failed", repr(exc)[:500], model=model)
     return checks

@@ -8,11 +8,14 @@ Idempotent under at-least-once, unordered delivery:
   labelled image documents, never from a counter that a redelivery could bump twice;
 * an overwrite (a new generation of the same name) registers the new generation
   and marks the previous generation's document ``superseded``: it is no longer
-  the object's content, so it must not be trained on or counted;
-* an event for a generation that is no longer live (overwritten or deleted
-  before we read it) is skipped: the newer generation has its own event.
+  the object's content, so it must not be trained on or counted. Each object has
+  a head document naming its newest registered generation, and registering is
+  one transaction on it, so generations handled at once or newest first (a
+  versioned bucket keeps old generations readable) leave only the newest counted;
+* an event for a generation that is no longer readable (deleted) is skipped.
 
-Counting without hot spots: each upload writes only its own document; the
+Counting without hot spots: each upload writes its own document and its
+object's head (one per object name, so never a shared document); the
 count query reads index entries (1 read per 1,000), and only ``new`` images are
 counted, which the trainer marks ``used`` at snapshot, so a count stays below
 the threshold plus the uploads of one run. At 1,000 uploads/s that is 1,000
@@ -115,9 +118,10 @@ def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, re
     return fresh
 
 
-def confirmation(db: firestore.Client, model: str, object_name: str, labels: frozenset[str] | None) -> tuple[str, str] | None:
+def confirmation(db: firestore.Client, model: str, object_name: str, labels: frozenset[str] | None,
+                 transaction: firestore.Transaction | None = None) -> tuple[str, str] | None:
     """(label, uid) a user confirmed for this capture through feedback that arrived before the upload."""
-    snapshot = db.document(layout.confirmation_doc(model, object_name)).get()
+    snapshot = db.document(layout.confirmation_doc(model, object_name)).get(transaction=transaction)
     found = snapshot.to_dict() if snapshot.exists else {}
     label = found.get("true_label")
     return (label, found.get("uid")) if labels is not None and label in labels else None
@@ -154,32 +158,39 @@ class Registration(str, Enum):
 
 
 def _register(db: firestore.Client, model: str, image_id: str, obj: StorageObjectEvent, image: AcceptedImage,
-              confirmed_by: str | None) -> Registration:
+              labels: frozenset[str] | None) -> tuple[Registration, AcceptedImage]:
     """Create the image document and retire the generation it replaces, in one transaction on the object's head.
 
     The head names the newest registered generation, so two generations handled at the same time, or in
-    the wrong order, leave exactly one of them counted: the newer.
+    the wrong order, leave exactly one of them counted: the newer. An unlabelled capture takes the label a
+    user already confirmed; read in the transaction, so a confirmation written meanwhile is not missed.
     """
     head_ref = db.document(layout.object_head_doc(model, obj.name))
     image_ref = db.document(layout.image_doc(model, image_id))
 
     @firestore.transactional
-    def apply(transaction: firestore.Transaction) -> Registration:
+    def apply(transaction: firestore.Transaction) -> tuple[Registration, AcceptedImage]:
         if image_ref.get(transaction=transaction).exists:
-            return Registration.DUPLICATE
+            return Registration.DUPLICATE, image
         head = head_ref.get(transaction=transaction)
         newest = int(head.get("generation")) if head.exists else obj.overwrote_generation
         if newest is not None and newest > obj.generation:
-            return Registration.SUPERSEDED
+            return Registration.SUPERSEDED, image
         previous = None
         if newest is not None and newest != obj.generation:
             candidate = db.document(layout.image_doc(model, layout.image_id(obj.name, newest)))
             previous = candidate if candidate.get(transaction=transaction).exists else None
-        transaction.create(image_ref, _image_document(obj, image, confirmed_by))
+        registered, confirmed_by = image, None
+        if image.label is None:  # feedback may have confirmed this capture before its upload event arrived
+            found = confirmation(db, model, obj.name, labels, transaction)
+            if found is not None:
+                label, confirmed_by = found
+                registered = dataclasses.replace(image, label=label)
+        transaction.create(image_ref, _image_document(obj, registered, confirmed_by))
         transaction.set(head_ref, {"object": obj.name, "generation": obj.generation, "image_id": image_id})
         if previous is not None:
             transaction.update(previous, {"status": "superseded", "superseded_by": image_id})
-        return Registration.REGISTERED
+        return Registration.REGISTERED, registered
 
     return apply(db.transaction(max_attempts=REGISTER_ATTEMPTS))
 
@@ -225,13 +236,7 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
         return IngestOutcome("quarantined" if fresh else "duplicate", image_id, rejected.reason.value)
 
     model = image.ref.model
-    confirmed_by = None
-    if image.label is None:  # feedback may have confirmed this capture before its upload event arrived
-        found = confirmation(db, model, obj.name, labels)
-        if found is not None:
-            label, confirmed_by = found
-            image = dataclasses.replace(image, label=label)
-    registration = _register(db, model, image_id, obj, image, confirmed_by)
+    registration, image = _register(db, model, image_id, obj, image, labels)
     if registration is Registration.REGISTERED:
         log("INFO", "image_registered", f"{obj.name}#{obj.generation}", object=obj.name, generation=obj.generation,
             model=model, label=image.label, image_id=image_id)

@@ -32,6 +32,7 @@ from shared.gcp_ingest import QUARANTINE_COLLECTION, ingest_object, model_labels
 from shared.logs import log
 
 INGESTED_PREFIXES = (layout.DATASET_PREFIX, layout.UPLOADS_PREFIX)
+MAX_OBJECTS_PER_TICK = 500  # a tick after a long outage stays well inside check_drift's timeout
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,16 @@ class Reconciliation:
     confirmations_applied: int
 
 
-def _registered_generations(db: firestore.Client, model: str) -> dict[str, list[int]]:
-    found: dict[str, list[int]] = {}
-    for snapshot in db.collection(layout.images_collection(model)).select(["object", "generation"]).stream():
+def _registered(db: firestore.Client, model: str) -> tuple[dict[str, list[int]], set[str]]:
+    """Object name → its registered generations, and the objects registered without a label."""
+    generations: dict[str, list[int]] = {}
+    unlabelled: set[str] = set()
+    for snapshot in db.collection(layout.images_collection(model)).select(["object", "generation", "label"]).stream():
         image = snapshot.to_dict()
-        found.setdefault(image["object"], []).append(int(image["generation"]))
-    return found
+        generations.setdefault(image["object"], []).append(int(image["generation"]))
+        if image.get("label") is None:
+            unlabelled.add(image["object"])
+    return generations, unlabelled
 
 
 def _lost_before(settings: Settings) -> datetime:
@@ -55,9 +60,9 @@ def _lost_before(settings: Settings) -> datetime:
     return datetime.now(timezone.utc) - timedelta(seconds=settings.thresholds.reconcile_after_s)
 
 
-def _unhandled_objects(db: firestore.Client, model: str, settings: Settings) -> tuple[int, list[tuple[dict, int | None]]]:
+def _unhandled_objects(db: firestore.Client, model: str, settings: Settings,
+                       registered: dict[str, list[int]]) -> tuple[int, list[tuple[dict, int | None]]]:
     """(objects listed, [(resource, generation it replaced)]) for live objects no event was handled for."""
-    registered = _registered_generations(db, model)
     bucket = storage_client(settings.project_id).bucket(settings.bucket)
     cutoff = _lost_before(settings)
     listed, unhandled = 0, []
@@ -76,8 +81,9 @@ def _unhandled_objects(db: firestore.Client, model: str, settings: Settings) -> 
     return listed, [(r, o) for r, o in unhandled if layout.image_id(r["name"], int(r["generation"])) not in judged]
 
 
-def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Settings) -> int:
-    """Confirmations reported (a capture and its true label) but never recorded; returns how many were applied."""
+def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Settings, unlabelled: set[str]) -> int:
+    """Confirmations reported (a capture and its true label) but never recorded, or recorded while the capture's
+    image was left unlabelled (a handler that died in between); returns how many were applied."""
     labels = model_labels(db, model)
     confirming = db.collection(layout.feedback_collection(model)).where(filter=firestore.FieldFilter("capture", ">", ""))
     reports = {}
@@ -92,7 +98,7 @@ def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Set
         if feedback.true_label is not None and feedback.capture is not None:
             reports[layout.confirmation_doc(model, feedback.capture)] = feedback
     recorded = {s.reference.path for s in db.get_all([db.document(p) for p in reports]) if s.exists} if reports else set()
-    missing = [feedback for path, feedback in reports.items() if path not in recorded]
+    missing = [feedback for path, feedback in reports.items() if path not in recorded or feedback.capture in unlabelled]
     for feedback in missing:
         apply_confirmation(db, model, feedback)
     return len(missing)
@@ -101,9 +107,10 @@ def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Set
 def reconcile_model(model: str, settings: Settings) -> Reconciliation:
     """Do late what lost events would have done for ``model``; a no-op when nothing was lost."""
     db = firestore_client(settings.project_id)
-    listed, unhandled = _unhandled_objects(db, model, settings)
+    registered, unlabelled = _registered(db, model)
+    listed, unhandled = _unhandled_objects(db, model, settings, registered)
     ingested = []
-    for resource, replaced in unhandled:
+    for resource, replaced in unhandled[:MAX_OBJECTS_PER_TICK]:  # the rest at the next tick
         event = object_from_resource(resource, f"reconcile-{uuid.uuid4().hex}", "OBJECT_FINALIZE", replaced)
         try:
             outcome = ingest_object(event, settings)
@@ -111,7 +118,7 @@ def reconcile_model(model: str, settings: Settings) -> Reconciliation:
             log("ERROR", "reconcile_failed", repr(exc)[:500], model=model, object=event.name, generation=event.generation)
             continue
         ingested.append(f"{event.name}#{event.generation}:{outcome.status}")
-    confirmations = _apply_missing_confirmations(db, model, settings)
+    confirmations = _apply_missing_confirmations(db, model, settings, unlabelled)
     result = Reconciliation(model, listed, tuple(ingested), confirmations)
     if ingested or confirmations:
         log("WARNING", "events_reconciled", f"{len(ingested)} objects and {confirmations} confirmations had no "

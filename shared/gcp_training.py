@@ -14,11 +14,13 @@ see the run it created and fold or drop their request.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 from google.api_core import retry
 from google.cloud import firestore
@@ -166,6 +168,31 @@ def _renew_lock(db: firestore.Client, model: str, run_id: str, settings: Setting
             transaction.update(control, {"active_run.expires_at": _now() + settings.training.lock_ttl_s})
 
     renew(db.transaction(max_attempts=TRANSACTION_ATTEMPTS))
+
+
+@contextmanager
+def lock_heartbeat(model: str, run_id: str, settings: Settings) -> Iterator[None]:
+    """Renew the run's lock every third of its lifetime while the block runs.
+
+    A stage can last longer than ``lock_ttl_s``; without a heartbeat the scheduler's sweep would take a live
+    run's lock for a dead one's and start a twin. A renewal that fails is tried again at the next beat.
+    """
+    stop = threading.Event()
+
+    def beat() -> None:
+        db = firestore_client(settings.project_id)
+        while not stop.wait(settings.training.lock_ttl_s / 3):
+            try:
+                _renew_lock(db, model, run_id, settings)
+            except Exception as exc:  # noqa: BLE001 - the next beat retries; the run itself goes on
+                log("WARNING", "lock_renewal_failed", repr(exc)[:500], model=model, run_id=run_id)
+
+    thread = threading.Thread(target=beat, name="lock-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 def start_stage(run_id: str, stage: str, settings: Settings) -> None:

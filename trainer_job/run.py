@@ -180,7 +180,8 @@ def main(model: str, run_id: str, settings: Settings, manifest_object: str | Non
     signal.signal(signal.SIGTERM, _raise_terminated)
     run = TrainingRun(model, run_id, settings, console, seed)
     try:
-        outcome = run.execute(manifest_object)
+        with gcp_training.lock_heartbeat(model, run_id, settings):
+            outcome = run.execute(manifest_object)
     except BaseException as exc:  # noqa: BLE001 - every way out must leave the run marked and the lock free
         stage = run.stage or "start"
         error = f"{type(exc).__name__}: {exc}"

@@ -325,3 +325,18 @@ def test_check_drift_killed_at_any_write_and_retried_reports_and_requests_once(l
     model, event = drifting_model(local_stack)
     die_then_retry(functions.check_drift, event, ordinal, when)
     assert_one_report_and_one_request(local_stack, model, event)
+
+
+def test_a_live_runs_heartbeat_keeps_its_lock_through_a_stage_longer_than_the_lock(local_stack):
+    """Without it the scheduler's sweep would take a live run's lock for a dead one's and start a twin."""
+    from shared import gcp_training
+
+    model = fresh_model(local_stack, "heartbeat")
+    settings = SETTINGS.model_copy(update={"training": SETTINGS.training.model_copy(update={"lock_ttl_s": 10,
+                                                                                        "launch_grace_s": 2})})
+    outcome = gcp_training.create_run(manual_request(model, "test"), settings)
+    first = control(local_stack, model)["active_run"]["expires_at"]
+    with gcp_training.lock_heartbeat(model, outcome.run_id, settings):
+        time.sleep(settings.training.lock_ttl_s / 3 + 2)  # one beat, inside one long "stage"
+    assert control(local_stack, model)["active_run"]["expires_at"] > first
+    gcp_training.complete_run(outcome.run_id, RunStatus.FAILED, {}, settings, error="test over")
