@@ -90,15 +90,6 @@ def _fleet_round(index: int, phase: str, devices: int, images: int, base_args: d
     return result
 
 
-def _tick_scheduler(settings) -> None:
-    """What Cloud Scheduler does in production: ask check_drift to look at the model."""
-    import json
-
-    from shared.gcp_clients import publisher_client, topic_path
-
-    publisher_client().publish(topic_path(settings.topics.drift_checks, settings.project_id),
-                               json.dumps({"model": DEMO_MODEL}).encode()).result(timeout=30)
-
 
 def _status_line(round_: Round, pointer, control: dict) -> str:
     success = ", ".join(f"{v} {round_.correct[v] / round_.predictions[v]:.0%}" for v in sorted(round_.predictions) if round_.predictions[v])
@@ -125,6 +116,7 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
     from shared.config import Settings
     from shared.digits import load_digits_rgb
     from shared.gcp_clients import firestore_client, reset_clients
+    from shared.gcp_drift import request_drift_check
     from shared.retrain import manual_request
     from trainer_job.augment import AugmentConfig
     from trainer_job.pipeline import TrainConfig
@@ -184,7 +176,7 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
                 dark_since = datetime.now(timezone.utc)
             round_ = _fleet_round(len(rounds) + 1, phase, devices, images, base_args, started)
             rounds.append(round_)
-            _tick_scheduler(settings)
+            request_drift_check(DEMO_MODEL, settings)  # what Cloud Scheduler does in production
             pointer = gcp_registry.load_pointer(DEMO_MODEL, settings)
             control = gcp_training.training_state(DEMO_MODEL, settings)
             console.print(_status_line(round_, pointer, control))

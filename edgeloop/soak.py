@@ -8,7 +8,6 @@ written and what the stack holds afterwards, unit-tested in tests/unit/test_soak
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import threading
@@ -32,6 +31,7 @@ from shared.config import Settings
 from shared.digits import load_digits_rgb
 from shared.gcp_clients import firestore_client, publisher_client, storage_client, topic_path
 from shared.gcp_dead_letters import drain
+from shared.gcp_drift import request_drift_check
 from shared.retrain import manual_request
 
 SOAK_MODEL = "soak"
@@ -206,8 +206,7 @@ class Soak:
                 next_manual += MANUAL_EVERY_S
 
     def tick(self) -> None:
-        publisher_client().publish(topic_path(self.settings.topics.drift_checks, self.settings.project_id),
-                                   json.dumps({"model": SOAK_MODEL}).encode()).result(timeout=30)
+        request_drift_check(SOAK_MODEL, self.settings)
         self.ledger.ticks += 1
 
     def sampler(self) -> None:

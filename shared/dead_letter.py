@@ -15,6 +15,7 @@ from shared.errors import MalformedEventError
 from shared.gcp_clients import publisher_client, topic_path
 
 MAX_REASON_CHARS = 1000
+MALFORMED_ATTRIBUTE = "edgeloop_error"  # the reason a handler refused the message (gcp_dead_letters keeps these)
 
 
 def forward_malformed(cloud_event: Any, source_topic: str, function: str, error: Exception, settings: Settings) -> str | None:
@@ -25,7 +26,7 @@ def forward_malformed(cloud_event: Any, source_topic: str, function: str, error:
         return None
     attributes = {
         **message.attributes,
-        "edgeloop_error": str(error)[:MAX_REASON_CHARS],
+        MALFORMED_ATTRIBUTE: str(error)[:MAX_REASON_CHARS],
         "edgeloop_function": function,
         "edgeloop_source_message_id": message.message_id,
     }

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from google.api_core import exceptions as gexc
 
 from shared.config import Settings
+from shared.dead_letter import MALFORMED_ATTRIBUTE
 from shared.gcp_clients import publisher_client, subscriber_client, subscription_path, topic_path
 
 # Every topic whose push subscription dead-letters (a Topics field each).
 SOURCE_TOPICS = ("storage_events", "retrain_requests", "drift_checks")
-MALFORMED_ATTRIBUTE = "edgeloop_error"
 PUBSUB_DEAD_LETTER_PREFIX = "CloudPubSubDeadLetter"  # attributes Pub/Sub adds when it gives up on a message
 PULL_BATCH = 100
 PULL_WAIT_S = 3.0

@@ -11,6 +11,7 @@ events that never arrived (``gcp_reconcile``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,7 +22,7 @@ from shared import layout
 from shared.config import Settings
 from shared.drift import DriftReport, DriftThresholds, detect_drift
 from shared.errors import MalformedEventError
-from shared.gcp_clients import firestore_client
+from shared.gcp_clients import firestore_client, publisher_client, topic_path
 from shared.gcp_reconcile import reconcile_model
 from shared.gcp_training import publish_request, sweep_pending, training_state
 from shared.logs import log
@@ -97,6 +98,12 @@ def check_model(model: str, check_id: str, settings: Settings) -> DriftCheck:
         log("INFO", "drift_checked", report.detail, model=model, model_version=version, status=report.status)
     sweep_pending(model, settings)
     return DriftCheck(model, version, report, request)
+
+
+def request_drift_check(model: str, settings: Settings) -> str:
+    """What Cloud Scheduler's tick sends: check ``model`` now (drift, sweep, reconciliation). Returns the message id."""
+    return publisher_client().publish(topic_path(settings.topics.drift_checks, settings.project_id),
+                                      json.dumps({"model": model}).encode()).result(timeout=30)
 
 
 def check_drift(payload: Any, check_id: str, settings: Settings) -> list[DriftCheck]:

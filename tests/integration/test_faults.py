@@ -19,7 +19,7 @@ import uuid
 import numpy as np
 import pytest
 from cloudevents.http import CloudEvent
-from google.cloud import firestore, pubsub_v1
+from google.cloud import firestore
 from google.cloud.firestore_v1 import _helpers as firestore_helpers
 from google.cloud.firestore_v1.types.document import Value
 
@@ -28,6 +28,7 @@ from functions import main as functions
 from shared import layout
 from shared.config import Settings, get_settings
 from shared.digits import load_digits_rgb
+from shared.gcp_drift import request_drift_check
 from shared.events import FIRESTORE_EVENT_TYPES, PUBSUB_PUBLISHED, STORAGE_FINALIZED
 from shared.gcp_training import RunStatus
 from shared.retrain import RetrainRequest, manual_request
@@ -249,13 +250,6 @@ def runs_of(stack, model: str) -> list[dict]:
     return [s.to_dict() for s in query.stream()]
 
 
-def tick_scheduler(stack, model: str) -> None:
-    """What Cloud Scheduler does every few minutes: check_drift also sweeps pending and abandoned work."""
-    publisher = pubsub_v1.PublisherClient()
-    publisher.publish(publisher.topic_path(stack.project_id, SETTINGS.topics.drift_checks),
-                      json.dumps({"model": model}).encode()).result(timeout=30)
-
-
 def assert_one_live_run_then_the_lock_released(stack, model: str, cause: str) -> None:
     """Until the lock is free: never two unfinished runs; then exactly one run served the cause to its end."""
     def settled():
@@ -264,7 +258,7 @@ def assert_one_live_run_then_the_lock_released(stack, model: str, cause: str) ->
         assert len(unfinished) <= 1, f"two live runs: {unfinished}"
         if (control(stack, model).get("active_run") or None) is None and not unfinished:
             return runs
-        tick_scheduler(stack, model)  # reclaims a lock whose launch died, once it expired
+        request_drift_check(model, SETTINGS)  # the scheduler's tick reclaims a lock whose launch died, once it expired
         time.sleep(2)
         return None
 

@@ -15,7 +15,6 @@ had already succeeded, a loss real Cloud Storage does not have.
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from edgeloop.localstack.gcs_notification import notification_message
 from shared import layout
 from shared.config import Settings
 from shared.digits import load_digits_rgb
+from shared.gcp_drift import request_drift_check
 from shared.gcp_ingest import count_new_labelled
 from tests.integration.faults import paused
 from tests.integration.helpers import bucket, control, db, eventually, fresh_model, image_docs
@@ -100,12 +100,6 @@ def test_a_burst_delivered_twice_out_of_order_and_late_counts_every_upload_once(
     assert_each_upload_counted_once(local_stack, model, live)
 
 
-def tick_scheduler(stack, model: str) -> None:
-    publisher = pubsub_v1.PublisherClient()
-    publisher.publish(publisher.topic_path(stack.project_id, SETTINGS.topics.drift_checks),
-                      json.dumps({"model": model}).encode()).result(timeout=30)
-
-
 @contextlib.contextmanager
 def crashed(stack, function: str):
     """The function's processes SIGKILLed for the block, then started again on the same port."""
@@ -133,7 +127,7 @@ def test_uploads_whose_function_was_down_are_ingested_by_the_next_scheduler_tick
         time.sleep(5)
     time.sleep(SETTINGS.thresholds.reconcile_after_s)  # until the tick may take them as lost
     live = {b.name: b.generation for b in blobs + rewritten}
-    tick_scheduler(local_stack, model)
+    request_drift_check(model, SETTINGS)  # the scheduler's tick
     eventually(lambda: len([d for d in image_docs(local_stack, model) if d["status"] == "new"]) >= count, 120,
                "every upload registered by the tick")
     assert_each_upload_counted_once(local_stack, model, live)
@@ -157,7 +151,7 @@ def test_confirmations_whose_trigger_was_lost_are_applied_by_the_next_scheduler_
                  "true_label": digit.label, "capture": blob.name})
         time.sleep(3)
     time.sleep(SETTINGS.thresholds.reconcile_after_s)
-    tick_scheduler(local_stack, model)
+    request_drift_check(model, SETTINGS)  # the scheduler's tick
     labelled = eventually(lambda: all(d["labelled"] for d in image_docs(local_stack, model)) and
                           image_docs(local_stack, model), 60, "every capture labelled by the tick")
     assert sorted(d["label"] for d in labelled) == sorted(d.label for d in DIGITS[:3])
