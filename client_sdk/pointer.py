@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from client_sdk.errors import PointerError
-from client_sdk.firestore_values import decode_fields
 from shared import layout
+from shared.firestore_values import decode_fields
 from shared.registry import ModelPointer, ModelRef
 
 

@@ -28,7 +28,7 @@ import requests
 import urllib3
 
 from client_sdk.errors import NotFound, Offline, PermissionDenied, RequestRejected
-from client_sdk.firestore_values import encode_fields
+from shared.firestore_values import encode_fields
 
 CHUNK_BYTES = 64 * 1024
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")

@@ -29,7 +29,7 @@ def fresh_stack(prefix: str = "edgeloop-bench-", env: dict[str, str] | None = No
     """
     from edgeloop.localstack import stack
     from shared.config import Settings
-    from shared.gcp_clients import reset_clients
+    from shared.gcp.clients import reset_clients
 
     with tempfile.TemporaryDirectory(prefix=prefix) as directory:
         saved = dict(os.environ)
@@ -55,12 +55,12 @@ def fresh_stack(prefix: str = "edgeloop-bench-", env: dict[str, str] | None = No
 def _full_run_on_a_fresh_stack() -> dict:
     """Seed the digits into a throwaway local stack, then time one real trainer run, snapshot → publish."""
     from edgeloop.seed import seed_dataset, wait_for_outcome
-    from shared import gcp_training
+    from shared.gcp import launch
     from shared.retrain import manual_request
 
     with fresh_stack() as (_, settings):
         seeded = seed_dataset("digits", settings, console, train=False)
-        outcome = gcp_training.launch(manual_request("digits", who="edgeloop bench"), settings)
+        outcome = launch.launch(manual_request("digits", who="edgeloop bench"), settings)
         run = wait_for_outcome(outcome.run_id, settings, console)
     from datetime import datetime
 
@@ -142,12 +142,12 @@ def bench_client() -> None:
     """The client SDK's update check vs downloading the model on every poll, side by side on one stack."""
     from edgeloop import bench_stack
     from edgeloop.seed import seed_dataset, wait_for_outcome
-    from shared import gcp_training
+    from shared.gcp import launch
     from shared.retrain import manual_request
 
     with fresh_stack() as (state, settings), tempfile.TemporaryDirectory(prefix="edgeloop-device-") as device_dir:
         seed_dataset("digits", settings, console, train=False, limit=400)
-        run = wait_for_outcome(gcp_training.launch(manual_request("digits", who="edgeloop bench"), settings).run_id,
+        run = wait_for_outcome(launch.launch(manual_request("digits", who="edgeloop bench"), settings).run_id,
                                settings, console)
         if run["status"] != "published":
             console.print(f"[red]no model to poll[/]: run {run['status']} {run.get('error') or ''}")

@@ -18,7 +18,7 @@ from edgeloop.localstack.function_logs import log_entries
 from edgeloop.localstack.stack import StackState
 from shared import layout
 from shared.config import Settings
-from shared.gcp_clients import firestore_client, storage_client
+from shared.gcp.clients import firestore_client, storage_client
 
 FEEDBACK_BURST = 300
 POLLS = 30

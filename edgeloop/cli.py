@@ -116,12 +116,12 @@ def promote(
     """Promote a version to production, or set the canary's rollout percentage (refused if the move is illegal)."""
     import getpass
 
-    from shared import gcp_lifecycle
+    from shared.gcp import release
     from shared.lifecycle import IllegalTransition
 
     connect(directory)
     try:
-        plan = gcp_lifecycle.promote(model, version, percent, getpass.getuser(), get_settings(), reason)
+        plan = release.promote(model, version, percent, getpass.getuser(), get_settings(), reason)
     except IllegalTransition as exc:
         _fail(exc)
     console.print(f"[bold green]{plan.summary}[/]")
@@ -136,12 +136,12 @@ def rollback(
     """Roll back the canary in rollout, or else production to the version it replaced."""
     import getpass
 
-    from shared import gcp_lifecycle
+    from shared.gcp import release
     from shared.lifecycle import IllegalTransition
 
     connect(directory)
     try:
-        plan = gcp_lifecycle.rollback(model, getpass.getuser(), get_settings(), reason)
+        plan = release.rollback(model, getpass.getuser(), get_settings(), reason)
     except IllegalTransition as exc:
         _fail(exc)
     console.print(f"[bold yellow]{plan.summary}[/]")
@@ -155,7 +155,7 @@ def runs(
 ) -> None:
     """Training runs, newest first: why each started, how it ended, what it published."""
     from edgeloop import registry_views
-    from shared.gcp_clients import firestore_client
+    from shared.gcp.clients import firestore_client
 
     connect(directory)
     settings = get_settings()
@@ -255,21 +255,21 @@ def retrain(
     """Request a training run now, through the same path as every automatic trigger."""
     import getpass
 
-    from shared import gcp_training
+    from shared.gcp import bus, runs, training_lock
     from shared.retrain import manual_request
 
     connect(directory)
     settings = get_settings()
     request = manual_request(model, who=f"operator:{getpass.getuser()}", note=note)
-    message_id = gcp_training.publish_request(request, settings)
+    message_id = bus.publish_request(request, settings)
     console.print(f"retrain requested for [bold]{model}[/] (message {message_id}, cause {request.cause})")
     deadline = time.monotonic() + wait
     with console.status("waiting for launch_training…"):
         while time.monotonic() < deadline:
-            state = gcp_training.training_state(model, settings)
+            state = training_lock.training_state(model, settings)
             run_id = (state.get("causes") or {}).get(request.cause)
             if run_id:
-                run = gcp_training.load_run(run_id, settings)
+                run = runs.load_run(run_id, settings)
                 console.print(f"run [bold]{run_id}[/] ({run['status']}, trains {run['version']})")
                 return
             if any(p["cause"] == request.cause for p in state.get("pending") or []):
@@ -287,7 +287,7 @@ def dead_letters(
 ) -> None:
     """What the dead-letter topics hold: malformed messages (kept, with the reason) and messages whose
     deliveries ran out while a function was down (replayable once it is back)."""
-    from shared.gcp_dead_letters import drain
+    from shared.gcp.dead_letters import drain
 
     connect(directory)
     letters = drain(get_settings(), replay=replay)

@@ -112,11 +112,12 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
     from edgeloop.localstack import stack
     from edgeloop.registry_views import recent_runs
     from edgeloop.seed import seed_dataset, wait_for_outcome
-    from shared import gcp_registry, gcp_training, layout
+    from shared import layout
     from shared.config import Settings
     from shared.digits import load_digits_rgb
-    from shared.gcp_clients import firestore_client, reset_clients
-    from shared.gcp_drift import request_drift_check
+    from shared.gcp import launch, model_registry, training_lock
+    from shared.gcp.bus import request_drift_check
+    from shared.gcp.clients import firestore_client, reset_clients
     from shared.retrain import manual_request
     from trainer_job.augment import AugmentConfig
     from trainer_job.pipeline import TrainConfig
@@ -149,7 +150,7 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
         stage("dataset seeded through on_upload", t)
 
         t = time.monotonic()
-        launched = gcp_training.launch(manual_request(DEMO_MODEL, who="edgeloop demo", note="first version"), settings)
+        launched = launch.launch(manual_request(DEMO_MODEL, who="edgeloop demo", note="first version"), settings)
         v1_run = wait_for_outcome(launched.run_id, settings, console)
         if v1_run["status"] != "published":
             raise RuntimeError(f"v1 was not published: {v1_run.get('status')} {v1_run.get('error') or ''}")
@@ -177,8 +178,8 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
             round_ = _fleet_round(len(rounds) + 1, phase, devices, images, base_args, started)
             rounds.append(round_)
             request_drift_check(DEMO_MODEL, settings)  # what Cloud Scheduler does in production
-            pointer = gcp_registry.load_pointer(DEMO_MODEL, settings)
-            control = gcp_training.training_state(DEMO_MODEL, settings)
+            pointer = model_registry.load_pointer(DEMO_MODEL, settings)
+            control = training_lock.training_state(DEMO_MODEL, settings)
             console.print(_status_line(round_, pointer, control))
             for error in round_.errors[:3]:
                 console.print(f"  [red]{error}[/]")

@@ -10,8 +10,8 @@ from rich.table import Table
 
 from shared import layout
 from shared.config import Settings
-from shared.gcp_clients import firestore_client
-from shared.gcp_tallies import version_tally
+from shared.gcp.clients import firestore_client
+from shared.gcp.tallies import version_tally
 from shared.lifecycle import Tally
 from shared.registry import ModelPointer, VersionRecord, version_number
 

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure  # the object API: no pyplot state, no disp
 
 from shared import layout
 from shared.config import Settings
-from shared.gcp_clients import firestore_client
+from shared.gcp.clients import firestore_client
 from shared.registry import VersionRecord, version_number
 
 WINDOW = 40  # feedback reports per point of a version's success-rate curve

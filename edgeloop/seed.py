@@ -18,10 +18,11 @@ from google.cloud import firestore
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared import gcp_registry, gcp_training, integrity, layout
+from shared import integrity, launch_rules, layout
 from shared.config import Settings
 from shared.digits import LABELS, DigitImage, load_digits_rgb
-from shared.gcp_clients import firestore_client, storage_client
+from shared.gcp import bus, model_registry, runs, training_lock
+from shared.gcp.clients import firestore_client, storage_client
 from shared.retrain import manual_request
 
 UPLOAD_WORKERS = 8
@@ -52,8 +53,8 @@ def seed_dataset(model: str, settings: Settings, console: Console, train: bool =
     """Upload the digits (the first ``limit`` of them, or all), wait until each is registered, request a run."""
     started = time.perf_counter()
     digits = load_digits_rgb()[:limit]
-    gcp_registry.register_model(model, LABELS, settings)
-    gcp_training.set_paused(model, True, settings)
+    model_registry.register_model(model, LABELS, settings)
+    training_lock.set_paused(model, True, settings)
     bucket = storage_client(settings.project_id).bucket(settings.bucket)
     existing = {blob.name: blob.md5_hash for blob in bucket.list_blobs(prefix=f"{layout.DATASET_PREFIX}/{model}/")}
 
@@ -86,16 +87,16 @@ def seed_dataset(model: str, settings: Settings, console: Console, train: bool =
     run_id = None
     if train:
         request = manual_request(model, who="edgeloop seed", note=f"embedded digits dataset, {len(digits)} images")
-        gcp_training.publish_request(request, settings)
+        bus.publish_request(request, settings)
         run_id = _wait_for_run(model, request.cause, settings)
-    gcp_training.set_paused(model, False, settings)
+    training_lock.set_paused(model, False, settings)
     return SeedOutcome(model, len(digits), uploaded, registered, time.perf_counter() - started, run_id)
 
 
 def _wait_for_run(model: str, cause: str, settings: Settings, timeout_s: float = 60.0) -> str:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        run_id = (gcp_training.training_state(model, settings).get("causes") or {}).get(cause)
+        run_id = (training_lock.training_state(model, settings).get("causes") or {}).get(cause)
         if run_id:
             return run_id
         time.sleep(0.3)
@@ -107,8 +108,8 @@ def wait_for_outcome(run_id: str, settings: Settings, console: Console, timeout_
     deadline = time.monotonic() + timeout_s
     with console.status(f"run {run_id}…") as status:
         while time.monotonic() < deadline:
-            run = gcp_training.load_run(run_id, settings)
-            if run.get("status") in gcp_training.RunStatus.FINAL:
+            run = runs.load_run(run_id, settings)
+            if run.get("status") in launch_rules.RunStatus.FINAL:
                 return run
             status.update(f"run {run_id}: {run.get('status')} · {run.get('current_stage') or 'starting'}")
             time.sleep(0.5)

@@ -3,7 +3,7 @@ triggers for a few minutes, then the invariants.
 
 ``run_soak`` drives a stack that is up (with this process pointed at it) and returns plain numbers;
 ``edgeloop bench soak`` formats them into BENCHMARKS.md. The invariant checks are pure functions of what was
-written and what the stack holds afterwards, unit-tested in tests/unit/test_soak.py.
+written and what the stack holds afterwards, unit-tested in tests/unit/edgeloop/test_soak.py.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from edgeloop.localstack.function_logs import log_entries
 from edgeloop.localstack.gcs_notification import notification_message
 from edgeloop.localstack.stack import EMULATORS, FUNCTIONS, StackState
-from shared import gcp_training, layout
+from shared import launch_rules, layout
 from shared.config import Settings
 from shared.digits import load_digits_rgb
-from shared.gcp_clients import firestore_client, publisher_client, storage_client, topic_path
-from shared.gcp_dead_letters import drain
-from shared.gcp_drift import request_drift_check
+from shared.gcp import bus, training_lock
+from shared.gcp.bus import request_drift_check
+from shared.gcp.clients import firestore_client, publisher_client, storage_client, topic_path
+from shared.gcp.dead_letters import drain
 from shared.retrain import manual_request
 
 SOAK_MODEL = "soak"
@@ -47,7 +48,7 @@ SEED_IMAGES = 400
 TICK_EVERY_S = 20.0  # what Cloud Scheduler does every few minutes, compressed
 MANUAL_EVERY_S = 75.0
 SAMPLE_EVERY_S = 2.0
-FINAL_STATUSES = gcp_training.RunStatus.FINAL
+FINAL_STATUSES = launch_rules.RunStatus.FINAL
 
 
 @dataclass
@@ -201,7 +202,7 @@ class Soak:
             if time.monotonic() - started >= next_manual:
                 request = manual_request(SOAK_MODEL, who="edgeloop bench soak")
                 for _ in range(2):
-                    gcp_training.publish_request(request, self.settings)
+                    bus.publish_request(request, self.settings)
                 self.ledger.manual_requests += 1
                 next_manual += MANUAL_EVERY_S
 
@@ -253,7 +254,7 @@ def _quiesce(soak: Soak, console: Console, timeout_s: float = 420.0) -> float:
             ingested |= {(d.get("object"), d.get("generation")) for d in (
                 s.to_dict() for s in soak.db.collection(layout.images_collection(SOAK_MODEL)).stream())}  # reconciled
             handled = _handled_times(soak.state, "on_feedback", "feedback_handled", lambda e: e.get("document"))
-            state = gcp_training.training_state(SOAK_MODEL, soak.settings)
+            state = training_lock.training_state(SOAK_MODEL, soak.settings)
             unfinished = [s for s in runs.stream() if s.get("status") not in FINAL_STATUSES]
             if (set(soak.ledger.uploaded_at) <= ingested and set(soak.ledger.feedback_at) <= set(handled)
                     and not state.get("active_run") and not unfinished):
@@ -265,7 +266,7 @@ def _quiesce(soak: Soak, console: Console, timeout_s: float = 420.0) -> float:
 def run_soak(state: StackState, settings: Settings, console: Console, duration_s: float = 180.0) -> dict[str, Any]:
     """Seed and train v1, soak for ``duration_s``, drain, and check the invariants."""
     from edgeloop.seed import seed_dataset, wait_for_outcome
-    from shared.gcp_tallies import version_tally
+    from shared.gcp.tallies import version_tally
 
     console.rule("soak: seeding v1")
     seeded = seed_dataset(SOAK_MODEL, settings, console, train=True, limit=SEED_IMAGES)
@@ -293,7 +294,7 @@ def run_soak(state: StackState, settings: Settings, console: Console, duration_s
         "at most one active run": [f"{n} unfinished runs at once" for n in ledger.active_run_samples if n > 1],
         "no partial model visible": sorted(set(ledger.pointer_problems)),
         "lock released": (["the training lock is still held"]
-                          if gcp_training.training_state(SOAK_MODEL, settings).get("active_run") else []),
+                          if training_lock.training_state(SOAK_MODEL, settings).get("active_run") else []),
         "nothing dead-lettered": [f"{len(letters)} dead letters"] if letters else [],
     }
     return {

@@ -10,23 +10,20 @@ dead-letter topic, and the event is acknowledged.
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared import events
-from shared.config import Settings, get_settings
-from shared.dead_letter import forward_malformed
+from shared.config import get_settings
 from shared.errors import MalformedEventError
-from shared.gcp_clients import firestore_client
-from shared.gcp_drift import check_drift as check_models_for_drift
-from shared.gcp_feedback import handle_feedback
-from shared.gcp_ingest import ingest_object, model_labels
-from shared.gcp_training import launch
+from shared.gcp.bus import forward_malformed
+from shared.gcp.feedback import handle_feedback
+from shared.gcp.ingest import ingest_object
+from shared.gcp.launch import handle_retrain_message
+from shared.gcp.tick import handle_tick
 from shared.logs import log
-from shared.retrain import drift_check_model, request_from_message, require_known_model
 
 flask = functions_framework.flask  # the Flask functions-framework serves with, pinned through it
 
@@ -70,17 +67,6 @@ def _not_a_cloud_event(error: Exception) -> Any:
     return reason, 400
 
 
-def _labels(model: str, settings: Settings) -> frozenset[str] | None:
-    return model_labels(firestore_client(settings.project_id), model)
-
-
-def _published_at(message: events.PubSubMessage) -> datetime:
-    try:
-        return datetime.fromisoformat(message.publish_time.replace("Z", "+00:00"))
-    except (AttributeError, ValueError):
-        return datetime.now(timezone.utc)
-
-
 @functions_framework.cloud_event
 @_acknowledge_malformed("storage_events")
 def on_upload(cloud_event: CloudEvent) -> None:
@@ -104,24 +90,15 @@ def on_feedback(cloud_event: CloudEvent) -> None:
 @_acknowledge_malformed("drift_checks")
 def check_drift(cloud_event: CloudEvent) -> None:
     message = events.decode_pubsub(cloud_event)
-    model = drift_check_model(message.json() if message.data.strip() else None)
-    settings = get_settings()
-    if model is not None:
-        require_known_model(model, _labels(model, settings), settings.models)
-    payload = {"model": model} if model is not None else None
-    for check in check_models_for_drift(payload, message.message_id, settings):
+    for check in handle_tick(message.json_or_none(), message.message_id, get_settings()):
         log("INFO", "drift_check_done", check.report.detail, function="check_drift", event_id=message.message_id,
-            model=check.model,
-            model_version=check.version, status=check.report.status)
+            model=check.model, model_version=check.version, status=check.report.status)
 
 
 @functions_framework.cloud_event
 @_acknowledge_malformed("retrain_requests")
 def launch_training(cloud_event: CloudEvent) -> None:
     message = events.decode_pubsub(cloud_event)
-    request = request_from_message(message.json(), _published_at(message))
-    settings = get_settings()
-    require_known_model(request.model, _labels(request.model, settings))
-    outcome = launch(request, settings)
+    request, outcome = handle_retrain_message(message.json(), message.published_at(), get_settings())
     log("INFO", "retrain_handled", outcome.detail, function="launch_training", model=request.model,
         action=outcome.action, run_id=outcome.run_id, cause=request.cause)

@@ -66,7 +66,7 @@ else
   say "Python packages up to date"
 fi
 # --- BEGIN checkov (infra tests) -----------------------------------------------
-# tests/unit/test_terraform.py runs checkov over infra/terraform. Its dependency
+# tests/infra/test_terraform.py runs checkov over infra/terraform. Its dependency
 # tree is large and would fight the pinned set, so it gets its own venv.
 CHECKOV_VERSION=3.3.30
 CHECKOV_VENV=.venv-checkov

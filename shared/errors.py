@@ -19,3 +19,7 @@ class InvalidObjectNameError(EdgeloopError, ValueError):
 
 class ConfigurationError(EdgeloopError):
     """The environment is missing something Edgeloop needs to run."""
+
+
+class MalformedDocumentError(MalformedEventError):
+    """A Firestore document holds a value that is not one of Firestore's typed shapes."""

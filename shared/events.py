@@ -23,10 +23,11 @@ import binascii
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from shared.errors import MalformedEventError
+from shared.firestore_values import decode_fields
 
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
@@ -38,6 +39,8 @@ FIRESTORE_EVENT_TYPES = {
 }
 GCS_PAYLOAD_FORMAT = "JSON_API_V1"
 GCS_EVENT_TYPES = frozenset({"OBJECT_FINALIZE", "OBJECT_METADATA_UPDATE", "OBJECT_DELETE", "OBJECT_ARCHIVE"})
+# The attribute a malformed Pub/Sub message carries into its dead-letter topic: why a handler refused it.
+MALFORMED_ATTRIBUTE = "edgeloop_error"
 
 _DOCUMENT_NAME = re.compile(r"^projects/(?P<project>[^/]+)/databases/(?P<database>[^/]+)/documents/(?P<path>.+)$")
 
@@ -57,6 +60,17 @@ class PubSubMessage:
             return json.loads(self.data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MalformedEventError(f"Pub/Sub message {self.message_id} data is not UTF-8 JSON: {exc}") from None
+
+    def json_or_none(self) -> Any:
+        """The data as JSON; None for an empty message (the scheduler's "check everything")."""
+        return self.json() if self.data.strip() else None
+
+    def published_at(self) -> datetime:
+        """When Pub/Sub accepted the message; now, if the push did not say."""
+        try:
+            return datetime.fromisoformat((self.publish_time or "").replace("Z", "+00:00"))
+        except ValueError:
+            return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -263,59 +277,6 @@ def decode_storage_event(event: Any) -> StorageObjectEvent:
 
 # --- Firestore -----------------------------------------------------------------
 
-def _firestore_value(value: Any, where: str) -> Any:
-    """One Firestore REST/proto3-JSON ``Value`` → a plain Python value."""
-    if not isinstance(value, Mapping) or len(value) != 1:
-        raise MalformedEventError(f"Firestore value at {where} must be an object with exactly one type key")
-    (kind, raw), = value.items()
-    if kind == "nullValue":
-        return None
-    if kind == "booleanValue" and isinstance(raw, bool):
-        return raw
-    if kind == "integerValue":
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and re.fullmatch(r"-?[0-9]+", raw):
-            return int(raw)  # proto3 JSON writes int64 as a string
-        raise MalformedEventError(f"Firestore integerValue at {where} is not an integer: {raw!r}")
-    if kind == "doubleValue" and isinstance(raw, (int, float, str)) and not isinstance(raw, bool):
-        try:
-            return float(raw)  # proto3 JSON writes NaN/Infinity as strings
-        except ValueError:
-            raise MalformedEventError(f"Firestore doubleValue at {where} is not a number: {raw!r}") from None
-    if kind == "timestampValue" and isinstance(raw, str):
-        try:
-            return datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise MalformedEventError(f"Firestore timestampValue at {where} is not RFC 3339: {raw!r}") from None
-    if kind in ("stringValue", "referenceValue") and isinstance(raw, str):
-        return raw
-    if kind == "bytesValue" and isinstance(raw, str):
-        try:
-            return base64.b64decode(raw, validate=True)
-        except (binascii.Error, ValueError):
-            raise MalformedEventError(f"Firestore bytesValue at {where} is not base64") from None
-    if kind == "geoPointValue" and isinstance(raw, Mapping):
-        point = {axis: raw.get(axis, 0.0) for axis in ("latitude", "longitude")}
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point.values()):
-            raise MalformedEventError(f"Firestore geoPointValue at {where} needs numeric latitude/longitude")
-        return {axis: float(v) for axis, v in point.items()}
-    if kind == "arrayValue" and isinstance(raw, Mapping):
-        values = raw.get("values", [])
-        if not isinstance(values, list):
-            raise MalformedEventError(f"Firestore arrayValue at {where} must hold a list of values")
-        return [_firestore_value(v, f"{where}[{i}]") for i, v in enumerate(values)]
-    if kind == "mapValue" and isinstance(raw, Mapping):
-        return _firestore_fields(raw.get("fields", {}), where)
-    raise MalformedEventError(f"Firestore value at {where} has unsupported or mistyped kind {kind!r}")
-
-
-def _firestore_fields(fields: Any, where: str) -> dict[str, Any]:
-    if not isinstance(fields, Mapping):
-        raise MalformedEventError(f"Firestore fields at {where} must be an object")
-    return {name: _firestore_value(v, f"{where}.{name}" if where else name) for name, v in fields.items()}
-
-
 def _document_json(event_data: Any) -> Mapping[str, Any]:
     """Production sends protobuf bytes, the emulator JSON; both become proto3 JSON."""
     if isinstance(event_data, (bytes, bytearray)):
@@ -338,7 +299,7 @@ def _document(snapshot: Any, which: str) -> tuple[str | None, dict[str, Any] | N
         return None, None
     if not isinstance(snapshot, Mapping) or not isinstance(snapshot.get("name"), str):
         raise MalformedEventError(f"Firestore event {which} must be a document with a 'name'")
-    return snapshot["name"], _firestore_fields(snapshot.get("fields", {}), "")
+    return snapshot["name"], decode_fields(snapshot.get("fields", {}))
 
 
 def decode_firestore_event(event: Any) -> FirestoreDocumentEvent:

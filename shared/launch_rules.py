@@ -2,7 +2,7 @@
 
 Pure rules over the model's training-control state (a plain dict, stored in
 Firestore at ``layout.training_control_doc``) so they can be tested without
-any emulator; ``gcp_training`` applies them inside a transaction.
+any emulator; ``shared.gcp.training_lock`` applies them inside a transaction.
 
 State fields:
     active_run      {run_id, cause, reason, started_at, expires_at} or None
@@ -25,6 +25,17 @@ from typing import Any
 from shared.retrain import RetrainReason, RetrainRequest
 
 MAX_REMEMBERED_CAUSES = 500
+
+
+class RunStatus:
+    """The status of a ``runs/{run_id}`` document; a final one is never overwritten."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    FINAL = frozenset({PUBLISHED, REJECTED, FAILED})
 
 
 class Action(str, Enum):

@@ -1,6 +1,6 @@
 """Release rules: when a canary advances, is promoted or rolled back, and what each move changes.
 
-Plain functions of plain data (``shared.gcp_lifecycle`` applies them in a
+Plain functions of plain data (``shared.gcp.release`` applies them in a
 Firestore transaction), so every rule is unit-tested without an emulator.
 
 Judging a canary: feedback is counted per version; a *step* of the rollout

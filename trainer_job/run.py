@@ -19,11 +19,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from shared import gcp_registry, gcp_training, integrity, layout
+from shared import integrity, layout
 from shared.config import Settings
 from shared.gate import GateResult, evaluate_gate
-from shared.gcp_clients import firestore_client, storage_client
-from shared.gcp_training import RunStatus
+from shared.gcp import images, model_registry, runs, training_lock
+from shared.gcp.clients import firestore_client, storage_client
+from shared.launch_rules import RunStatus
 from shared.logs import log
 from shared.registry import SDK_CONTRACT_VERSION, ModelInput, ModelRef, VersionRecord
 from trainer_job.pipeline import Candidate, TrainConfig, train_candidate
@@ -78,7 +79,8 @@ class TrainingRun:
     def _enter(self, stage: str) -> None:
         self._close_stage()
         self.stage, self._started = stage, time.perf_counter()
-        gcp_training.start_stage(self.run_id, stage, self.settings)
+        runs.start_stage(self.run_id, stage, self.settings)
+        training_lock.renew_lock(self.model, self.run_id, self.settings)  # a stage boundary is a sign of life
         if os.environ.get(PAUSE_AT_ENV) == stage:
             self.console.print(f"[yellow]paused at {stage} ({PAUSE_AT_ENV}); waiting to be killed[/]")
             while True:
@@ -86,17 +88,17 @@ class TrainingRun:
 
     def _close_stage(self) -> None:
         if self.stage is not None and self._started is not None:
-            gcp_training.end_stage(self.run_id, self.stage, time.perf_counter() - self._started, self.settings)
+            runs.end_stage(self.run_id, self.stage, time.perf_counter() - self._started, self.settings)
             self._started = None
 
-    def execute(self, manifest_object: str | None = None) -> gcp_registry.PublishOutcome:
-        run = gcp_training.load_run(self.run_id, self.settings)
+    def execute(self, manifest_object: str | None = None) -> model_registry.PublishOutcome:
+        run = runs.load_run(self.run_id, self.settings)
         if run.get("model") != self.model:
             raise ValueError(f"run {self.run_id} trains {run.get('model')!r}, not {self.model!r}")
         if run.get("status") in RunStatus.FINAL:
             raise RuntimeError(f"run {self.run_id} already ended as {run['status']}")
         version = run["version"]
-        pointer = gcp_registry.load_pointer(self.model, self.settings)
+        pointer = model_registry.load_pointer(self.model, self.settings)
         if pointer is None:
             raise RuntimeError(f"model {self.model!r} is not registered")
         labels = list(pointer.labels)
@@ -107,7 +109,7 @@ class TrainingRun:
                                    lambda m: f"{len(m.entries)} images · {m.counts_per_label}")
         images, label_ids = self.stages.run("download", lambda: self._download(manifest, labels, config.image_size),
                                             lambda r: f"{len(r[0])} images decoded at {config.image_size}×{config.image_size}")
-        reference = gcp_registry.download_model(pointer.production, self.settings) if pointer.production else None
+        reference = model_registry.download_model(pointer.production, self.settings) if pointer.production else None
         candidate: Candidate = self.stages.run(
             "train",
             lambda: train_candidate(images, label_ids, labels, config, self.seed, model_name=self.model,
@@ -133,7 +135,7 @@ class TrainingRun:
         )
         result = {"metrics": candidate.metrics, "gate": gate.to_dict(), "train_stage_seconds": candidate.stage_seconds,
                   "config": config.model_dump(mode="json")}
-        outcome = self.stages.run("publish", lambda: gcp_registry.publish_version(record, result, self.settings),
+        outcome = self.stages.run("publish", lambda: model_registry.publish_version(record, result, self.settings),
                                   lambda o: f"{o.version} is {o.stage.value}" + (f" at {o.percent:g}%" if o.published else " (run had already ended)"))
         self._close_stage()
         return outcome
@@ -145,11 +147,11 @@ class TrainingRun:
         else:
             manifest = take_snapshot(self.model, labels, self.settings)
         path = layout.manifest_object(self.model, version)
-        gcp_registry.upload_artifact(path, manifest.to_json(), self.settings, "application/json")
+        model_registry.upload_artifact(path, manifest.to_json(), self.settings, "application/json")
         firestore_client(self.settings.project_id).document(layout.run_doc(self.run_id)).update(
             {"manifest": manifest.summary(path)})
         # From here on these images are this run's: uploads during training count only what it does not learn from.
-        gcp_registry.mark_images_used(self.model, [e["image_id"] for e in manifest.entries], self.run_id, self.settings)
+        images.mark_images_used(self.model, [e["image_id"] for e in manifest.entries], self.run_id, self.settings)
         return manifest
 
     def _download(self, manifest: Manifest, labels: list[str], size: int):
@@ -164,8 +166,8 @@ class TrainingRun:
 
     def _upload(self, version: str, candidate: Candidate, labels: list[str], config: TrainConfig, signature: str) -> ModelRef:
         path = layout.model_object(self.model, version)
-        gcp_registry.upload_artifact(path, candidate.model_bytes, self.settings)
-        gcp_registry.upload_artifact(layout.signature_object(self.model, version), signature.encode("ascii"),
+        model_registry.upload_artifact(path, candidate.model_bytes, self.settings)
+        model_registry.upload_artifact(layout.signature_object(self.model, version), signature.encode("ascii"),
                                      self.settings, "text/plain")
         return ModelRef(
             version=version, path=path, sha256=integrity.sha256_hex(candidate.model_bytes),
@@ -180,13 +182,13 @@ def main(model: str, run_id: str, settings: Settings, manifest_object: str | Non
     signal.signal(signal.SIGTERM, _raise_terminated)
     run = TrainingRun(model, run_id, settings, console, seed)
     try:
-        with gcp_training.lock_heartbeat(model, run_id, settings):
+        with training_lock.lock_heartbeat(model, run_id, settings):
             outcome = run.execute(manifest_object)
     except BaseException as exc:  # noqa: BLE001 - every way out must leave the run marked and the lock free
         stage = run.stage or "start"
         error = f"{type(exc).__name__}: {exc}"
         console.print(f"[bold red]✗ run {run_id} failed at {stage}:[/] {error}")
-        gcp_training.complete_run(run_id, RunStatus.FAILED, {}, settings, failed_stage=stage, error=error[:1000])
+        training_lock.complete_run(run_id, RunStatus.FAILED, {}, settings, failed_stage=stage, error=error[:1000])
         if isinstance(exc, KeyboardInterrupt):
             raise
         return 143 if isinstance(exc, Terminated) else 1

@@ -23,7 +23,7 @@ from PIL import Image
 
 from shared import layout
 from shared.config import Settings
-from shared.gcp_clients import firestore_client, storage_client
+from shared.gcp.clients import firestore_client, storage_client
 
 MANIFEST_FORMAT = 1
 TRAINABLE_STATUSES = frozenset({"new", "used"})

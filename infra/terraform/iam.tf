@@ -60,7 +60,7 @@ resource "google_project_iam_member" "firestore_user" {
 
 # on_upload reads each new object; the trainer its snapshot and the production
 # model; check_drift's tick lists the objects of each model to ingest those no
-# event was handled for (shared/gcp_reconcile.py), with on_upload's own code.
+# event was handled for (shared/gcp/reconcile.py), with on_upload's own code.
 resource "google_storage_bucket_iam_member" "data_reader" {
   for_each = toset(["on_upload", "check_drift", "trainer"])
   bucket   = google_storage_bucket.data.name
@@ -72,7 +72,7 @@ resource "google_storage_bucket_iam_member" "data_reader" {
 # copies rejected objects to quarantine/ and deletes rejected app uploads:
 # write and delete there and under uploads/, nowhere else (dataset/ and
 # models/ stay untouchable; a rejected dataset/ object stays in place,
-# shared/gcp_ingest.py knows not to delete it).
+# shared/gcp/ingest.py knows not to delete it).
 resource "google_storage_bucket_iam_member" "on_upload_quarantines" {
   for_each = toset(["on_upload", "check_drift"])
   bucket   = google_storage_bucket.data.name

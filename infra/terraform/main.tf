@@ -15,7 +15,7 @@ locals {
 
   # The settings every component reads (shared/config.py, EDGELOOP_ prefix,
   # nested fields joined with __). Settings not listed keep the code's defaults:
-  # tests/unit/test_terraform.py holds the list, with the reason for each.
+  # tests/infra/test_terraform.py holds the list, with the reason for each.
   settings_env = {
     EDGELOOP_PROJECT_ID                 = var.project_id
     EDGELOOP_BUCKET                     = google_storage_bucket.data.name

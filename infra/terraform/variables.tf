@@ -1,6 +1,6 @@
 # Inputs of the Edgeloop production stack. Defaults that mirror shared/config.py
 # (topic names, delivery settings) are checked against it by
-# tests/unit/test_terraform.py, so the local stack and production agree.
+# tests/infra/test_terraform.py, so the local stack and production agree.
 
 # --- project ------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ variable "firestore_composite_indexes" {
   }))
   description = "Composite indexes (collection-group scope: COLLECTION). Single-field and equality-only queries need none."
   default = [
-    # check_drift: the most recent inputs of the production version (shared/gcp_drift.recent_inputs).
+    # check_drift: the most recent inputs of the production version (shared/gcp/drift.recent_inputs).
     {
       collection = "images"
       fields = [

@@ -10,8 +10,8 @@ bytes as a model file. Nothing here mocks the verifier.
 Covered elsewhere and not repeated: a flipped byte (DIGEST_MISMATCH), a file cut
 in half (SIZE_MISMATCH), a signature by another key (BAD_SIGNATURE) and packed
 labels contradicting the pointer in tests/integration/test_client_sdk.py; the
-same checks on bytes alone in tests/unit/test_client_contract.py and
-tests/unit/test_integrity.py.
+same checks on bytes alone in tests/unit/client_sdk/test_contract.py and
+tests/unit/shared/test_integrity.py.
 """
 
 from __future__ import annotations

@@ -28,9 +28,9 @@ from functions import main as functions
 from shared import layout
 from shared.config import Settings, get_settings
 from shared.digits import load_digits_rgb
-from shared.gcp_drift import request_drift_check
 from shared.events import FIRESTORE_EVENT_TYPES, PUBSUB_PUBLISHED, STORAGE_FINALIZED
-from shared.gcp_training import RunStatus
+from shared.gcp.bus import request_drift_check
+from shared.launch_rules import RunStatus
 from shared.retrain import RetrainRequest, manual_request
 from tests.integration.faults import InjectedCrash, crash_at, fault_points, paused, writes_of
 from tests.integration.helpers import bucket, control, db, eventually, fresh_model, image_docs, quarantine_record
@@ -323,14 +323,14 @@ def test_check_drift_killed_at_any_write_and_retried_reports_and_requests_once(l
 
 def test_a_live_runs_heartbeat_keeps_its_lock_through_a_stage_longer_than_the_lock(local_stack):
     """Without it the scheduler's sweep would take a live run's lock for a dead one's and start a twin."""
-    from shared import gcp_training
+    from shared.gcp import training_lock
 
     model = fresh_model(local_stack, "heartbeat")
     settings = SETTINGS.model_copy(update={"training": SETTINGS.training.model_copy(update={"lock_ttl_s": 10,
                                                                                         "launch_grace_s": 2})})
-    outcome = gcp_training.create_run(manual_request(model, "test"), settings)
+    outcome = training_lock.create_run(manual_request(model, "test"), settings)
     first = control(local_stack, model)["active_run"]["expires_at"]
-    with gcp_training.lock_heartbeat(model, outcome.run_id, settings):
+    with training_lock.lock_heartbeat(model, outcome.run_id, settings):
         time.sleep(settings.training.lock_ttl_s / 3 + 2)  # one beat, inside one long "stage"
     assert control(local_stack, model)["active_run"]["expires_at"] > first
-    gcp_training.complete_run(outcome.run_id, RunStatus.FAILED, {}, settings, error="test over")
+    training_lock.complete_run(outcome.run_id, RunStatus.FAILED, {}, settings, error="test over")

@@ -4,7 +4,7 @@ The invariants, checked once everything has been delivered: every distinct
 accepted upload is one live, new image document (counted once by the
 new-data count), a retrain is asked for once, and nothing is silently lost:
 an event a dead function never got is done late by the scheduler's tick
-(shared/gcp_reconcile.py), and what Pub/Sub dead-lettered comes back with
+(shared/gcp/reconcile.py), and what Pub/Sub dead-lettered comes back with
 ``edgeloop dead-letters --replay``.
 
 The storage emulator is restarted with SIGTERM: it keeps metadata on disk but
@@ -33,8 +33,8 @@ from edgeloop.localstack.gcs_notification import notification_message
 from shared import layout
 from shared.config import Settings
 from shared.digits import load_digits_rgb
-from shared.gcp_drift import request_drift_check
-from shared.gcp_ingest import count_new_labelled
+from shared.gcp.bus import request_drift_check
+from shared.gcp.images import count_new_labelled
 from tests.integration.faults import paused
 from tests.integration.helpers import bucket, control, db, eventually, fresh_model, image_docs
 

@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 
 from edgeloop.cli import app
 from edgeloop.localstack.function_logs import log_entries
-from shared import gcp_lifecycle, gcp_registry, gcp_training, layout
+from shared import layout
 from shared.config import Settings
-from shared.gcp_tallies import version_tally
+from shared.gcp import model_registry, training_lock
+from shared.gcp.release import promote
+from shared.gcp.tallies import version_tally
 from shared.registry import ModelPointer, Stage, VersionRecord
 from shared.retrain import manual_request
 from shared.rollout import takes_candidate
@@ -35,17 +37,17 @@ def settings(local_stack) -> Settings:
 
 def release(stack, settings: Settings, model: str, data: bytes, key) -> str:
     """Publish ``data`` as the model's next version the way the trainer does; returns the version."""
-    created = gcp_training.create_run(manual_request(model, who="test"), settings)
+    created = training_lock.create_run(manual_request(model, who="test"), settings)
     assert created.action == "launch", created.detail
     ref = make_ref(model, created.version, data, key)
     bucket(stack).blob(ref.path).upload_from_string(data, content_type="application/octet-stream")
-    pointer = gcp_registry.load_pointer(model, settings)
+    pointer = model_registry.load_pointer(model, settings)
     record = VersionRecord(
         model=model, version=created.version, run_id=created.run_id, created=datetime.now(timezone.utc),
         stage=Stage.CANDIDATE, ref=ref, parent=pointer.production.version if pointer and pointer.production else None,
         gate={"passed": True, "checks": []}, metrics={"int8_accuracy": 0.9},
     )
-    assert gcp_registry.publish_version(record, {}, settings).published
+    assert model_registry.publish_version(record, {}, settings).published
     return created.version
 
 
@@ -142,7 +144,7 @@ def test_a_bad_canary_never_triggers_a_success_rate_retrain(local_stack, setting
     give_feedback(local_stack, canary, "v1", correct=20, wrong=0)
     give_feedback(local_stack, canary, "v2", correct=0, wrong=25)
     wait_for(local_stack, canary, "the canary to be rolled back", lambda p: p.rollout.candidate is None)
-    state = gcp_training.training_state(canary, settings)
+    state = training_lock.training_state(canary, settings)
     assert not any(cause.startswith("success_rate") for cause in (state.get("causes") or {}))
     assert not any(p["cause"].startswith("success_rate") for p in state.get("pending") or [])
 
@@ -151,7 +153,7 @@ def test_production_that_collapses_after_promotion_is_rolled_back_to_its_parent(
     model = canary
     give_feedback(local_stack, model, "v1", correct=24, wrong=1)  # v1's rate during the canary step
     eventually(lambda: version_tally(db(local_stack), model, "v1").total == 25, 30, "v1's feedback")
-    gcp_lifecycle.promote(model, "v2", None, "alice", settings)  # an operator promotes early
+    promote(model, "v2", None, "alice", settings)  # an operator promotes early
     assert record(local_stack, model, "v2")["promotion"]["previous_rate"] == {"correct": 24, "total": 25}
 
     give_feedback(local_stack, model, "v2", correct=5, wrong=20)

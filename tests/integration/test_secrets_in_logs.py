@@ -29,8 +29,9 @@ from pydantic import SecretStr
 from rich.console import Console
 
 from client_sdk.emulator_auth import unsigned_id_token
-from shared import gcp_registry, gcp_training, integrity, layout
+from shared import integrity, layout
 from shared.config import Settings
+from shared.gcp import bus, model_registry, training_lock
 from shared.registry import Stage, VersionRecord
 from shared.retrain import manual_request
 from tests.integration.helpers import db, eventually, register_model
@@ -53,7 +54,7 @@ def _pem_fragments(pem: str) -> list[str]:
 
 def _publish_as_the_trainer(settings: Settings, model: str, data: bytes) -> str:
     """A run holding the lock, then the trainer's own sign, upload and publish steps."""
-    created = gcp_training.create_run(manual_request(model, who="test_secrets_in_logs"), settings)
+    created = training_lock.create_run(manual_request(model, who="test_secrets_in_logs"), settings)
     assert created.action == "launch", created.detail
     run = TrainingRun(model, created.run_id, settings, Console(quiet=True))
     signature = run._sign(data)
@@ -63,7 +64,7 @@ def _publish_as_the_trainer(settings: Settings, model: str, data: bytes) -> str:
         model=model, version=created.version, run_id=created.run_id, created=datetime.now(timezone.utc),
         stage=Stage.CANDIDATE, ref=ref, gate={"passed": True, "checks": []}, metrics={"int8_accuracy": 0.9},
     )
-    assert gcp_registry.publish_version(record, {}, settings).published
+    assert model_registry.publish_version(record, {}, settings).published
     return created.version
 
 
@@ -103,7 +104,7 @@ def exercised(local_stack, trained_models, digits, tmp_path_factory):
     # A real trainer process (started by launch_training) that fails at its snapshot: nothing to train on.
     empty = f"secrets-empty-{uuid.uuid4().hex[:6]}"
     register_model(local_stack, empty)
-    gcp_training.publish_request(manual_request(empty, who="test_secrets_in_logs"), settings)
+    bus.publish_request(manual_request(empty, who="test_secrets_in_logs"), settings)
 
     def failed_run():
         runs = db(local_stack).collection("runs").where(filter=FieldFilter("model", "==", empty)).stream()

@@ -8,7 +8,7 @@ versions, and nothing else; the functions and the trainer use service accounts,
 which bypass the rules (here: the emulator's ``Bearer owner``).
 
 Every document path the product reads or writes (shared/layout.py, the
-``quarantine`` collection of shared/gcp_ingest.py, ``runs``) has a row in
+``quarantine`` collection of shared/ingest.py, ``runs``) has a row in
 ``PATHS``; ``test_the_matrix_covers_every_path_the_layout_builds`` fails when
 layout grows a path the matrix does not test.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from client_sdk.firestore_values import encode_fields
 from shared.config import Settings
+from shared.firestore_values import encode_fields
 from tests.auth_tokens import ADMIN, user_token
 
 RULES = Path(__file__).resolve().parents[2] / "infra" / "firebase"
@@ -227,7 +227,8 @@ def _product_document_paths() -> dict[str, str]:
     outside it (quarantine records, runs)."""
     import inspect
 
-    from shared import gcp_ingest, layout
+    from shared import layout
+    from shared.gcp import images, ingest
 
     paths = {}
     for name, function in inspect.getmembers(layout, inspect.isfunction):
@@ -236,7 +237,7 @@ def _product_document_paths() -> dict[str, str]:
         arguments = [f"{p}-x" for p in inspect.signature(function).parameters]
         path = function(*arguments)
         paths[name] = path + "/doc-x" if name.endswith("_collection") else path
-    paths["gcp_ingest.QUARANTINE_COLLECTION"] = f"{gcp_ingest.QUARANTINE_COLLECTION}/doc-x"
+    paths["images.QUARANTINE_COLLECTION"] = f"{images.QUARANTINE_COLLECTION}/doc-x"
     return paths
 
 
@@ -248,7 +249,7 @@ def _template_pattern(template: str) -> re.Pattern:
 def test_the_matrix_covers_every_path_the_layout_builds():
     paths = _product_document_paths()
     assert {"model_doc", "version_doc", "image_doc", "feedback_doc", "confirmation_doc", "training_control_doc",
-            "trainer_config_doc", "drift_reports_collection", "run_doc", "gcp_ingest.QUARANTINE_COLLECTION"} <= set(paths)
+            "trainer_config_doc", "drift_reports_collection", "run_doc", "images.QUARANTINE_COLLECTION"} <= set(paths)
     patterns = {kind: _template_pattern(template) for kind, (template, _, _) in PATHS.items()}
     for name, path in paths.items():
         matched = [kind for kind, pattern in patterns.items() if pattern.fullmatch(path)]

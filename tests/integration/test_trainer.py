@@ -12,8 +12,10 @@ import pytest
 from rich.console import Console
 
 from edgeloop.seed import seed_dataset, wait_for_outcome
-from shared import gcp_registry, gcp_training, integrity, layout
+from shared import integrity, layout
 from shared.config import Settings
+from shared.gcp import launch, training_lock
+from shared.gcp.images import mark_images_used
 from shared.registry import ModelPointer
 from shared.retrain import manual_request
 from tests.integration.helpers import bucket, control, db, eventually
@@ -56,7 +58,7 @@ def model(local_stack, settings, trainer_env) -> str:
 
 
 def train(model: str, settings: Settings) -> dict:
-    outcome = gcp_training.launch(manual_request(model, who="test"), settings)
+    outcome = launch.launch(manual_request(model, who="test"), settings)
     assert outcome.action == "launch", outcome.detail
     return wait_for_outcome(outcome.run_id, settings, Console(stderr=True), timeout_s=240)
 
@@ -126,7 +128,7 @@ def test_marking_images_used_never_revives_a_superseded_image(local_stack, setti
     images = db(local_stack).collection(layout.images_collection(model))
     images.document("superseded-one").set({"status": "superseded", "labelled": True, "label": "3"})
     images.document("fresh-one").set({"status": "new", "labelled": True, "label": "3"})
-    assert gcp_registry.mark_images_used(model, ["superseded-one", "fresh-one"], "run-x", settings) == 1
+    assert mark_images_used(model, ["superseded-one", "fresh-one"], "run-x", settings) == 1
     assert images.document("superseded-one").get().to_dict()["status"] == "superseded"
     assert images.document("fresh-one").get().to_dict()["used_by"] == "run-x"
     images.document("superseded-one").delete()
@@ -135,7 +137,7 @@ def test_marking_images_used_never_revives_a_superseded_image(local_stack, setti
 
 def test_a_rerun_on_the_same_manifest_reproduces_the_metrics(local_stack, settings, model):
     first = version_record(local_stack, model, "v1")
-    created = gcp_training.create_run(manual_request(model, who="test", note="rerun"), settings)
+    created = training_lock.create_run(manual_request(model, who="test", note="rerun"), settings)
     subprocess.run([sys.executable, "-m", "trainer_job", "--model", model, "--run-id", created.run_id,
                     "--manifest", first["manifest"]["path"]], check=True, timeout=240, capture_output=True)
     again = version_record(local_stack, model, created.version)
@@ -180,7 +182,7 @@ def paused(outcome, stage: str, timeout_s: float) -> None:
 def test_a_trainer_killed_at_any_stage_leaves_no_partial_model_and_frees_the_lock(local_stack, settings, model, stage, monkeypatch):
     before = pointer(local_stack, model)
     monkeypatch.setenv(PAUSE_AT_ENV, stage)
-    outcome = gcp_training.launch(manual_request(model, who="test", note=f"kill at {stage}"), settings)
+    outcome = launch.launch(manual_request(model, who="test", note=f"kill at {stage}"), settings)
     run_ref = db(local_stack).document(layout.run_doc(outcome.run_id))
     paused(outcome, stage, 120)
     os.kill(outcome.execution["pid"], signal.SIGKILL)
@@ -194,7 +196,7 @@ def test_a_trainer_killed_at_any_stage_leaves_no_partial_model_and_frees_the_loc
 
 def test_a_terminated_trainer_marks_its_own_run_failed_with_the_stage(local_stack, settings, model, monkeypatch):
     monkeypatch.setenv(PAUSE_AT_ENV, "download")
-    outcome = gcp_training.launch(manual_request(model, who="test", note="terminate"), settings)
+    outcome = launch.launch(manual_request(model, who="test", note="terminate"), settings)
     run_ref = db(local_stack).document(layout.run_doc(outcome.run_id))
     paused(outcome, "download", 60)
     os.kill(outcome.execution["pid"], signal.SIGTERM)

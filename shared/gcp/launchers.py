@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from shared.config import Settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINER_MODULE = "trainer_job"
 
 # Settings the trainer must share with the functions that launched it (Cloud Run jobs get them from Terraform).

@@ -1,4 +1,4 @@
-"""Adapter: one created feedback document → success-rate evidence, confirmed labels, maybe a retrain.
+"""Adapter, on_feedback's use case: one created feedback document → success-rate evidence, confirmed labels, maybe a retrain.
 
 Idempotent and hot-spot free: nothing is incremented. The success rate of a
 version is two aggregation count queries over the feedback documents
@@ -14,19 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from google.cloud import firestore
-
-from shared import launch_rules, layout
 from shared.config import Settings
 from shared.events import FirestoreDocumentEvent
-from shared.feedback import Feedback, InvalidFeedback, parse_feedback
-from shared.gcp_clients import firestore_client
-from shared.gcp_ingest import QUARANTINE_COLLECTION, count_new_labelled, model_labels
-from shared.gcp_lifecycle import ReleaseOutcome, evaluate_release
-from shared.gcp_tallies import version_tally
-from shared.gcp_training import publish_request, training_state
+from shared.feedback import InvalidFeedback, parse_feedback
+from shared.gcp import images, model_registry, retrain_triggers
+from shared.gcp.clients import firestore_client
+from shared.gcp.release import ReleaseOutcome, evaluate_release
+from shared.gcp.tallies import version_tally
+from shared.gcp.training_lock import training_state
 from shared.logs import log
-from shared.retrain import RetrainRequest, new_data_cause, new_data_request
+from shared.retrain import RetrainRequest
 from shared.success_rate import SuccessRate, success_rate, success_rate_request
 
 
@@ -47,23 +44,6 @@ def _feedback_path(document: str) -> tuple[str, str] | None:
     return None
 
 
-def apply_confirmation(db: firestore.Client, model: str, feedback: Feedback) -> int:
-    """Record the user's true label for their capture; label its image document if registered. Returns images labelled."""
-    db.document(layout.confirmation_doc(model, feedback.capture)).set(
-        {"object": feedback.capture, "true_label": feedback.true_label, "uid": feedback.uid}
-    )
-    labelled = 0
-    query = db.collection(layout.images_collection(model)).where(
-        filter=firestore.FieldFilter("object", "==", feedback.capture)
-    )
-    for snapshot in query.stream():
-        image = snapshot.to_dict()
-        if image.get("label") is None and image.get("status") in ("new", "used"):
-            snapshot.reference.update({"label": feedback.true_label, "labelled": True, "confirmed_by": feedback.uid})
-            labelled += 1
-    return labelled
-
-
 def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> FeedbackOutcome:
     """on_feedback's work."""
     where = _feedback_path(event.document)
@@ -71,44 +51,33 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
         return FeedbackOutcome("ignored", f"not a feedback creation: {event.change} {event.document}")
     model, feedback_id = where
     db = firestore_client(settings.project_id)
-    labels = model_labels(db, model)
     try:
-        feedback = parse_feedback(model, event.value, labels)
+        feedback = parse_feedback(model, event.value, model_registry.model_labels(model, settings))
     except InvalidFeedback as exc:
-        db.collection(QUARANTINE_COLLECTION).document(f"feedback-{model}-{feedback_id}").set(
-            {"document": event.document, "model": model, "reason": "invalid_feedback", "detail": str(exc),
-             "created": firestore.SERVER_TIMESTAMP}
-        )
+        images.quarantine_feedback(db, model, feedback_id, event.document, str(exc))
         log("WARNING", "feedback_rejected", str(exc), model=model, document=event.document, reason="invalid_feedback")
         return FeedbackOutcome("rejected", str(exc))
 
-    requests: list[RetrainRequest] = []
     state = training_state(model, settings)
-    since_run = state.get("last_run_id")
     labelled = 0
+    new_data = None
     if feedback.true_label is not None and feedback.capture is not None:
-        labelled = apply_confirmation(db, model, feedback)
-        # As in on_upload: once this run's new-data cause is recorded, counting and asking again change nothing.
-        if labelled and not launch_rules.is_recorded(state, new_data_cause(model, since_run)):
-            request = new_data_request(model, count_new_labelled(db, model), settings.thresholds.new_data_images, since_run)
-            requests.extend([request] if request else [])
+        labelled = images.apply_confirmation(db, model, feedback)
+        new_data = retrain_triggers.new_data(model, settings, state) if labelled else None
 
     tally = version_tally(db, model, feedback.model_version)
     rate = success_rate(tally.correct, tally.total)
     release = evaluate_release(model, settings, counted={feedback.model_version: tally})
     # Only the version serving the fleet asks for a retrain: a bad canary is rolled back by the release
     # rules, and late reports about a replaced version say nothing about what devices run now.
+    low_success = None
     if release.production in (None, feedback.model_version):
-        request = success_rate_request(
+        low_success = retrain_triggers.ask_once(success_rate_request(
             model, feedback.model_version, rate, settings.thresholds.min_feedback_samples,
-            settings.thresholds.min_success_rate, since_run,
-        )
-        # A recorded cause is not asked again: every later report would otherwise publish a duplicate.
-        requests.extend([request] if request and not launch_rules.is_recorded(state, request.cause) else [])
-    for request in requests:
-        publish_request(request, settings)
+            settings.thresholds.min_success_rate, state.get("last_run_id"),
+        ), state, settings)
+    requests = tuple(request for request in (new_data, low_success) if request is not None)
     log("INFO", "feedback_counted", f"{model} {feedback.model_version}: {rate.correct}/{rate.total}",
         model=model, model_version=feedback.model_version, correct=rate.correct, total=rate.total,
         upper_bound=round(rate.high, 4), labelled_images=labelled)
-    return FeedbackOutcome("counted", rate=rate, labelled_images=labelled, retrain_requests=tuple(requests), release=release)
-
+    return FeedbackOutcome("counted", rate=rate, labelled_images=labelled, retrain_requests=requests, release=release)

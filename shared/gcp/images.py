@@ -1,84 +1,36 @@
-"""Adapter: turn one finalized Storage object into a registered image or a quarantine record.
+"""Adapter: the image documents of a model, their confirmations and quarantine records.
 
-Idempotent under at-least-once, unordered delivery:
-
-* one object generation maps to one document id (``layout.image_id``); it is
-  created with ``create()``, so a redelivery finds it and changes nothing;
-* the retrain decision is made from an aggregation count of ``status == "new"``
-  labelled image documents, never from a counter that a redelivery could bump twice;
-* an overwrite (a new generation of the same name) registers the new generation
-  and marks the previous generation's document ``superseded``: it is no longer
-  the object's content, so it must not be trained on or counted. Each object has
-  a head document naming its newest registered generation, and registering is
-  one transaction on it, so generations handled at once or newest first (a
-  versioned bucket keeps old generations readable) leave only the newest counted;
-* an event for a generation that is no longer readable (deleted) is skipped.
-
-Counting without hot spots: each upload writes its own document and its
-object's head (one per object name, so never a shared document); the
-count query reads index entries (1 read per 1,000), and only ``new`` images are
-counted, which the trainer marks ``used`` at snapshot, so a count stays below
-the threshold plus the uploads of one run. At 1,000 uploads/s that is 1,000
-single-document writes/s spread over distinct documents (Firestore's limit is
-per document) and ⌈threshold/1000⌉ read units per upload.
+One document per accepted object generation (``layout.image_doc``), created
+once; a head document per object names its newest registered generation; a
+confirmation document per capture holds the label a user confirmed through
+feedback, whichever of the two arrives first; rejected objects get a
+quarantine record with the reason and a copy under ``quarantine/``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Iterable
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
+from google.cloud.firestore_v1.bulk_writer import BulkWriterOptions
 
-from shared import integrity, launch_rules, layout
+from shared import layout
 from shared.config import Settings
 from shared.events import StorageObjectEvent
-from shared.gcp_clients import firestore_client, storage_client
-from shared.gcp_training import publish_request, training_state
+from shared.feedback import Feedback
+from shared.gcp.clients import firestore_client, storage_client
 from shared.image_stats import image_statistics
-from shared.logs import log
-from shared.retrain import RetrainRequest, new_data_cause, new_data_request
-from shared.validation import AcceptedImage, Reason, Rejected, check_name, validate_image
+from shared.validation import AcceptedImage, Reason, Rejected
 
 QUARANTINE_COLLECTION = "quarantine"
 REGISTER_ATTEMPTS = 10  # two generations of one object registering at once: one of them retries
-IGNORED_PREFIXES = (layout.QUARANTINE_PREFIX + "/", layout.MODELS_PREFIX + "/")
+BULK_OPS_PER_SECOND = 5_000  # a model's images are a few thousand writes; the 500/s ramp suits cold, huge collections
 
 
-@dataclass(frozen=True)
-class IngestOutcome:
-    status: str  # accepted | duplicate | quarantined | ignored | superseded
-    image_id: str
-    reason: str | None = None
-    retrain_request: RetrainRequest | None = None
-
-
-def model_labels(db: firestore.Client, model: str) -> frozenset[str] | None:
-    """The registered label set of ``model``, or None if it is not registered."""
-    snapshot = db.document(layout.model_doc(model)).get()
-    if not snapshot.exists:
-        return None
-    labels = snapshot.to_dict().get("labels")
-    return frozenset(str(label) for label in labels) if isinstance(labels, list) else None
-
-
-def _read_generation(obj: StorageObjectEvent, settings: Settings) -> bytes | None:
-    """The bytes of exactly this generation, or None if it is no longer live."""
-    blob = storage_client().bucket(obj.bucket).blob(obj.name, generation=obj.generation)
-    try:
-        content = blob.download_as_bytes(raw_download=True)
-    except gexc.NotFound:
-        return None
-    # Some emulators ignore ?generation= and return the live object: compare checksums.
-    if obj.md5_hash and integrity.md5_b64(content) != obj.md5_hash:
-        return None
-    return content
-
-
-def _quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, rejected: Rejected, model: str | None) -> bool:
+def quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, rejected: Rejected, model: str | None) -> bool:
     """Record why, copy the object to quarantine/ and take an app's upload away. False if already quarantined."""
     record = {
         "object": obj.name,
@@ -157,7 +109,7 @@ class Registration(str, Enum):
     SUPERSEDED = "superseded"  # a newer generation of the object was registered first (deliveries are unordered)
 
 
-def _register(db: firestore.Client, model: str, image_id: str, obj: StorageObjectEvent, image: AcceptedImage,
+def register(db: firestore.Client, model: str, image_id: str, obj: StorageObjectEvent, image: AcceptedImage,
               labels: frozenset[str] | None) -> tuple[Registration, AcceptedImage]:
     """Create the image document and retire the generation it replaces, in one transaction on the object's head.
 
@@ -205,55 +157,56 @@ def count_new_labelled(db: firestore.Client, model: str) -> int:
     return int(query.get()[0][0].value)
 
 
-def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
-    """on_upload's work: validate, register once or quarantine, maybe request a retrain."""
-    image_id = layout.image_id(obj.name, obj.generation)
-    if obj.event_type != "OBJECT_FINALIZE" or obj.name.startswith(IGNORED_PREFIXES):
-        return IngestOutcome("ignored", image_id)
+def apply_confirmation(db: firestore.Client, model: str, feedback: Feedback) -> int:
+    """Record the user's true label for their capture; label its image document if registered. Returns images labelled."""
+    db.document(layout.confirmation_doc(model, feedback.capture)).set(
+        {"object": feedback.capture, "true_label": feedback.true_label, "uid": feedback.uid}
+    )
+    labelled = 0
+    query = db.collection(layout.images_collection(model)).where(
+        filter=firestore.FieldFilter("object", "==", feedback.capture)
+    )
+    for snapshot in query.stream():
+        image = snapshot.to_dict()
+        if image.get("label") is None and image.get("status") in ("new", "used"):
+            snapshot.reference.update({"label": feedback.true_label, "labelled": True, "confirmed_by": feedback.uid})
+            labelled += 1
+    return labelled
+
+
+def mark_images_used(model: str, image_ids: Iterable[str], run_id: str, settings: Settings) -> int:
+    """Images a run snapshotted no longer count as new data; returns how many were marked.
+
+    Called right after the snapshot, so uploads during the run count only what the run does
+    not already train on. Only images still ``new`` are marked, each with a precondition on
+    the version read: an image superseded or changed meanwhile keeps its newer state.
+    """
     db = firestore_client(settings.project_id)
-    model = obj.name.split("/")[1] if obj.name.count("/") >= 1 else None
+    wanted = set(image_ids)
+    still_new = [
+        snapshot for snapshot in db.collection(layout.images_collection(model))
+        .where(filter=firestore.FieldFilter("status", "==", "new")).stream()
+        if snapshot.id in wanted
+    ]
+    refused: list[str] = []
 
-    try:
-        # A bad name is judged by itself: such an object is never downloaded (or even addressable everywhere).
-        check_name(obj.name)
-        # An oversized object is judged by its declared size, never downloaded into the function's memory.
-        content = _read_generation(obj, settings) if obj.size <= settings.images.max_bytes else b""
-        if content is None:
-            log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation} is no longer live",
-                object=obj.name, generation=obj.generation)
-            return IngestOutcome("superseded", image_id)
-        labels = None
-        if model is not None:
-            try:
-                labels = model_labels(db, model)
-            except (gexc.InvalidArgument, ValueError):  # a model id Firestore cannot even address
-                labels = None
-        image = validate_image(obj, content, labels, settings.images)
-    except Rejected as rejected:
-        fresh = _quarantine(db, obj, image_id, rejected, model)
-        log("WARNING", "image_quarantined", rejected.detail, object=obj.name, generation=obj.generation,
-            reason=rejected.reason.value, duplicate=not fresh)
-        return IngestOutcome("quarantined" if fresh else "duplicate", image_id, rejected.reason.value)
+    def keep_newer_state(failure, _writer) -> bool:  # a changed document is not retried: its new state stands
+        refused.append(failure.operation.reference.id)
+        return False
 
-    model = image.ref.model
-    registration, image = _register(db, model, image_id, obj, image, labels)
-    if registration is Registration.REGISTERED:
-        log("INFO", "image_registered", f"{obj.name}#{obj.generation}", object=obj.name, generation=obj.generation,
-            model=model, label=image.label, image_id=image_id)
-    elif registration is Registration.SUPERSEDED:
-        log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation}: a newer generation was "
-            "registered first", object=obj.name, generation=obj.generation)
-        return IngestOutcome("superseded", image_id)
+    writer = db.bulk_writer(options=BulkWriterOptions(initial_ops_per_second=BULK_OPS_PER_SECOND,
+                                                      max_ops_per_second=BULK_OPS_PER_SECOND))
+    writer.on_write_error(keep_newer_state)
+    for snapshot in still_new:
+        writer.update(snapshot.reference, {"status": "used", "used_by": run_id},
+                      option=db.write_option(last_update_time=snapshot.update_time))
+    writer.close()
+    return len(still_new) - len(refused)
 
-    # Checked on redeliveries too: an earlier attempt may have died before publishing. The request's
-    # cause is the same each time, and the launcher runs at most one training per cause.
-    request = None
-    if image.label is not None:
-        state = training_state(model, settings)
-        since_run = state.get("last_run_id")
-        # Once this run's new-data cause is recorded, counting again (a query) and asking again change nothing.
-        if not launch_rules.is_recorded(state, new_data_cause(model, since_run)):
-            request = new_data_request(model, count_new_labelled(db, model), settings.thresholds.new_data_images, since_run)
-            if request is not None:
-                publish_request(request, settings)
-    return IngestOutcome(registration.value, image_id, retrain_request=request)
+
+def quarantine_feedback(db: firestore.Client, model: str, feedback_id: str, document: str, detail: str) -> None:
+    """Record a feedback report that does not follow the contract (set: a redelivery rewrites the same record)."""
+    db.collection(QUARANTINE_COLLECTION).document(f"feedback-{model}-{feedback_id}").set(
+        {"document": document, "model": model, "reason": "invalid_feedback", "detail": detail,
+         "created": firestore.SERVER_TIMESTAMP}
+    )

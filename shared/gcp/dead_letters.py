@@ -1,7 +1,7 @@
 """Adapter: what landed in the dead-letter topics, and replaying it after an outage.
 
 Two kinds of message end there. A handler refuses a malformed one at once and
-forwards it with ``edgeloop_error`` (shared.dead_letter): replaying it would
+forwards it with ``edgeloop_error`` (shared.gcp.bus): replaying it would
 only bring it back. Pub/Sub moves one there after ``max_delivery_attempts``
 failed deliveries, e.g. while a function was down: once the outage is over,
 replaying it to its topic is how the event still gets handled (every handler
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from google.api_core import exceptions as gexc
 
 from shared.config import Settings
-from shared.dead_letter import MALFORMED_ATTRIBUTE
-from shared.gcp_clients import publisher_client, subscriber_client, subscription_path, topic_path
+from shared.events import MALFORMED_ATTRIBUTE
+from shared.gcp.clients import publisher_client, subscriber_client, subscription_path, topic_path
 
 # Every topic whose push subscription dead-letters (a Topics field each).
 SOURCE_TOPICS = ("storage_events", "retrain_requests", "drift_checks")

@@ -250,7 +250,7 @@ def _firestore(mutate):
         (lambda d: d["value"]["fields"].update(b={"bytesValue": "%%%"}), "bytesValue at b is not base64"),
         (lambda d: d["value"]["fields"].update(x={"stringValue": "a", "booleanValue": True}), "exactly one type key"),
         (lambda d: d["value"]["fields"].update(x={"colourValue": "red"}), "kind 'colourValue'"),
-        (lambda d: d["value"].update(fields=["uid"]), "fields at  must be an object"),
+        (lambda d: d["value"].update(fields=["uid"]), "fields at document must be an object"),
     ],
 )
 def test_malformed_firestore_events_are_refused_with_a_specific_reason(mutate, reason):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from client_sdk.errors import PointerError
-from client_sdk.firestore_values import decode_fields, encode_fields
+from shared.firestore_values import decode_fields, encode_fields
 from client_sdk.pointer import parse_pointer
 
 REF = {

@@ -20,10 +20,10 @@ from google.cloud import firestore
 
 from shared import layout
 from shared.config import Settings
-from shared.gcp_clients import firestore_client
-from shared.gcp_registry import load_pointer, load_version, transition_entry
-from shared.gcp_tallies import version_tally
-from shared.gcp_training import TRANSACTION_ATTEMPTS
+from shared.gcp.clients import firestore_client
+from shared.gcp.model_registry import load_pointer, load_version, transition_entry
+from shared.gcp.tallies import version_tally
+from shared.gcp.training_lock import TRANSACTION_ATTEMPTS
 from shared.lifecycle import (
     IllegalTransition, Judgement, Plan, Promotion, RolloutStep, Tally, Verdict, judge_canary, judge_production,
     plan_advance, plan_canary, plan_promote, plan_rollback, watching,

@@ -11,7 +11,7 @@ compares what exists with what was handled and hands each gap to the same
 idempotent code the event would have reached: ``ingest_object`` for a live
 object with neither an image document nor a quarantine record (with the
 generation it replaced, so an overwrite still retires the old one), and
-``apply_confirmation`` for a confirming report whose confirmation is missing.
+``images.apply_confirmation`` for a confirming report whose confirmation is missing.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from shared import layout
 from shared.config import Settings
 from shared.events import object_from_resource
 from shared.feedback import InvalidFeedback, parse_feedback
-from shared.gcp_clients import firestore_client, storage_client
-from shared.gcp_feedback import apply_confirmation
-from shared.gcp_ingest import QUARANTINE_COLLECTION, ingest_object, model_labels
+from shared.gcp import images, model_registry, retrain_triggers
+from shared.gcp.clients import firestore_client, storage_client
+from shared.gcp.images import QUARANTINE_COLLECTION
+from shared.gcp.ingest import ingest_object
 from shared.logs import log
 
 INGESTED_PREFIXES = (layout.DATASET_PREFIX, layout.UPLOADS_PREFIX)
@@ -84,7 +85,7 @@ def _unhandled_objects(db: firestore.Client, model: str, settings: Settings,
 def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Settings, unlabelled: set[str]) -> int:
     """Confirmations reported (a capture and its true label) but never recorded, or recorded while the capture's
     image was left unlabelled (a handler that died in between); returns how many were applied."""
-    labels = model_labels(db, model)
+    labels = model_registry.model_labels(model, settings)
     confirming = db.collection(layout.feedback_collection(model)).where(filter=firestore.FieldFilter("capture", ">", ""))
     reports = {}
     cutoff = _lost_before(settings)
@@ -99,8 +100,9 @@ def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Set
             reports[layout.confirmation_doc(model, feedback.capture)] = feedback
     recorded = {s.reference.path for s in db.get_all([db.document(p) for p in reports]) if s.exists} if reports else set()
     missing = [feedback for path, feedback in reports.items() if path not in recorded or feedback.capture in unlabelled]
-    for feedback in missing:
-        apply_confirmation(db, model, feedback)
+    labelled = sum(images.apply_confirmation(db, model, feedback) for feedback in missing)
+    if labelled:  # as on_feedback would have: the labels it applies may complete a new-data run
+        retrain_triggers.new_data(model, settings)
     return len(missing)
 
 

@@ -1,17 +1,14 @@
-"""Adapter: a scheduled drift check of each model's production version.
+"""Adapter: the drift check of one model's production version.
 
 Reads the production version's baseline from the registry and the most recent
 field inputs of that version (the captures apps uploaded, with the statistics
 on_upload computed), runs ``drift.detect_drift``, writes one report document
 per check (keyed by the scheduler message, so a redelivery rewrites the same
-report), and requests a retrain on drift. The same tick sweeps requests left
-pending after a run's cooldown into one new request, and then does the work of
-events that never arrived (``gcp_reconcile``).
+report), and requests a retrain on drift.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,10 +18,9 @@ from google.cloud import firestore
 from shared import layout
 from shared.config import Settings
 from shared.drift import DriftReport, DriftThresholds, detect_drift
-from shared.errors import MalformedEventError
-from shared.gcp_clients import firestore_client, publisher_client, topic_path
-from shared.gcp_reconcile import reconcile_model
-from shared.gcp_training import publish_request, sweep_pending, training_state
+from shared.gcp import bus
+from shared.gcp.clients import firestore_client
+from shared.gcp.training_lock import training_state
 from shared.logs import log
 from shared.retrain import RetrainReason, RetrainRequest
 
@@ -35,15 +31,6 @@ class DriftCheck:
     version: str | None
     report: DriftReport
     retrain_request: RetrainRequest | None = None
-
-
-def models_to_check(payload: Any, settings: Settings) -> tuple[str, ...]:
-    """The scheduler names one model; an empty message checks every configured model."""
-    if payload in (None, b"", {}):
-        return settings.models
-    if not isinstance(payload, dict) or not isinstance(payload.get("model"), str):
-        raise MalformedEventError('a drift check message is {"model": "<id>"} or empty')
-    return (payload["model"],)
 
 
 def thresholds_of(settings: Settings) -> DriftThresholds:
@@ -93,26 +80,7 @@ def check_model(model: str, check_id: str, settings: Settings) -> DriftCheck:
         )
         log("WARNING", "drift_detected", report.detail, model=model, model_version=version, check_id=check_id,
             tests=[{"name": t.name, "statistic": t.statistic, "p_value": t.p_value} for t in report.tests if t.drifted])
-        publish_request(request, settings)
+        bus.publish_request(request, settings)
     else:
         log("INFO", "drift_checked", report.detail, model=model, model_version=version, status=report.status)
-    sweep_pending(model, settings)
     return DriftCheck(model, version, report, request)
-
-
-def request_drift_check(model: str, settings: Settings) -> str:
-    """What Cloud Scheduler's tick sends: check ``model`` now (drift, sweep, reconciliation). Returns the message id."""
-    return publisher_client().publish(topic_path(settings.topics.drift_checks, settings.project_id),
-                                      json.dumps({"model": model}).encode()).result(timeout=30)
-
-
-def check_drift(payload: Any, check_id: str, settings: Settings) -> list[DriftCheck]:
-    """check_drift's work for one scheduler tick: the check and sweep, then the work of events that never arrived."""
-    checks = []
-    for model in models_to_check(payload, settings):
-        checks.append(check_model(model, check_id, settings))
-        try:
-            reconcile_model(model, settings)
-        except Exception as exc:  # noqa: BLE001 - the next tick tries again; a retried tick would only repeat it
-            log("ERROR", "reconcile_failed", repr(exc)[:500], model=model)
-    return checks

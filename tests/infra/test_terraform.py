@@ -443,7 +443,7 @@ def test_every_setting_the_code_reads_is_set_or_deliberately_defaulted(entry_poi
     assert not missing, (
         f"{entry_point} reads {missing} (shared/config.py) but Terraform neither sets them nor lists them as "
         "defaulted: set them in infra/terraform (locals.settings_env / launcher_env) or add them to DEFAULTED "
-        "in tests/unit/test_terraform.py with the reason"
+        "in tests/infra/test_terraform.py with the reason"
     )
 
 
@@ -688,7 +688,7 @@ EXPECTED_ROLES: dict[str, set[tuple[str, str]]] = {
     },
     "component:check_drift": {
         ("roles/datastore.user", "google_project_iam_member.firestore_user"),
-        # its tick ingests objects no event was handled for (shared/gcp_reconcile.py), as on_upload does
+        # its tick ingests objects no event was handled for (shared/gcp/reconcile.py), as on_upload does
         ("roles/storage.objectViewer", "google_storage_bucket_iam_member.data_reader"),
         ("roles/storage.objectUser", "google_storage_bucket_iam_member.on_upload_quarantines"),  # uploads/, quarantine/ only
         ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.retrain_publisher"),

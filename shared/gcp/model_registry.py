@@ -14,20 +14,21 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
-from google.cloud.firestore_v1.bulk_writer import BulkWriterOptions
 
 from shared import layout
 from shared.config import Settings
-from shared.gcp_clients import firestore_client, storage_client
-from shared.gcp_tallies import version_tally
-from shared.gcp_training import RunStatus, TRANSACTION_ATTEMPTS, complete_in_transaction, log_completion
+from shared.gcp.clients import firestore_client, storage_client
+from shared.gcp.runs import log_completion
+from shared.gcp.tallies import version_tally
+from shared.gcp.training_lock import TRANSACTION_ATTEMPTS, complete_in_transaction
+from shared.launch_rules import RunStatus
 from shared.lifecycle import RolloutStep, Tally
 from shared.logs import log
 from shared.registry import ModelPointer, ModelRef, Rollout, Stage, Transition, VersionRecord
 
 MODEL_CONTENT_TYPE = "application/octet-stream"
-BULK_OPS_PER_SECOND = 5_000  # a model's images are a few thousand writes; the 500/s ramp suits cold, huge collections
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,18 @@ def register_model(model: str, labels: Iterable[str], settings: Settings) -> Non
     firestore_client(settings.project_id).document(layout.model_doc(model)).set(
         {"model": model, "labels": [str(label) for label in labels]}, merge=True
     )
+
+
+def model_labels(model: str, settings: Settings) -> frozenset[str] | None:
+    """The registered label set of ``model``, or None if it is not registered (or cannot even be addressed)."""
+    try:
+        snapshot = firestore_client(settings.project_id).document(layout.model_doc(model)).get()
+    except (gexc.InvalidArgument, ValueError):  # a model id Firestore cannot address is registered nowhere
+        return None
+    if not snapshot.exists:
+        return None
+    labels = snapshot.to_dict().get("labels")
+    return frozenset(str(label) for label in labels) if isinstance(labels, list) else None
 
 
 def load_pointer(model: str, settings: Settings) -> ModelPointer | None:
@@ -151,33 +164,3 @@ def publish_version(record: VersionRecord, run_result: dict[str, Any], settings:
 
 def percent_text(percent: float) -> str:
     return f"{percent:g}%"
-
-
-def mark_images_used(model: str, image_ids: Iterable[str], run_id: str, settings: Settings) -> int:
-    """Images a run snapshotted no longer count as new data; returns how many were marked.
-
-    Called right after the snapshot, so uploads during the run count only what the run does
-    not already train on. Only images still ``new`` are marked, each with a precondition on
-    the version read: an image superseded or changed meanwhile keeps its newer state.
-    """
-    db = firestore_client(settings.project_id)
-    wanted = set(image_ids)
-    still_new = [
-        snapshot for snapshot in db.collection(layout.images_collection(model))
-        .where(filter=firestore.FieldFilter("status", "==", "new")).stream()
-        if snapshot.id in wanted
-    ]
-    refused: list[str] = []
-
-    def keep_newer_state(failure, _writer) -> bool:  # a changed document is not retried: its new state stands
-        refused.append(failure.operation.reference.id)
-        return False
-
-    writer = db.bulk_writer(options=BulkWriterOptions(initial_ops_per_second=BULK_OPS_PER_SECOND,
-                                                      max_ops_per_second=BULK_OPS_PER_SECOND))
-    writer.on_write_error(keep_newer_state)
-    for snapshot in still_new:
-        writer.update(snapshot.reference, {"status": "used", "used_by": run_id},
-                      option=db.write_option(last_update_time=snapshot.update_time))
-    writer.close()
-    return len(still_new) - len(refused)

@@ -53,7 +53,7 @@ ALLOWED: dict[tuple[str, str], tuple[str, Callable[[str], bool]]] = {
         'a Pub/Sub message\'s base64 data: {"model": "digits", "reason": "manual"}',
         lambda v: v == base64.b64encode(b'{"model": "digits", "reason": "manual"}').decode(),
     ),
-    ("tests/unit/test_integrity.py", "Hex High Entropy String"): (
+    ("tests/unit/shared/test_integrity.py", "Hex High Entropy String"): (
         "the sha256 of empty input, a published constant the digest test compares with",
         lambda v: v == hashlib.sha256(b"").hexdigest(),
     ),

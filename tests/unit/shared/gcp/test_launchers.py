@@ -3,7 +3,7 @@
 from google.cloud import aiplatform_v1, run_v2
 
 from shared.config import Settings, Training
-from shared.launchers import BACKENDS, cloud_run_request, launcher_for, vertex_custom_job, vertex_parent
+from shared.gcp.launchers import BACKENDS, cloud_run_request, launcher_for, vertex_custom_job, vertex_parent
 
 SETTINGS = Settings(project_id="acme-prod", training=Training(
     launcher="cloud_run_job", region="europe-west4", cloud_run_job="edgeloop-trainer",
@@ -48,7 +48,7 @@ def test_vertex_runs_the_same_image_and_entry_point_as_a_custom_job(monkeypatch)
 def test_the_dockerfile_entry_point_is_the_module_every_backend_runs():
     from pathlib import Path
 
-    dockerfile = (Path(__file__).parents[2] / "trainer_job" / "Dockerfile").read_text()
+    dockerfile = (Path(__file__).parents[4] / "trainer_job" / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["python", "-m", "trainer_job"]' in dockerfile
 
 

@@ -1,0 +1,63 @@
+"""Adapter: every message Edgeloop publishes to Pub/Sub.
+
+Retrain requests (every trigger goes through ``publish_request``), the
+scheduler's drift-check tick, and malformed messages forwarded straight to
+their topic's dead-letter topic: retrying bytes that can never decode only
+burns delivery attempts; forwarding them (with the reason) and acknowledging
+keeps them for an operator, exactly where a message that exhausted its
+retries ends up.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared import events
+from shared.config import Settings
+from shared.errors import MalformedEventError
+from shared.events import MALFORMED_ATTRIBUTE
+from shared.gcp.clients import publisher_client, topic_path
+from shared.logs import log
+from shared.retrain import RetrainRequest
+
+MAX_REASON_CHARS = 1000
+PUBLISH_TIMEOUT_S = 30
+
+
+def publish_request(request: RetrainRequest, settings: Settings) -> str:
+    """Send a retrain request to launch_training; returns the message id."""
+    future = publisher_client().publish(
+        topic_path(settings.topics.retrain_requests, settings.project_id),
+        request.to_message(),
+        model=request.model,
+        reason=request.reason.value,
+    )
+    message_id = future.result(timeout=PUBLISH_TIMEOUT_S)
+    log("INFO", "retrain_requested", request.cause, model=request.model, reason=request.reason.value,
+        evidence=request.evidence, message_id=message_id)
+    return message_id
+
+
+def request_drift_check(model: str, settings: Settings) -> str:
+    """What Cloud Scheduler's tick sends: check ``model`` now (drift, sweep, reconciliation). Returns the message id."""
+    return publisher_client().publish(topic_path(settings.topics.drift_checks, settings.project_id),
+                                      json.dumps({"model": model}).encode()).result(timeout=PUBLISH_TIMEOUT_S)
+
+
+def forward_malformed(cloud_event: Any, source_topic: str, function: str, error: Exception, settings: Settings) -> str | None:
+    """Publish the message to the dead-letter topic of ``source_topic``; None if the event is not a Pub/Sub message at all."""
+    try:
+        message = events.decode_pubsub(cloud_event)
+    except MalformedEventError:
+        return None
+    attributes = {
+        **message.attributes,
+        MALFORMED_ATTRIBUTE: str(error)[:MAX_REASON_CHARS],
+        "edgeloop_function": function,
+        "edgeloop_source_message_id": message.message_id,
+    }
+    future = publisher_client().publish(
+        topic_path(settings.topics.dead_letter(source_topic), settings.project_id), message.data, **attributes
+    )
+    return future.result(timeout=PUBLISH_TIMEOUT_S)

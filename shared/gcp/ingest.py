@@ -1,0 +1,102 @@
+"""Adapter, on_upload's use case: turn one finalized Storage object into a registered image or a quarantine record.
+
+Idempotent under at-least-once, unordered delivery:
+
+* one object generation maps to one document id (``layout.image_id``); it is
+  created with ``create()``, so a redelivery finds it and changes nothing;
+* the retrain decision is made from an aggregation count of ``status == "new"``
+  labelled image documents, never from a counter that a redelivery could bump twice;
+* an overwrite (a new generation of the same name) registers the new generation
+  and marks the previous generation's document ``superseded``: it is no longer
+  the object's content, so it must not be trained on or counted. Each object has
+  a head document naming its newest registered generation, and registering is
+  one transaction on it, so generations handled at once or newest first (a
+  versioned bucket keeps old generations readable) leave only the newest counted;
+* an event for a generation that is no longer readable (deleted) is skipped.
+
+Counting without hot spots: each upload writes its own document and its
+object's head (one per object name, so never a shared document); the
+count query reads index entries (1 read per 1,000), and only ``new`` images are
+counted, which the trainer marks ``used`` at snapshot, so a count stays below
+the threshold plus the uploads of one run. At 1,000 uploads/s that is 1,000
+single-document writes/s spread over distinct documents (Firestore's limit is
+per document) and ⌈threshold/1000⌉ read units per upload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.api_core import exceptions as gexc
+
+from shared import integrity, layout
+from shared.config import Settings
+from shared.events import StorageObjectEvent
+from shared.gcp import images, model_registry, retrain_triggers
+from shared.gcp.clients import firestore_client, storage_client
+from shared.gcp.images import Registration
+from shared.logs import log
+from shared.retrain import RetrainRequest
+from shared.validation import Rejected, check_name, validate_image
+
+IGNORED_PREFIXES = (layout.QUARANTINE_PREFIX + "/", layout.MODELS_PREFIX + "/")
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    status: str  # accepted | duplicate | quarantined | ignored | superseded
+    image_id: str
+    reason: str | None = None
+    retrain_request: RetrainRequest | None = None
+
+
+def _read_generation(obj: StorageObjectEvent, settings: Settings) -> bytes | None:
+    """The bytes of exactly this generation, or None if it is no longer live."""
+    blob = storage_client().bucket(obj.bucket).blob(obj.name, generation=obj.generation)
+    try:
+        content = blob.download_as_bytes(raw_download=True)
+    except gexc.NotFound:
+        return None
+    # Some emulators ignore ?generation= and return the live object: compare checksums.
+    if obj.md5_hash and integrity.md5_b64(content) != obj.md5_hash:
+        return None
+    return content
+
+
+def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
+    """on_upload's work: validate, register once or quarantine, maybe request a retrain."""
+    image_id = layout.image_id(obj.name, obj.generation)
+    if obj.event_type != "OBJECT_FINALIZE" or obj.name.startswith(IGNORED_PREFIXES):
+        return IngestOutcome("ignored", image_id)
+    db = firestore_client(settings.project_id)
+    model = obj.name.split("/")[1] if obj.name.count("/") >= 1 else None
+
+    try:
+        # A bad name is judged by itself: such an object is never downloaded (or even addressable everywhere).
+        check_name(obj.name)
+        # An oversized object is judged by its declared size, never downloaded into the function's memory.
+        content = _read_generation(obj, settings) if obj.size <= settings.images.max_bytes else b""
+        if content is None:
+            log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation} is no longer live",
+                object=obj.name, generation=obj.generation)
+            return IngestOutcome("superseded", image_id)
+        labels = model_registry.model_labels(model, settings) if model is not None else None
+        image = validate_image(obj, content, labels, settings.images)
+    except Rejected as rejected:
+        fresh = images.quarantine(db, obj, image_id, rejected, model)
+        log("WARNING", "image_quarantined", rejected.detail, object=obj.name, generation=obj.generation,
+            reason=rejected.reason.value, duplicate=not fresh)
+        return IngestOutcome("quarantined" if fresh else "duplicate", image_id, rejected.reason.value)
+
+    model = image.ref.model
+    registration, image = images.register(db, model, image_id, obj, image, labels)
+    if registration is Registration.REGISTERED:
+        log("INFO", "image_registered", f"{obj.name}#{obj.generation}", object=obj.name, generation=obj.generation,
+            model=model, label=image.label, image_id=image_id)
+    elif registration is Registration.SUPERSEDED:
+        log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation}: a newer generation was "
+            "registered first", object=obj.name, generation=obj.generation)
+        return IngestOutcome("superseded", image_id)
+
+    request = retrain_triggers.new_data(model, settings) if image.label is not None else None
+    return IngestOutcome(registration.value, image_id, retrain_request=request)
