@@ -255,13 +255,13 @@ def retrain(
     """Request a training run now, through the same path as every automatic trigger."""
     import getpass
 
-    from shared.gcp import bus, runs, training_lock
+    from shared.gcp import retrain_requests, runs, training_lock
     from shared.retrain import manual_request
 
     connect(directory)
     settings = get_settings()
     request = manual_request(model, who=f"operator:{getpass.getuser()}", note=note)
-    message_id = bus.publish_request(request, settings)
+    message_id = retrain_requests.publish_request(request, settings)
     console.print(f"retrain requested for [bold]{model}[/] (message {message_id}, cause {request.cause})")
     deadline = time.monotonic() + wait
     with console.status("waiting for launch_training…"):

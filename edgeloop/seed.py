@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared import integrity, launch_rules, layout
 from shared.config import Settings
 from shared.digits import LABELS, DigitImage, load_digits_rgb
-from shared.gcp import bus, model_registry, runs, training_lock
+from shared.gcp import model_registry, retrain_requests, runs, training_lock
 from shared.gcp.clients import firestore_client, storage_client
 from shared.retrain import manual_request
 
@@ -87,7 +87,7 @@ def seed_dataset(model: str, settings: Settings, console: Console, train: bool =
     run_id = None
     if train:
         request = manual_request(model, who="edgeloop seed", note=f"embedded digits dataset, {len(digits)} images")
-        bus.publish_request(request, settings)
+        retrain_requests.publish_request(request, settings)
         run_id = _wait_for_run(model, request.cause, settings)
     training_lock.set_paused(model, False, settings)
     return SeedOutcome(model, len(digits), uploaded, registered, time.perf_counter() - started, run_id)

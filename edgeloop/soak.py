@@ -29,7 +29,7 @@ from edgeloop.localstack.stack import EMULATORS, FUNCTIONS, StackState
 from shared import launch_rules, layout
 from shared.config import Settings
 from shared.digits import load_digits_rgb
-from shared.gcp import bus, training_lock
+from shared.gcp import retrain_requests, training_lock
 from shared.gcp.bus import request_drift_check
 from shared.gcp.clients import firestore_client, publisher_client, storage_client, topic_path
 from shared.gcp.dead_letters import drain
@@ -202,7 +202,7 @@ class Soak:
             if time.monotonic() - started >= next_manual:
                 request = manual_request(SOAK_MODEL, who="edgeloop bench soak")
                 for _ in range(2):
-                    bus.publish_request(request, self.settings)
+                    retrain_requests.publish_request(request, self.settings)
                 self.ledger.manual_requests += 1
                 next_manual += MANUAL_EVERY_S
 

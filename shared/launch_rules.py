@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from shared.retrain import RetrainReason, RetrainRequest
+from shared.retrain import RetrainReason, RetrainRequest, is_recorded
 
 MAX_REMEMBERED_CAUSES = 500
 
@@ -62,12 +62,6 @@ def _entry(request: RetrainRequest) -> dict[str, Any]:
         "evidence": request.evidence,
         "requested_at": request.requested_at.isoformat(),
     }
-
-
-def is_recorded(state: dict[str, Any] | None, cause: str) -> bool:
-    """True once launch_training has served or queued ``cause``: asking again would change nothing."""
-    state = state or {}
-    return cause in (state.get("causes") or {}) or any(p["cause"] == cause for p in state.get("pending") or [])
 
 
 def _abandoned(state: dict[str, Any], now: float) -> tuple[str | None, list[dict[str, Any]]]:

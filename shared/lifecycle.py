@@ -18,7 +18,8 @@ collapse rolls production back to the parent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Mapping
 
@@ -26,7 +27,7 @@ from scipy.stats import fisher_exact
 
 from shared.config import Release
 from shared.errors import EdgeloopError
-from shared.registry import ModelPointer, ModelRef, Rollout, Stage, VersionRecord, is_legal
+from shared.registry import ModelPointer, ModelRef, Rollout, Stage, Transition, VersionRecord, is_legal
 
 
 class IllegalTransition(EdgeloopError, ValueError):
@@ -251,3 +252,90 @@ def plan_rollback(pointer: ModelPointer, canary: VersionRecord | None, productio
     return Plan("rollback", changes, _published(parent), Rollout(),
                 f"production {production.version} rolled back to {parent.version}",
                 record_updates={parent.version: {"promotion": {}}})
+
+
+def transition_entry(source: Stage | None, target: Stage, actor: str, reason: str, evidence: dict[str, Any]) -> dict[str, Any]:
+    """One entry of a version's stage history, as stored."""
+    return Transition(source=source, target=target, at=datetime.now(timezone.utc), actor=actor, reason=reason,
+                      evidence=evidence).model_dump(mode="json")
+
+
+# --- what on_feedback judges -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReleaseCheck:
+    """What one report may change: the canary's current step, or a freshly promoted production under watch."""
+
+    judged: str  # the version judged
+    production: str  # production when the check was read
+    step: RolloutStep | None = None  # set when judging a canary
+    promotion: Promotion | None = None  # set when watching production
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The versions whose feedback must be counted for this check."""
+        return (self.judged, self.production) if self.step else (self.judged,)
+
+
+def release_check(pointer: ModelPointer | None, records: Mapping[str, VersionRecord]) -> ReleaseCheck | None:
+    """What to judge for ``pointer``; None when nothing is in rollout or under watch."""
+    if pointer is None or pointer.production is None:
+        return None
+    production = pointer.production.version
+    if pointer.rollout.candidate is not None:
+        record = records.get(pointer.rollout.candidate.version)
+        step = RolloutStep.from_dict(record.rollout_step) if record else None
+        if step is None or step.production_version != production:
+            return None  # not a canary these rules judge (e.g. one published before steps existed)
+        return ReleaseCheck(record.version, production, step=step)
+    record = records.get(production)
+    promotion = Promotion.from_dict(record.promotion) if record else None
+    if promotion is None or promotion.previous is None or promotion.previous_rate is None:
+        return None  # nothing to compare with: no counting needed
+    return ReleaseCheck(production, production, promotion=promotion)
+
+
+def judge_release(check: ReleaseCheck, tallies: Mapping[str, Tally], policy: Release) -> Judgement | None:
+    """The verdict for ``check`` from the versions' current tallies; None when production is no longer watched."""
+    if check.step is not None:
+        canary = tallies[check.judged] - check.step.canary
+        return judge_canary(canary, tallies[check.production] - check.step.production, check.step.percent, policy)
+    if not watching(check.promotion, tallies[check.judged], policy):
+        return None
+    return judge_production(tallies[check.judged] - check.promotion.baseline, check.promotion.previous_rate, policy)
+
+
+def plan_verdict(check: ReleaseCheck, judgement: Judgement, tallies: Mapping[str, Tally], current: ModelPointer,
+                 records: Mapping[str, VersionRecord], now: str) -> Plan | None:
+    """The move ``judgement`` asks for, planned on the pointer as it is now; None if another judge already moved it."""
+    if check.step is None:  # production under watch: only a rollback to the version it replaced
+        if current.production is None or current.production.version != check.judged or current.rollout.candidate:
+            return None
+        return plan_rollback(current, None, records[check.judged], records.get(check.promotion.previous))
+    if (current.rollout.candidate is None or current.rollout.candidate.version != check.judged
+            or current.rollout.percent != check.step.percent or current.production is None
+            or current.production.version != check.production):
+        return None  # another instance already moved this step
+    canary, production = records[check.judged], records[check.production]
+    if judgement.verdict is Verdict.ROLL_BACK:
+        return plan_rollback(current, canary, production, None)
+    if judgement.verdict is Verdict.PROMOTE:
+        plan = plan_promote(current, canary, production)
+        fields = promotion_fields(now, check.production, tallies[check.judged],
+                                  tallies[check.production] - check.step.production)
+    else:
+        plan = plan_advance(current, canary, judgement.next_percent)
+        fields = step_fields(now, judgement.next_percent, tallies[check.judged], check.production,
+                             tallies[check.production])
+    return replace(plan, record_updates={check.judged: fields})
+
+
+def step_fields(now: str, percent: float, canary: Tally, production_version: str | None,
+                production: Tally) -> dict[str, Any]:
+    """What a version record stores when a rollout step begins."""
+    return {"rollout_step": RolloutStep(percent, now, canary, production_version, production).to_dict()}
+
+
+def promotion_fields(now: str, previous: str | None, baseline: Tally, previous_rate: Tally | None) -> dict[str, Any]:
+    """What a version record stores when it becomes production."""
+    return {"promotion": Promotion(now, previous, baseline, previous_rate).to_dict(), "rollout_step": {}}

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import MalformedEventError
+from shared.success_rate import SuccessRate
 
 
 def _problems(exc: ValidationError) -> str:
@@ -107,6 +108,13 @@ def require_known_model(model: str, labels: frozenset[str] | None, configured: I
     return model
 
 
+def is_recorded(state: dict[str, Any] | None, cause: str) -> bool:
+    """True once launch_training has served or queued ``cause`` (the model's training-control state says so):
+    asking again would change nothing."""
+    state = state or {}
+    return cause in (state.get("causes") or {}) or any(p["cause"] == cause for p in state.get("pending") or [])
+
+
 def new_data_cause(model: str, since_run: str | None) -> str:
     """One new-data cause per training run: crossing the threshold again after it asks for the next run."""
     return f"new_data:{model}:after-{since_run or 'start'}"
@@ -121,6 +129,15 @@ def new_data_request(model: str, new_labelled: int, threshold: int, since_run: s
         reason=RetrainReason.NEW_DATA,
         cause=new_data_cause(model, since_run),
         evidence={"new_labelled_images": new_labelled, "threshold": threshold, "since_run": since_run},
+    )
+
+
+def drift_request(model: str, version: str, report: str, drifted: list[str], samples: int,
+                  since_run: str | None) -> RetrainRequest:
+    """A drift request: one cause per production version and training run."""
+    return RetrainRequest(
+        model=model, reason=RetrainReason.DRIFT, cause=f"drift:{model}:{version}:after-{since_run or 'start'}",
+        evidence={"model_version": version, "report": report, "drifted": drifted, "samples": samples},
     )
 
 
@@ -139,3 +156,35 @@ def scheduled_request(model: str, period: str, when: datetime) -> RetrainRequest
         evidence={"period": period}, requested_at=when,
     )
 
+
+
+def success_rate_request(
+    model: str,
+    version: str,
+    rate: SuccessRate,
+    min_samples: int,
+    min_success_rate: float,
+    since_run: str | None,
+) -> RetrainRequest | None:
+    """A success_rate retrain request when the evidence is strong enough, else None.
+
+    Two guards: at least ``min_samples`` feedback reports, and the upper end of the rate's confidence
+    interval below ``min_success_rate``.
+    """
+    if rate.total < min_samples or rate.high >= min_success_rate:
+        return None
+    return RetrainRequest(
+        model=model,
+        reason=RetrainReason.SUCCESS_RATE,
+        cause=f"success_rate:{model}:{version}:after-{since_run or 'start'}",
+        evidence={
+            "model_version": version,
+            "correct": rate.correct,
+            "total": rate.total,
+            "rate": round(rate.rate, 4),
+            "upper_bound": round(rate.high, 4),
+            "confidence_level": rate.confidence,
+            "threshold": min_success_rate,
+            "min_samples": min_samples,
+        },
+    )

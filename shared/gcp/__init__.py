@@ -10,5 +10,5 @@ Three levels, each importing only the ones below it:
 * use cases, one per entry point, composing stores and the pure rules: ``ingest`` (on_upload),
   ``feedback`` (on_feedback) with ``release`` (the canary judge, also the operator's promote and
   rollback), ``tick`` (check_drift: ``drift``, ``reconcile``), ``launch`` (launch_training),
-  ``retrain_triggers`` (the rules that ask for a retrain, once per cause), ``dead_letters``.
+  ``retrain_requests`` (the rules that ask for a retrain, once per cause), ``dead_letters``.
 """

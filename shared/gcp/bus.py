@@ -1,7 +1,6 @@
-"""Adapter: every message Edgeloop publishes to Pub/Sub.
+"""Adapter: the Pub/Sub messages that are not retrain requests (those are ``retrain_requests``).
 
-Retrain requests (every trigger goes through ``publish_request``), the
-scheduler's drift-check tick, and malformed messages forwarded straight to
+The scheduler's drift-check tick, and malformed messages forwarded straight to
 their topic's dead-letter topic: retrying bytes that can never decode only
 burns delivery attempts; forwarding them (with the reason) and acknowledging
 keeps them for an operator, exactly where a message that exhausted its
@@ -18,25 +17,9 @@ from shared.config import Settings
 from shared.errors import MalformedEventError
 from shared.events import MALFORMED_ATTRIBUTE
 from shared.gcp.clients import publisher_client, topic_path
-from shared.logs import log
-from shared.retrain import RetrainRequest
 
 MAX_REASON_CHARS = 1000
 PUBLISH_TIMEOUT_S = 30
-
-
-def publish_request(request: RetrainRequest, settings: Settings) -> str:
-    """Send a retrain request to launch_training; returns the message id."""
-    future = publisher_client().publish(
-        topic_path(settings.topics.retrain_requests, settings.project_id),
-        request.to_message(),
-        model=request.model,
-        reason=request.reason.value,
-    )
-    message_id = future.result(timeout=PUBLISH_TIMEOUT_S)
-    log("INFO", "retrain_requested", request.cause, model=request.model, reason=request.reason.value,
-        evidence=request.evidence, message_id=message_id)
-    return message_id
 
 
 def request_drift_check(model: str, settings: Settings) -> str:

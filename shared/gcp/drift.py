@@ -18,11 +18,11 @@ from google.cloud import firestore
 from shared import layout
 from shared.config import Settings
 from shared.drift import DriftReport, DriftThresholds, detect_drift
-from shared.gcp import bus
+from shared.gcp import retrain_requests
 from shared.gcp.clients import firestore_client
 from shared.gcp.training_lock import training_state
 from shared.logs import log
-from shared.retrain import RetrainReason, RetrainRequest
+from shared.retrain import RetrainRequest, drift_request
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,11 @@ def check_model(model: str, check_id: str, settings: Settings) -> DriftCheck:
     request = None
     if report.drifted:
         since_run = training_state(model, settings).get("last_run_id")
-        request = RetrainRequest(
-            model=model, reason=RetrainReason.DRIFT, cause=f"drift:{model}:{version}:after-{since_run or 'start'}",
-            evidence={"model_version": version, "report": f"{layout.drift_reports_collection(model)}/{check_id}",
-                      "drifted": [t.name for t in report.tests if t.drifted], "samples": report.samples},
-        )
+        request = drift_request(model, version, f"{layout.drift_reports_collection(model)}/{check_id}",
+                                [t.name for t in report.tests if t.drifted], report.samples, since_run)
         log("WARNING", "drift_detected", report.detail, model=model, model_version=version, check_id=check_id,
             tests=[{"name": t.name, "statistic": t.statistic, "p_value": t.p_value} for t in report.tests if t.drifted])
-        bus.publish_request(request, settings)
+        retrain_requests.publish_request(request, settings)
     else:
         log("INFO", "drift_checked", report.detail, model=model, model_version=version, status=report.status)
     return DriftCheck(model, version, report, request)

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from shared.config import Settings
 from shared.events import FirestoreDocumentEvent
 from shared.feedback import InvalidFeedback, parse_feedback
-from shared.gcp import images, model_registry, retrain_triggers
+from shared.gcp import images, model_registry, retrain_requests
 from shared.gcp.clients import firestore_client
 from shared.gcp.release import ReleaseOutcome, evaluate_release
 from shared.gcp.tallies import version_tally
 from shared.gcp.training_lock import training_state
 from shared.logs import log
 from shared.retrain import RetrainRequest
-from shared.success_rate import SuccessRate, success_rate, success_rate_request
+from shared.retrain import success_rate_request
+from shared.success_rate import SuccessRate, success_rate
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
     new_data = None
     if feedback.true_label is not None and feedback.capture is not None:
         labelled = images.apply_confirmation(db, model, feedback)
-        new_data = retrain_triggers.new_data(model, settings, state) if labelled else None
+        new_data = retrain_requests.new_data(model, settings, state) if labelled else None
 
     tally = version_tally(db, model, feedback.model_version)
     rate = success_rate(tally.correct, tally.total)
@@ -72,7 +73,7 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
     # rules, and late reports about a replaced version say nothing about what devices run now.
     low_success = None
     if release.production in (None, feedback.model_version):
-        low_success = retrain_triggers.ask_once(success_rate_request(
+        low_success = retrain_requests.ask_once(success_rate_request(
             model, feedback.model_version, rate, settings.thresholds.min_feedback_samples,
             settings.thresholds.min_success_rate, state.get("last_run_id"),
         ), state, settings)

@@ -32,7 +32,7 @@ from google.api_core import exceptions as gexc
 from shared import integrity, layout
 from shared.config import Settings
 from shared.events import StorageObjectEvent
-from shared.gcp import images, model_registry, retrain_triggers
+from shared.gcp import images, model_registry, retrain_requests
 from shared.gcp.clients import firestore_client, storage_client
 from shared.gcp.images import Registration
 from shared.logs import log
@@ -98,5 +98,5 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
             "registered first", object=obj.name, generation=obj.generation)
         return IngestOutcome("superseded", image_id)
 
-    request = retrain_triggers.new_data(model, settings) if image.label is not None else None
+    request = retrain_requests.new_data(model, settings) if image.label is not None else None
     return IngestOutcome(registration.value, image_id, retrain_request=request)

@@ -24,9 +24,9 @@ from shared.gcp.runs import log_completion
 from shared.gcp.tallies import version_tally
 from shared.gcp.training_lock import TRANSACTION_ATTEMPTS, complete_in_transaction
 from shared.launch_rules import RunStatus
-from shared.lifecycle import RolloutStep, Tally
+from shared.lifecycle import RolloutStep, Tally, transition_entry
 from shared.logs import log
-from shared.registry import ModelPointer, ModelRef, Rollout, Stage, Transition, VersionRecord
+from shared.registry import ModelPointer, ModelRef, Rollout, Stage, VersionRecord
 
 MODEL_CONTENT_TYPE = "application/octet-stream"
 
@@ -77,11 +77,6 @@ def upload_artifact(object_name: str, content: bytes, settings: Settings, conten
 
 def download_model(ref: ModelRef, settings: Settings) -> bytes:
     return storage_client(settings.project_id).bucket(settings.bucket).blob(ref.path).download_as_bytes()
-
-
-def transition_entry(source: Stage | None, target: Stage, actor: str, reason: str, evidence: dict[str, Any]) -> dict[str, Any]:
-    return Transition(source=source, target=target, at=datetime.now(timezone.utc), actor=actor, reason=reason,
-                      evidence=evidence).model_dump(mode="json")
 
 
 def _initial_stage(record: VersionRecord, pointer: ModelPointer | None, settings: Settings) -> tuple[Stage, float]:

@@ -26,7 +26,7 @@ from shared import layout
 from shared.config import Settings
 from shared.events import object_from_resource
 from shared.feedback import InvalidFeedback, parse_feedback
-from shared.gcp import images, model_registry, retrain_triggers
+from shared.gcp import images, model_registry, retrain_requests
 from shared.gcp.clients import firestore_client, storage_client
 from shared.gcp.images import QUARANTINE_COLLECTION
 from shared.gcp.ingest import ingest_object
@@ -102,7 +102,7 @@ def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Set
     missing = [feedback for path, feedback in reports.items() if path not in recorded or feedback.capture in unlabelled]
     labelled = sum(images.apply_confirmation(db, model, feedback) for feedback in missing)
     if labelled:  # as on_feedback would have: the labels it applies may complete a new-data run
-        retrain_triggers.new_data(model, settings)
+        retrain_requests.new_data(model, settings)
     return len(missing)
 
 

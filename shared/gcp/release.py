@@ -21,12 +21,13 @@ from google.cloud import firestore
 from shared import layout
 from shared.config import Settings
 from shared.gcp.clients import firestore_client
-from shared.gcp.model_registry import load_pointer, load_version, transition_entry
+from shared.gcp.model_registry import load_pointer, load_version
 from shared.gcp.tallies import version_tally
 from shared.gcp.training_lock import TRANSACTION_ATTEMPTS
 from shared.lifecycle import (
-    IllegalTransition, Judgement, Plan, Promotion, RolloutStep, Tally, Verdict, judge_canary, judge_production,
-    plan_advance, plan_canary, plan_promote, plan_rollback, watching,
+    IllegalTransition, Judgement, Plan, Promotion, RolloutStep, Tally, Verdict, judge_release, plan_advance,
+    plan_canary, plan_promote, plan_rollback, plan_verdict, promotion_fields, release_check, step_fields,
+    transition_entry,
 )
 from shared.logs import log
 from shared.registry import ModelPointer, VersionRecord
@@ -47,7 +48,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _read(transaction: firestore.Transaction, db: firestore.Client, model: str, extra: Iterable[str]) -> tuple[ModelPointer, Records]:
+def _read(transaction: firestore.Transaction | None, db: firestore.Client, model: str, extra: Iterable[str],
+          with_previous: bool = True) -> tuple[ModelPointer, Records]:
+    """The pointer and the records of the versions it names (and production's previous one, for rollbacks)."""
     snapshot = db.document(layout.model_doc(model)).get(transaction=transaction)
     if not snapshot.exists:
         raise IllegalTransition(f"model {model!r} is not registered")
@@ -63,7 +66,7 @@ def _read(transaction: firestore.Transaction, db: firestore.Client, model: str, 
     for version in (pointer.production and pointer.production.version, pointer.rollout.candidate and pointer.rollout.candidate.version, *extra):
         read(version)
     production = records.get(pointer.production.version) if pointer.production else None
-    if production is not None:
+    if production is not None and with_previous:
         read(previous_version(production))
     return pointer, records
 
@@ -123,14 +126,6 @@ def _log_move(model: str, plan: Plan, actor: str, reason: str, evidence: dict[st
         log("NOTICE", "rollout_changed", message, **fields)
 
 
-def _step(percent: float, canary: Tally, production_version: str | None, production: Tally) -> dict[str, Any]:
-    return {"rollout_step": RolloutStep(percent, _now(), canary, production_version, production).to_dict()}
-
-
-def _promotion(previous: str | None, baseline: Tally, previous_rate: Tally | None) -> dict[str, Any]:
-    return {"promotion": Promotion(_now(), previous, baseline, previous_rate).to_dict(), "rollout_step": {}}
-
-
 def _tally(model: str, version: str | None, settings: Settings, counted: Mapping[str, Tally] | None = None) -> Tally:
     """The version's tally: from ``counted`` when the caller has just counted it, else two count queries."""
     if not version:
@@ -148,71 +143,26 @@ def evaluate_release(model: str, settings: Settings, counted: Mapping[str, Tally
     ``counted`` holds tallies the caller has just counted (on_feedback counts the reported version
     anyway), so they are not counted twice.
     """
-    pointer = load_pointer(model, settings)
-    if pointer is None or pointer.production is None:
-        return ReleaseOutcome(None, None)
-    if pointer.rollout.candidate is None:
-        outcome = _evaluate_production(model, pointer, settings, counted)
-    else:
-        outcome = _evaluate_canary(model, pointer, settings, counted)
-    production = outcome.plan.production if outcome.plan else pointer.production
-    rollout = outcome.plan.rollout if outcome.plan else pointer.rollout
-    return dataclasses.replace(outcome, production=production.version if production else None,
-                               canary=rollout.candidate.version if rollout.candidate else None)
-
-
-def _evaluate_canary(model: str, pointer: ModelPointer, settings: Settings, counted: Mapping[str, Tally] | None) -> ReleaseOutcome:
-    canary_version, production_version = pointer.rollout.candidate.version, pointer.production.version
-    record = load_version(model, canary_version, settings)
-    step = RolloutStep.from_dict(record.rollout_step) if record else None
-    if record is None or step is None or step.production_version != production_version:
-        return ReleaseOutcome(None, None)  # not a canary this code judges (e.g. one published before steps existed)
-    canary_now = _tally(model, canary_version, settings, counted)
-    production_now = _tally(model, production_version, settings, counted)
-    judgement = judge_canary(canary_now - step.canary, production_now - step.production, step.percent, settings.release)
-    if judgement.verdict is Verdict.WAIT:
-        return ReleaseOutcome(judgement, None)
-
-    def planner(current: ModelPointer, records: Records) -> Plan | None:
-        if (current.rollout.candidate is None or current.rollout.candidate.version != canary_version
-                or current.rollout.percent != step.percent or current.production is None
-                or current.production.version != production_version):
-            return None  # another instance already moved this step
-        canary, production = records[canary_version], records[production_version]
-        if judgement.verdict is Verdict.ROLL_BACK:
-            return plan_rollback(current, canary, production, None)
-        if judgement.verdict is Verdict.PROMOTE:
-            plan = plan_promote(current, canary, production)
-            fields = _promotion(production_version, canary_now, production_now - step.production)
-        else:
-            plan = plan_advance(current, canary, judgement.next_percent)
-            fields = _step(judgement.next_percent, canary_now, production_version, production_now)
-        return dataclasses.replace(plan, record_updates={canary_version: fields})
-
-    plan = apply(model, planner, "on_feedback", judgement.detail, judgement.evidence(), settings)
-    return ReleaseOutcome(judgement, plan)
-
-
-def _evaluate_production(model: str, pointer: ModelPointer, settings: Settings, counted: Mapping[str, Tally] | None) -> ReleaseOutcome:
-    production_version = pointer.production.version
-    record = load_version(model, production_version, settings)
-    promotion = Promotion.from_dict(record.promotion) if record else None
-    if promotion is None or promotion.previous_rate is None:
-        return ReleaseOutcome(None, None)  # nothing to compare with: no counting needed
-    production_now = _tally(model, production_version, settings, counted)
-    if not watching(promotion, production_now, settings.release):
-        return ReleaseOutcome(None, None)
-    judgement = judge_production(production_now - promotion.baseline, promotion.previous_rate, settings.release)
-    if judgement.verdict is not Verdict.ROLL_BACK:
-        return ReleaseOutcome(judgement, None)
-
-    def planner(current: ModelPointer, records: Records) -> Plan | None:
-        if current.production is None or current.production.version != production_version or current.rollout.candidate:
-            return None
-        return plan_rollback(current, None, records[production_version], records.get(promotion.previous))
-
-    plan = apply(model, planner, "on_feedback", judgement.detail, judgement.evidence(), settings, versions=[promotion.previous])
-    return ReleaseOutcome(judgement, plan)
+    db = firestore_client(settings.project_id)
+    try:
+        pointer, records = _read(None, db, model, (), with_previous=False)
+    except IllegalTransition:
+        return ReleaseOutcome(None, None)  # not registered: nothing is released
+    check = release_check(pointer, records)
+    judgement = None
+    if check is not None:
+        tallies = {version: _tally(model, version, settings, counted) for version in check.versions}
+        judgement = judge_release(check, tallies, settings.release)
+    plan = None
+    if judgement is not None and judgement.verdict is not Verdict.WAIT:
+        now = _now()
+        versions = [check.promotion.previous] if check.promotion else []
+        plan = apply(model, lambda current, records: plan_verdict(check, judgement, tallies, current, records, now),
+                     "on_feedback", judgement.detail, judgement.evidence(), settings, versions=versions)
+    production = plan.production if plan else pointer.production
+    rollout = plan.rollout if plan else pointer.rollout
+    return ReleaseOutcome(judgement, plan, canary=rollout.candidate.version if rollout.candidate else None,
+                          production=production.version if production else None)
 
 
 # --- by an operator ---------------------------------------------------------------------------------
@@ -239,13 +189,13 @@ def promote(model: str, version: str, percent: float | None, who: str, settings:
         if percent is None or percent >= 100:
             previous_rate = production_now - step_before.production if step_before else None
             plan = plan_promote(current, target, production)
-            fields = _promotion(production.version if production else None, canary_now, previous_rate)
+            fields = promotion_fields(_now(), production.version if production else None, canary_now, previous_rate)
         elif current.rollout.candidate is not None and current.rollout.candidate.version == version:
             plan = plan_advance(current, target, percent)
-            fields = _step(percent, canary_now, production_version, production_now)
+            fields = step_fields(_now(), percent, canary_now, production_version, production_now)
         else:
             plan = plan_canary(current, target, percent)
-            fields = _step(percent, canary_now, production_version, production_now)
+            fields = step_fields(_now(), percent, canary_now, production_version, production_now)
         return dataclasses.replace(plan, record_updates={version: fields})
 
     actor = f"operator:{who}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.config import Settings
-from shared.gcp import drift, model_registry, reconcile, retrain_triggers
+from shared.gcp import drift, model_registry, reconcile, retrain_requests
 from shared.gcp.drift import DriftCheck
 from shared.logs import log
 from shared.retrain import drift_check_model, require_known_model
@@ -29,7 +29,7 @@ def handle_tick(payload: Any, check_id: str, settings: Settings) -> list[DriftCh
     checks = []
     for model in models_to_check(payload, settings):
         checks.append(drift.check_model(model, check_id, settings))
-        retrain_triggers.sweep_pending(model, settings)
+        retrain_requests.sweep_pending(model, settings)
         try:
             reconcile.reconcile_model(model, settings)
         except Exception as exc:  # noqa: BLE001 - the next tick tries again; a retried tick would only repeat it

@@ -31,7 +31,7 @@ from rich.console import Console
 from client_sdk.emulator_auth import unsigned_id_token
 from shared import integrity, layout
 from shared.config import Settings
-from shared.gcp import bus, model_registry, training_lock
+from shared.gcp import model_registry, retrain_requests, training_lock
 from shared.registry import Stage, VersionRecord
 from shared.retrain import manual_request
 from tests.integration.helpers import db, eventually, register_model
@@ -104,7 +104,7 @@ def exercised(local_stack, trained_models, digits, tmp_path_factory):
     # A real trainer process (started by launch_training) that fails at its snapshot: nothing to train on.
     empty = f"secrets-empty-{uuid.uuid4().hex[:6]}"
     register_model(local_stack, empty)
-    bus.publish_request(manual_request(empty, who="test_secrets_in_logs"), settings)
+    retrain_requests.publish_request(manual_request(empty, who="test_secrets_in_logs"), settings)
 
     def failed_run():
         runs = db(local_stack).collection("runs").where(filter=FieldFilter("model", "==", empty)).stream()

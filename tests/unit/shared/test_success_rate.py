@@ -3,7 +3,8 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from shared.success_rate import success_rate, success_rate_request
+from shared.retrain import success_rate_request
+from shared.success_rate import success_rate
 
 
 def test_the_wilson_interval_matches_the_textbook_value():

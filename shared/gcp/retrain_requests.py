@@ -1,0 +1,68 @@
+"""Adapter: retrain requests, published to launch_training's topic, and the triggers that ask once per cause.
+
+Every request goes through ``publish_request``. Every trigger reads the
+model's training state, lets a pure rule decide, and publishes only a cause
+launch_training has not recorded yet: once a cause is served or queued,
+counting again and asking again would change nothing, and every later event
+would otherwise publish a duplicate.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from shared import launch_rules
+from shared.config import Settings
+from shared.gcp import images
+from shared.gcp.bus import PUBLISH_TIMEOUT_S
+from shared.gcp.clients import firestore_client, publisher_client, topic_path
+from shared.gcp.training_lock import training_state
+from shared.logs import log
+from shared.retrain import RetrainRequest, is_recorded, new_data_cause, new_data_request
+
+
+def publish_request(request: RetrainRequest, settings: Settings) -> str:
+    """Send a retrain request to launch_training; returns the message id."""
+    future = publisher_client().publish(
+        topic_path(settings.topics.retrain_requests, settings.project_id),
+        request.to_message(),
+        model=request.model,
+        reason=request.reason.value,
+    )
+    message_id = future.result(timeout=PUBLISH_TIMEOUT_S)
+    log("INFO", "retrain_requested", request.cause, model=request.model, reason=request.reason.value,
+        evidence=request.evidence, message_id=message_id)
+    return message_id
+
+
+def ask_once(request: RetrainRequest | None, state: dict[str, Any], settings: Settings) -> RetrainRequest | None:
+    """Publish ``request`` unless its cause is already recorded; the request published, or None."""
+    if request is None or is_recorded(state, request.cause):
+        return None
+    publish_request(request, settings)
+    return request
+
+
+def new_data(model: str, settings: Settings, state: dict[str, Any] | None = None) -> RetrainRequest | None:
+    """Ask for a new_data run once enough labelled images arrived since the last run.
+
+    Checked on redeliveries too: an earlier attempt may have died before publishing. The cause is the
+    same each time (one per run), and the launcher runs at most one training per cause.
+    """
+    state = training_state(model, settings) if state is None else state
+    since_run = state.get("last_run_id")
+    if is_recorded(state, new_data_cause(model, since_run)):
+        return None  # recorded: the count query can be skipped
+    count = images.count_new_labelled(firestore_client(settings.project_id), model)
+    request = new_data_request(model, count, settings.thresholds.new_data_images, since_run)
+    if request is not None:
+        publish_request(request, settings)
+    return request
+
+def sweep_pending(model: str, settings: Settings) -> RetrainRequest | None:
+    """Publish one request serving everything left pending once the model is free again (scheduled)."""
+    request = launch_rules.sweep_request(training_state(model, settings), model, time.time())
+    if request is not None:
+        publish_request(request, settings)
+    return request
