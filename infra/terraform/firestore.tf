@@ -39,13 +39,23 @@ resource "google_firestore_index" "composite" {
 
 # --- Firebase security rules: the same files the local stack loads --------------
 
-resource "google_firebaserules_ruleset" "firestore" {
-  project = var.project_id
+# What each rules file is released for: the database, the bucket.
+locals {
+  rules_releases = {
+    firestore = "cloud.firestore"
+    storage   = "firebase.storage/${google_storage_bucket.data.name}"
+  }
+}
+
+# infra/firebase/firestore.rules and storage.rules.
+resource "google_firebaserules_ruleset" "rules" {
+  for_each = toset(["firestore", "storage"])
+  project  = var.project_id
 
   source {
     files {
-      name    = "firestore.rules"
-      content = file("${path.module}/../firebase/firestore.rules")
+      name    = "${each.key}.rules"
+      content = file("${path.module}/../firebase/${each.key}.rules")
     }
   }
 
@@ -56,43 +66,16 @@ resource "google_firebaserules_ruleset" "firestore" {
   depends_on = [google_project_service.enabled]
 }
 
-resource "google_firebaserules_release" "firestore" {
+# A release needs what it protects: the database, the bucket linked to Firebase.
+resource "google_firebaserules_release" "rules" {
+  for_each     = local.rules_releases
   project      = var.project_id
-  name         = "cloud.firestore"
-  ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.firestore.name}"
+  name         = each.value
+  ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.rules[each.key].name}"
 
   lifecycle {
-    replace_triggered_by = [google_firebaserules_ruleset.firestore]
+    replace_triggered_by = [google_firebaserules_ruleset.rules[each.key]]
   }
 
-  depends_on = [google_firestore_database.default]
-}
-
-resource "google_firebaserules_ruleset" "storage" {
-  project = var.project_id
-
-  source {
-    files {
-      name    = "storage.rules"
-      content = file("${path.module}/../firebase/storage.rules")
-    }
-  }
-
-  lifecycle {
-    create_before_destroy = true
-  }
-
-  depends_on = [google_project_service.enabled]
-}
-
-resource "google_firebaserules_release" "storage" {
-  project      = var.project_id
-  name         = "firebase.storage/${google_storage_bucket.data.name}"
-  ruleset_name = "projects/${var.project_id}/rulesets/${google_firebaserules_ruleset.storage.name}"
-
-  lifecycle {
-    replace_triggered_by = [google_firebaserules_ruleset.storage]
-  }
-
-  depends_on = [google_firebase_storage_bucket.data]
+  depends_on = [google_firestore_database.default, google_firebase_storage_bucket.data]
 }

@@ -57,112 +57,79 @@ locals {
   }
 }
 
-# Object finalize notifications (storage-events) -> validate, register, count.
-module "on_upload" {
-  source = "./modules/event_function"
-
-  project_id  = var.project_id
-  region      = var.region
-  name        = "edgeloop-on-upload"
-  entry_point = "on_upload"
-  description = "Validates and registers each finalized object once; new-data threshold -> retrain request."
-  runtime     = var.function_runtime
-  limits      = try(var.function_limits["on_upload"], {})
-
-  source_archive                = local.functions_source
-  build_service_account_id      = google_service_account.component["function_build"].id
-  service_account_email         = google_service_account.component["on_upload"].email
-  trigger_service_account_email = google_service_account.trigger["on_upload"].email
-  pubsub_service_agent          = google_project_service_identity.pubsub.email
-  environment_variables         = local.component_env
-
-  pubsub_trigger = merge(local.push_delivery, {
-    topic_id             = module.topic_storage_events.topic_id
-    dead_letter_topic_id = module.topic_storage_events.dead_letter_topic_id
-  })
-
-  depends_on = [google_project_service.enabled, google_project_iam_member.function_builder]
-}
-
-# Document created under models/{model}/feedback/ -> success rate, rollout.
-module "on_feedback" {
-  source = "./modules/event_function"
-
-  project_id  = var.project_id
-  region      = var.region
-  name        = "edgeloop-on-feedback"
-  entry_point = "on_feedback"
-  description = "Aggregates feedback per model version; low success rate -> retrain request; canary -> advance or roll back."
-  runtime     = var.function_runtime
-  limits      = try(var.function_limits["on_feedback"], {})
-
-  source_archive                = local.functions_source
-  build_service_account_id      = google_service_account.component["function_build"].id
-  service_account_email         = google_service_account.component["on_feedback"].email
-  trigger_service_account_email = google_service_account.trigger["on_feedback"].email
-  pubsub_service_agent          = google_project_service_identity.pubsub.email
-  environment_variables         = local.component_env
-
-  firestore_trigger = {
-    event_type = "google.cloud.firestore.document.v1.created"
-    database   = "(default)"
-    document   = "models/{model}/feedback/{feedbackId}"
-    region     = var.firestore_location
+# The functions of functions/main.py by entry point. Every entry has the same
+# attributes, null where unused; event_function's typed variables check them:
+#   description        string: what the function does
+#   topic              string: key of local.topic_names whose topic pushes to it
+#   firestore_trigger  object: the Eventarc Firestore trigger (variable firestore_trigger)
+#   environment        map(string): its EDGELOOP_* settings
+# Exactly one of topic and firestore_trigger is set (the module checks it).
+locals {
+  functions = {
+    # Object finalize notifications (storage-events) -> validate, register, count.
+    on_upload = {
+      description       = "Validates and registers each finalized object once; new-data threshold -> retrain request."
+      topic             = "storage_events"
+      firestore_trigger = null
+      environment       = local.component_env
+    }
+    # Document created under models/{model}/feedback/ -> success rate, rollout.
+    on_feedback = {
+      description = "Aggregates feedback per model version; low success rate -> retrain request; canary -> advance or roll back."
+      topic       = null
+      firestore_trigger = {
+        event_type = "google.cloud.firestore.document.v1.created"
+        database   = "(default)"
+        document   = "models/{model}/feedback/{feedbackId}"
+        region     = var.firestore_location
+      }
+      environment = local.component_env
+    }
+    # Cloud Scheduler -> drift-checks -> compare recent inputs with the baseline.
+    check_drift = {
+      description       = "Compares recent inputs with the production version's baseline statistics; drift -> retrain request."
+      topic             = "drift_checks"
+      firestore_trigger = null
+      environment       = local.component_env
+    }
+    # retrain-requests -> lock, debounce, cooldown, create the run, start the trainer.
+    # Only it starts trainers, so only it gets the launcher settings.
+    launch_training = {
+      description       = "Turns retrain requests into at most one run per model and starts the trainer job."
+      topic             = "retrain_requests"
+      firestore_trigger = null
+      environment       = merge(local.component_env, local.launcher_env)
+    }
   }
+}
 
+# One function per entry, named edgeloop-<entry point with hyphens>, running and
+# triggered as its own service accounts (iam.tf).
+module "event_function" {
+  source   = "./modules/event_function"
+  for_each = local.functions
+
+  project_id  = var.project_id
+  region      = var.region
+  name        = "edgeloop-${replace(each.key, "_", "-")}"
+  entry_point = each.key
+  description = each.value.description
+  runtime     = var.function_runtime
+  limits      = try(var.function_limits[each.key], {})
+
+  source_archive                = local.functions_source
+  build_service_account_id      = google_service_account.component["function_build"].id
+  service_account_email         = google_service_account.component[each.key].email
+  trigger_service_account_email = google_service_account.trigger[each.key].email
+  pubsub_service_agent          = google_project_service_identity.pubsub.email
+  environment_variables         = each.value.environment
+
+  pubsub_trigger = each.value.topic == null ? null : merge(local.push_delivery, {
+    topic_id             = module.topic[each.value.topic].topic_id
+    dead_letter_topic_id = module.topic[each.value.topic].dead_letter_topic_id
+  })
+  firestore_trigger = each.value.firestore_trigger
+
+  # on_feedback's Eventarc trigger needs the database; every function uses it.
   depends_on = [google_project_service.enabled, google_project_iam_member.function_builder, google_firestore_database.default]
-}
-
-# Cloud Scheduler -> drift-checks -> compare recent inputs with the baseline.
-module "check_drift" {
-  source = "./modules/event_function"
-
-  project_id  = var.project_id
-  region      = var.region
-  name        = "edgeloop-check-drift"
-  entry_point = "check_drift"
-  description = "Compares recent inputs with the production version's baseline statistics; drift -> retrain request."
-  runtime     = var.function_runtime
-  limits      = try(var.function_limits["check_drift"], {})
-
-  source_archive                = local.functions_source
-  build_service_account_id      = google_service_account.component["function_build"].id
-  service_account_email         = google_service_account.component["check_drift"].email
-  trigger_service_account_email = google_service_account.trigger["check_drift"].email
-  pubsub_service_agent          = google_project_service_identity.pubsub.email
-  environment_variables         = local.component_env
-
-  pubsub_trigger = merge(local.push_delivery, {
-    topic_id             = module.topic_drift_checks.topic_id
-    dead_letter_topic_id = module.topic_drift_checks.dead_letter_topic_id
-  })
-
-  depends_on = [google_project_service.enabled, google_project_iam_member.function_builder]
-}
-
-# retrain-requests -> lock, debounce, cooldown, create the run, start the trainer.
-module "launch_training" {
-  source = "./modules/event_function"
-
-  project_id  = var.project_id
-  region      = var.region
-  name        = "edgeloop-launch-training"
-  entry_point = "launch_training"
-  description = "Turns retrain requests into at most one run per model and starts the trainer job."
-  runtime     = var.function_runtime
-  limits      = try(var.function_limits["launch_training"], {})
-
-  source_archive                = local.functions_source
-  build_service_account_id      = google_service_account.component["function_build"].id
-  service_account_email         = google_service_account.component["launch_training"].email
-  trigger_service_account_email = google_service_account.trigger["launch_training"].email
-  pubsub_service_agent          = google_project_service_identity.pubsub.email
-  environment_variables         = merge(local.component_env, local.launcher_env)
-
-  pubsub_trigger = merge(local.push_delivery, {
-    topic_id             = module.topic_retrain_requests.topic_id
-    dead_letter_topic_id = module.topic_retrain_requests.dead_letter_topic_id
-  })
-
-  depends_on = [google_project_service.enabled, google_project_iam_member.function_builder]
 }

@@ -86,12 +86,6 @@ resource "google_storage_bucket_iam_member" "on_upload_quarantines" {
   }
 }
 
-# The binding was one resource before check_drift shared it.
-moved {
-  from = google_storage_bucket_iam_member.on_upload_quarantines
-  to   = google_storage_bucket_iam_member.on_upload_quarantines["on_upload"]
-}
-
 # The trainer publishes models/{model}/{version}/...: create only, so a
 # published model can never be overwritten in place.
 resource "google_storage_bucket_iam_member" "trainer_publishes_models" {
@@ -111,7 +105,7 @@ resource "google_storage_bucket_iam_member" "trainer_publishes_models" {
 resource "google_pubsub_topic_iam_member" "retrain_publisher" {
   for_each = toset(local.retrain_publishers)
   project  = var.project_id
-  topic    = module.topic_retrain_requests.topic_name
+  topic    = module.topic["retrain_requests"].topic_name
   role     = "roles/pubsub.publisher"
   member   = google_service_account.component[each.key].member
 }
@@ -121,9 +115,9 @@ resource "google_pubsub_topic_iam_member" "retrain_publisher" {
 # (shared/dead_letter.py): each may publish to that one dead-letter topic only.
 locals {
   dead_letter_publishers = {
-    on_upload       = module.topic_storage_events.dead_letter_topic_name
-    check_drift     = module.topic_drift_checks.dead_letter_topic_name
-    launch_training = module.topic_retrain_requests.dead_letter_topic_name
+    on_upload       = module.topic["storage_events"].dead_letter_topic_name
+    check_drift     = module.topic["drift_checks"].dead_letter_topic_name
+    launch_training = module.topic["retrain_requests"].dead_letter_topic_name
   }
 }
 
@@ -137,7 +131,7 @@ resource "google_pubsub_topic_iam_member" "malformed_to_dead_letter" {
 
 resource "google_pubsub_topic_iam_member" "gcs_publishes_storage_events" {
   project = var.project_id
-  topic   = module.topic_storage_events.topic_name
+  topic   = module.topic["storage_events"].topic_name
   role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${data.google_storage_project_service_account.gcs.email_address}"
 }

@@ -5,9 +5,10 @@
 #   pubsub.tf      topics with dead-letter topics (modules/pubsub_topic_with_dlq)
 #   functions.tf   the source archive and the four functions (modules/event_function)
 #   trainer.tf     Artifact Registry, the Cloud Run job, the signing-key secret
-#   scheduler.tf   the drift-check and weekly-retrain schedules
+#   scheduler.tf   the drift-check and weekly-retrain schedules (modules/model_schedule)
 #   iam.tf         one service account per component, each role on one resource
 #   monitoring.tf  log-based metrics and alert policies
+#   moved.tf       earlier addresses of resources, so a deployment's state follows them
 
 locals {
   repo_root   = "${path.module}/../.."
@@ -20,9 +21,9 @@ locals {
     EDGELOOP_PROJECT_ID                 = var.project_id
     EDGELOOP_BUCKET                     = google_storage_bucket.data.name
     EDGELOOP_MODELS                     = jsonencode(var.models)
-    EDGELOOP_TOPICS__STORAGE_EVENTS     = module.topic_storage_events.topic_name
-    EDGELOOP_TOPICS__RETRAIN_REQUESTS   = module.topic_retrain_requests.topic_name
-    EDGELOOP_TOPICS__DRIFT_CHECKS       = module.topic_drift_checks.topic_name
+    EDGELOOP_TOPICS__STORAGE_EVENTS     = module.topic["storage_events"].topic_name
+    EDGELOOP_TOPICS__RETRAIN_REQUESTS   = module.topic["retrain_requests"].topic_name
+    EDGELOOP_TOPICS__DRIFT_CHECKS       = module.topic["drift_checks"].topic_name
     EDGELOOP_TOPICS__DEAD_LETTER_SUFFIX = var.topics.dead_letter_suffix
   }
   # Operator overrides first, so the wired values above always win.

@@ -35,11 +35,7 @@ locals {
     [for channel in google_monitoring_notification_channel.email : channel.id],
   )
 
-  dead_letter_subscriptions = {
-    storage_events   = module.topic_storage_events.dead_letter_subscription_name
-    retrain_requests = module.topic_retrain_requests.dead_letter_subscription_name
-    drift_checks     = module.topic_drift_checks.dead_letter_subscription_name
-  }
+  dead_letter_subscriptions = { for field, topic in module.topic : field => topic.dead_letter_subscription_name }
 }
 
 resource "google_monitoring_notification_channel" "email" {

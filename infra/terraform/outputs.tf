@@ -6,12 +6,7 @@ output "bucket" {
 output "topics" {
   description = "Topic ids, their dead-letter topics and the subscriptions that keep dead letters."
   value = {
-    for key, topic in {
-      storage_events   = module.topic_storage_events
-      retrain_requests = module.topic_retrain_requests
-      drift_checks     = module.topic_drift_checks
-    } :
-    key => {
+    for key, topic in module.topic : key => {
       topic                    = topic.topic_name
       dead_letter_topic        = topic.dead_letter_topic_name
       dead_letter_subscription = topic.dead_letter_subscription_name
@@ -22,8 +17,7 @@ output "topics" {
 output "functions" {
   description = "Deployed functions by entry point: name, run.app URI and trigger (push subscription or Eventarc trigger)."
   value = {
-    for function in [module.on_upload, module.on_feedback, module.check_drift, module.launch_training] :
-    function.entry_point => {
+    for entry_point, function in module.event_function : entry_point => {
       name              = function.name
       uri               = function.uri
       push_subscription = function.push_subscription

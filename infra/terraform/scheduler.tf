@@ -1,39 +1,37 @@
-# Time-based triggers, one job per model. Both publish the same JSON message as
-# `edgeloop retrain MODEL`: {"model": ..., "reason": "schedule"}. Cloud
-# Scheduler publishes as its own service agent (roles/cloudscheduler.serviceAgent).
+# Time-based triggers, one job per model (modules/model_schedule). Both publish
+# the same JSON message as `edgeloop retrain MODEL`: {"model": ..., "reason":
+# "schedule"}, to the topic named by its key in local.topic_names.
 
-resource "google_cloud_scheduler_job" "drift_check" {
-  for_each    = var.schedules.enable_drift ? toset(var.models) : toset([])
-  project     = var.project_id
-  region      = var.region
-  name        = "edgeloop-drift-check-${each.key}"
-  description = "Asks check_drift to compare recent inputs of ${each.key} with its baseline."
-  schedule    = var.schedules.drift_check
-  time_zone   = var.schedules.time_zone
-
-  pubsub_target {
-    topic_name = module.topic_drift_checks.topic_id
-    data       = base64encode(jsonencode({ model = each.key, reason = "schedule" }))
-    attributes = { origin = "cloud-scheduler" }
+locals {
+  schedules = {
+    drift_check = {
+      enabled     = var.schedules.enable_drift
+      schedule    = var.schedules.drift_check
+      topic       = "drift_checks"
+      description = "Asks check_drift to compare recent inputs of %s with its baseline."
+    }
+    weekly_retrain = {
+      enabled     = var.schedules.enable_retrain
+      schedule    = var.schedules.weekly_retrain
+      topic       = "retrain_requests"
+      description = "Requests the scheduled retrain of %s (launch_training applies lock, debounce and cooldown)."
+    }
   }
-
-  depends_on = [google_project_service.enabled]
 }
 
-resource "google_cloud_scheduler_job" "weekly_retrain" {
-  for_each    = var.schedules.enable_retrain ? toset(var.models) : toset([])
-  project     = var.project_id
-  region      = var.region
-  name        = "edgeloop-weekly-retrain-${each.key}"
-  description = "Requests the scheduled retrain of ${each.key} (launch_training applies lock, debounce and cooldown)."
-  schedule    = var.schedules.weekly_retrain
-  time_zone   = var.schedules.time_zone
+# Jobs named edgeloop-<key with hyphens>-<model>.
+module "schedule" {
+  source   = "./modules/model_schedule"
+  for_each = local.schedules
 
-  pubsub_target {
-    topic_name = module.topic_retrain_requests.topic_id
-    data       = base64encode(jsonencode({ model = each.key, reason = "schedule" }))
-    attributes = { origin = "cloud-scheduler" }
-  }
+  project_id  = var.project_id
+  region      = var.region
+  name_prefix = "edgeloop-${replace(each.key, "_", "-")}"
+  description = each.value.description
+  schedule    = each.value.schedule
+  time_zone   = var.schedules.time_zone
+  topic_id    = module.topic[each.value.topic].topic_id
+  models      = each.value.enabled ? var.models : []
 
   depends_on = [google_project_service.enabled]
 }

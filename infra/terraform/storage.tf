@@ -88,7 +88,7 @@ resource "google_firebase_storage_bucket" "data" {
 resource "google_storage_notification" "object_finalize" {
   bucket         = google_storage_bucket.data.name
   payload_format = "JSON_API_V1"
-  topic          = module.topic_storage_events.topic_id
+  topic          = module.topic["storage_events"].topic_id
   event_types    = ["OBJECT_FINALIZE"]
 
   depends_on = [google_pubsub_topic_iam_member.gcs_publishes_storage_events]

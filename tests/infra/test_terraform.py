@@ -1,8 +1,9 @@
 """infra/terraform, checked statically against the code it deploys.
 
-There is no terraform binary here, so every .tf file is parsed with python-hcl2
-and cross-checked with the code: the functions and their triggers
-(functions/main.py, edgeloop/localstack/stack.py), the settings they read
+The Google providers cannot be downloaded here (no terraform validate or plan),
+so every .tf file is parsed with python-hcl2 and cross-checked with the code:
+the functions and their triggers (functions/main.py,
+edgeloop/localstack/stack.py), the settings they read
 (shared/config.py), the topic and delivery defaults, the rules files, the
 source archive and its requirements, the log events alerted on. checkov then
 scans the configuration (and trainer_job/Dockerfile once it exists): every
@@ -37,6 +38,8 @@ REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "infra" / "terraform"
 EVENT_FUNCTION = "./modules/event_function"
 TOPIC_MODULE = "./modules/pubsub_topic_with_dlq"
+SCHEDULE_MODULE = "./modules/model_schedule"
+MODULE_DIRECTORIES = [".", "modules/event_function", "modules/pubsub_topic_with_dlq", "modules/model_schedule"]
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 
 # Settings the deployed functions deliberately leave at shared/config.py's
@@ -182,13 +185,71 @@ def root() -> Module:
     return module(".")
 
 
+_EACH_VALUE = re.compile(r"\beach\.value\.(\w+)")
+_NULL_GUARD = re.compile(r"\$\{each\.value\.(\w+) == null \? null : (.*)\}", re.DOTALL)
+
+
+def _instance_argument(value: Any, key: str, entry: dict) -> Any:
+    """One argument of a for_each module call as instance `key` sees it: each.key and
+    each.value(.X) substituted. None is unset: the module's default applies. Reads
+    the forms the root module uses, "${each.value}", "${each.value.X}",
+    "${each.value.X == null ? null : EXPR}", and each.key or each.value.X used as
+    a reference inside an expression; anything else fails the assertion below."""
+    if not isinstance(value, str):
+        return value
+    if value == "${each.value}":
+        return entry
+    whole = re.fullmatch(r"\$\{each\.value\.(\w+)\}", value)
+    if whole:
+        return entry[whole.group(1)]
+    if value == "${each.key}":
+        return key
+    guard = _NULL_GUARD.fullmatch(value)
+    if guard:
+        if entry[guard.group(1)] is None:
+            return None
+        value = "${" + guard.group(2) + "}"
+
+    def literal(match: re.Match) -> str:
+        item = entry[match.group(1)]
+        assert isinstance(item, str), f"each.value.{match.group(1)} is used in an expression but is {item!r}"
+        reference = re.fullmatch(r"\$\{([\w.]+)\}", item)  # e.g. ${var.x.y}
+        if reference:
+            return reference.group(1)
+        assert "${" not in item, f"each.value.{match.group(1)} is neither a plain string nor a reference: {item!r}"
+        return json.dumps(item)
+
+    value = _EACH_VALUE.sub(literal, value).replace("each.key", json.dumps(key))
+    assert "each." not in value, value
+    return value
+
+
+def for_each_calls(source: str) -> dict[str, dict]:
+    """Root calls of a module source, one per for_each instance key, each with its
+    arguments as that instance receives them (unset ones left out) and "_module",
+    the instance address."""
+    calls = {}
+    for name, body in root().modules.items():
+        if body["source"] != source:
+            continue
+        expression = body.get("for_each")
+        assert expression, f"module {name}: expected a for_each over a local map"
+        local = re.fullmatch(r"\$\{local\.(\w+)\}", expression)
+        assert local, f"module {name}: for_each {expression!r} is not a local map"
+        for key, entry in root().locals[local.group(1)].items():
+            call = {
+                argument: _instance_argument(value, key, entry)
+                for argument, value in body.items()
+                if argument not in ("source", "for_each", "depends_on")
+            }
+            calls[key] = {argument: value for argument, value in call.items() if value is not None}
+            calls[key]["_module"] = f'{name}["{key}"]'
+    return calls
+
+
 def function_modules() -> dict[str, dict]:
-    """Root module calls of the event_function module, by entry point."""
-    return {
-        body["entry_point"]: body | {"_module": name}
-        for name, body in root().modules.items()
-        if body["source"] == EVENT_FUNCTION
-    }
+    """Root calls of the event_function module, by entry point (one per for_each instance)."""
+    return {call["entry_point"]: call for call in for_each_calls(EVENT_FUNCTION).values()}
 
 
 def optional_defaults(type_expression: str) -> dict[str, str]:
@@ -240,7 +301,51 @@ def test_the_layout_follows_terraform_google_modules():
     assert (TERRAFORM / "terraform.tfvars.example").is_file()
 
 
-@pytest.mark.parametrize("directory", [".", "modules/event_function", "modules/pubsub_topic_with_dlq"])
+# Addresses the for_each refactoring changed: an existing deployment's state moves
+# to the new address (moved.tf) instead of the resource being destroyed and recreated.
+MOVED = {
+    "module.on_upload": 'module.event_function["on_upload"]',
+    "module.on_feedback": 'module.event_function["on_feedback"]',
+    "module.check_drift": 'module.event_function["check_drift"]',
+    "module.launch_training": 'module.event_function["launch_training"]',
+    "module.topic_storage_events": 'module.topic["storage_events"]',
+    "module.topic_retrain_requests": 'module.topic["retrain_requests"]',
+    "module.topic_drift_checks": 'module.topic["drift_checks"]',
+    "google_cloud_scheduler_job.drift_check": 'module.schedule["drift_check"].google_cloud_scheduler_job.this',
+    "google_cloud_scheduler_job.weekly_retrain": 'module.schedule["weekly_retrain"].google_cloud_scheduler_job.this',
+    "google_firebaserules_ruleset.firestore": 'google_firebaserules_ruleset.rules["firestore"]',
+    "google_firebaserules_ruleset.storage": 'google_firebaserules_ruleset.rules["storage"]',
+    "google_firebaserules_release.firestore": 'google_firebaserules_release.rules["firestore"]',
+    "google_firebaserules_release.storage": 'google_firebaserules_release.rules["storage"]',
+    "google_storage_bucket_iam_member.on_upload_quarantines": 'google_storage_bucket_iam_member.on_upload_quarantines["on_upload"]',
+}
+
+
+def test_moved_resources_keep_their_state_and_their_names():
+    moved = {}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        for block in _parse(path).get("moved", []):
+            source = block["from"].removeprefix("${").removesuffix("}")
+            assert source not in moved, f"{source} moved twice"
+            moved[source] = block["to"].removeprefix("${").removesuffix("}")
+    assert moved == MOVED
+    # The instances keep the names the separate blocks gave them: a new name would
+    # replace the function (and its push subscription) or the job all the same.
+    def hyphenated(expression: str) -> str:
+        match = re.fullmatch(r'edgeloop-\$\{replace\("(\w+)", "_", "-"\)\}', expression)
+        assert match, expression
+        return "edgeloop-" + match.group(1).replace("_", "-")
+
+    names = {entry_point: hyphenated(call["name"]) for entry_point, call in function_modules().items()}
+    assert names == {"on_upload": "edgeloop-on-upload", "on_feedback": "edgeloop-on-feedback",
+                     "check_drift": "edgeloop-check-drift", "launch_training": "edgeloop-launch-training"}
+    prefixes = {schedule: hyphenated(call["name_prefix"]) for schedule, call in for_each_calls(SCHEDULE_MODULE).items()}
+    assert prefixes == {"drift_check": "edgeloop-drift-check", "weekly_retrain": "edgeloop-weekly-retrain"}
+    job = module("modules/model_schedule").resource("google_cloud_scheduler_job", "this")
+    assert job["name"] == "${var.name_prefix}-${each.key}"
+
+
+@pytest.mark.parametrize("directory", MODULE_DIRECTORIES)
 def test_provider_versions_are_bounded_below_and_above(directory):
     blocks = module(directory).terraform
     assert blocks, f"{directory}: no terraform block"
@@ -257,7 +362,7 @@ def test_provider_versions_are_bounded_below_and_above(directory):
         assert {"google", "google-beta", "archive"} <= set(required)
 
 
-@pytest.mark.parametrize("directory", [".", "modules/event_function", "modules/pubsub_topic_with_dlq"])
+@pytest.mark.parametrize("directory", MODULE_DIRECTORIES)
 def test_every_variable_is_typed_and_described(directory):
     for name, body in module(directory).variables.items():
         assert body.get("type"), f"{directory}: variable {name} has no type"
@@ -274,7 +379,7 @@ def test_root_variables_with_free_form_values_are_validated():
     assert unvalidated <= {"bucket_location", "firestore_location", "create_firestore_database"}, unvalidated
 
 
-@pytest.mark.parametrize("directory", [".", "modules/event_function", "modules/pubsub_topic_with_dlq"])
+@pytest.mark.parametrize("directory", MODULE_DIRECTORIES)
 def test_readme_lists_every_input_and_output(directory):
     readme = (TERRAFORM / directory / "README.md").read_text()
     mod = module(directory)
@@ -300,7 +405,7 @@ def test_every_cloud_event_function_is_deployed_with_its_entry_point():
     )
     assert set(stack.FUNCTIONS) == set(deployed)
     for entry_point, call in deployed.items():
-        assert call["_module"] == entry_point, f"module for {entry_point} is named {call['_module']}"
+        assert call["_module"] == f'event_function["{entry_point}"]', f"module for {entry_point} is {call['_module']}"
 
 
 def test_the_function_module_builds_the_entry_point_with_the_pinned_python():
@@ -325,12 +430,12 @@ def test_the_function_module_builds_the_entry_point_with_the_pinned_python():
 def test_each_topic_pushes_to_the_function_the_local_stack_routes_it_to(topic_field, entry_point):
     call = function_modules()[entry_point]
     trigger = call.get("pubsub_trigger", "")
-    assert f"module.topic_{topic_field}.topic_id" in trigger, f"{entry_point} is not fed by {topic_field}: {trigger}"
-    assert f"module.topic_{topic_field}.dead_letter_topic_id" in trigger
+    assert f'module.topic["{topic_field}"].topic_id' in trigger, f"{entry_point} is not fed by {topic_field}: {trigger}"
+    assert f'module.topic["{topic_field}"].dead_letter_topic_id' in trigger
     assert "local.push_delivery" in trigger
     assert "firestore_trigger" not in call
-    topic = root().modules[f"topic_{topic_field}"]
-    assert topic["source"] == TOPIC_MODULE
+    topic = for_each_calls(TOPIC_MODULE)[topic_field]
+    assert topic["_module"] == f'topic["{topic_field}"]'
     assert topic["name"] == f"${{var.topics.{topic_field}}}"
     assert topic["dead_letter_suffix"] == "${var.topics.dead_letter_suffix}"
 
@@ -387,18 +492,26 @@ def test_the_bucket_notifies_storage_events_as_the_decoder_expects():
     assert notification["payload_format"] == events.GCS_PAYLOAD_FORMAT
     assert notification["event_types"] == ["OBJECT_FINALIZE"]
     assert set(notification["event_types"]) <= events.GCS_EVENT_TYPES
-    assert notification["topic"] == "${module.topic_storage_events.topic_id}"
+    assert notification["topic"] == '${module.topic["storage_events"].topic_id}'
     assert notification["bucket"] == "${google_storage_bucket.data.name}"
 
 
 def test_schedules_publish_to_the_drift_and_retrain_topics():
-    jobs = root().resources_of("google_cloud_scheduler_job")
-    assert jobs["drift_check"]["pubsub_target"][0]["topic_name"] == "${module.topic_drift_checks.topic_id}"
-    assert jobs["weekly_retrain"]["pubsub_target"][0]["topic_name"] == "${module.topic_retrain_requests.topic_id}"
-    for job in jobs.values():
-        data = job["pubsub_target"][0]["data"]
-        assert "model = each.key" in data and 'reason = "schedule"' in data.replace('\\"', '"')
-        assert "var.models" in job["for_each"]
+    schedules = for_each_calls(SCHEDULE_MODULE)
+    assert set(schedules) == {"drift_check", "weekly_retrain"}
+    assert schedules["drift_check"]["topic_id"] == '${module.topic["drift_checks"].topic_id}'
+    assert schedules["weekly_retrain"]["topic_id"] == '${module.topic["retrain_requests"].topic_id}'
+    assert schedules["drift_check"]["models"] == "${var.schedules.enable_drift ? var.models : []}"
+    assert schedules["weekly_retrain"]["models"] == "${var.schedules.enable_retrain ? var.models : []}"
+    assert schedules["drift_check"]["schedule"] == "${var.schedules.drift_check}"
+    assert schedules["weekly_retrain"]["schedule"] == "${var.schedules.weekly_retrain}"
+    for call in schedules.values():
+        assert call["time_zone"] == "${var.schedules.time_zone}"
+    job = module("modules/model_schedule").resource("google_cloud_scheduler_job", "this")
+    data = job["pubsub_target"][0]["data"]
+    assert "model = each.key" in data and 'reason = "schedule"' in data.replace('\\"', '"')
+    assert job["for_each"] == "${toset(var.models)}"
+    assert job["pubsub_target"][0]["topic_name"] == "${var.topic_id}"
 
 
 # --- configuration -----------------------------------------------------------------
@@ -424,7 +537,7 @@ def test_the_bucket_and_models_reach_the_code_through_its_settings():
     assert env["EDGELOOP_PROJECT_ID"] == "${var.project_id}"
     assert env["EDGELOOP_MODELS"] == "${jsonencode(var.models)}"
     for field in ("storage_events", "retrain_requests", "drift_checks"):
-        assert env[f"EDGELOOP_TOPICS__{field.upper()}"] == f"${{module.topic_{field}.topic_name}}"
+        assert env[f"EDGELOOP_TOPICS__{field.upper()}"] == f'${{module.topic["{field}"].topic_name}}'
     assert env["EDGELOOP_TOPICS__DEAD_LETTER_SUFFIX"] == "${var.topics.dead_letter_suffix}"
     # Settings parse EDGELOOP_MODELS as JSON, which is what jsonencode() writes.
     assert Settings(models=json.loads(json.dumps(["digits", "fashion"]))).models == ("digits", "fashion")
@@ -445,6 +558,8 @@ def test_every_setting_the_code_reads_is_set_or_deliberately_defaulted(entry_poi
         "defaulted: set them in infra/terraform (locals.settings_env / launcher_env) or add them to DEFAULTED "
         "in tests/infra/test_terraform.py with the reason"
     )
+    launcher = root().local_keys("local.launcher_env")
+    assert (launcher <= env) == (entry_point == "launch_training"), "only launch_training starts the trainer"
 
 
 def test_every_variable_terraform_sets_is_one_the_code_reads():
@@ -460,17 +575,23 @@ def test_every_variable_terraform_sets_is_one_the_code_reads():
 # --- rules, source archive, requirements --------------------------------------------
 
 def test_rules_releases_read_the_files_the_local_stack_loads():
-    rulesets = root().resources_of("google_firebaserules_ruleset")
-    firestore_file = rulesets["firestore"]["source"][0]["files"][0]
-    storage_file = rulesets["storage"]["source"][0]["files"][0]
-    assert root().resolve_path(firestore_file["content"]) == stack.FIRESTORE_RULES.resolve()
-    assert root().resolve_path(storage_file["content"]) == (REPO / "infra/firebase/storage.rules").resolve()
-    assert (firestore_file["name"], storage_file["name"]) == ("firestore.rules", "storage.rules")
-    releases = root().resources_of("google_firebaserules_release")
-    assert releases["firestore"]["name"] == "cloud.firestore"
-    assert "google_firebaserules_ruleset.firestore.name" in releases["firestore"]["ruleset_name"]
-    assert releases["storage"]["name"] == "firebase.storage/${google_storage_bucket.data.name}"
-    assert "google_firebaserules_ruleset.storage.name" in releases["storage"]["ruleset_name"]
+    ruleset = root().resource("google_firebaserules_ruleset", "rules")
+    assert _for_each_keys(root(), ruleset["for_each"]) == ["firestore", "storage"]
+    rules_file = ruleset["source"][0]["files"][0]
+    files = {key: root().resolve_path(rules_file["content"].replace("${each.key}", key)) for key in ("firestore", "storage")}
+    assert files["firestore"] == stack.FIRESTORE_RULES.resolve()
+    assert files["storage"] == (REPO / "infra/firebase/storage.rules").resolve()
+    assert rules_file["name"] == "${each.key}.rules"
+    release = root().resource("google_firebaserules_release", "rules")
+    assert release["for_each"] == "${local.rules_releases}" and release["name"] == "${each.value}"
+    assert root().locals["rules_releases"] == {
+        "firestore": "cloud.firestore",
+        "storage": "firebase.storage/${google_storage_bucket.data.name}",
+    }
+    assert "google_firebaserules_ruleset.rules[each.key].name" in release["ruleset_name"]
+    assert release["lifecycle"][0]["replace_triggered_by"] == ["${google_firebaserules_ruleset.rules[each.key]}"]
+    # Each release waits for what it protects (the database; the bucket's Firebase link).
+    assert {"${google_firestore_database.default}", "${google_firebase_storage_bucket.data}"} <= set(release["depends_on"])
 
 
 def _archive_files() -> dict[str, Path]:
@@ -650,7 +771,7 @@ def test_each_function_runs_and_is_triggered_as_its_own_service_account():
 
 
 def _all_modules() -> list[Module]:
-    return [root(), module("modules/event_function"), module("modules/pubsub_topic_with_dlq")]
+    return [module(directory) for directory in MODULE_DIRECTORIES]
 
 
 def test_no_basic_roles_no_public_members_and_project_roles_only_where_unavoidable():
@@ -796,12 +917,11 @@ def test_every_function_that_dead_letters_malformed_messages_may_publish_to_that
         (function, topic) for topic, function in re.findall(r'@_acknowledge_malformed\("(\w+)"\)\s*\ndef (\w+)', source)
     )
     assert forwarding, "no dead-lettering handler found in functions/main.py"
-    topic_modules = {"storage_events": "topic_storage_events", "drift_checks": "topic_drift_checks",
-                     "retrain_requests": "topic_retrain_requests"}
     publishers = root().locals["dead_letter_publishers"]
     assert set(publishers) == set(forwarding)
     for function, topic in forwarding.items():
-        assert publishers[function] == f"${{module.{topic_modules[topic]}.dead_letter_topic_name}}", function
+        assert topic in root().locals["topic_names"], topic
+        assert publishers[function] == f'${{module.topic["{topic}"].dead_letter_topic_name}}', function
 
 
 # --- alerting ------------------------------------------------------------------------
@@ -844,10 +964,10 @@ def test_every_alerted_event_has_a_metric_and_an_alert_and_is_written_by_the_cod
 
 
 def test_dead_letters_raise_an_alert_for_every_topic():
-    watched = root().locals["dead_letter_subscriptions"]
-    assert set(watched) == set(stack.PUSH_ROUTES)
-    for field, expression in watched.items():
-        assert expression == f"${{module.topic_{field}.dead_letter_subscription_name}}"
+    assert root().locals["dead_letter_subscriptions"] == (
+        "${{for field, topic in module.topic : field => topic.dead_letter_subscription_name}}"
+    )
+    assert set(for_each_calls(TOPIC_MODULE)) == set(stack.PUSH_ROUTES), "every topic, and only those, is watched"
     policy = root().resource("google_monitoring_alert_policy", "dead_letters")
     condition = policy["dynamic"][0]["conditions"]
     assert condition["for_each"] == "${local.dead_letter_subscriptions}"
