@@ -16,24 +16,21 @@ from google.cloud import firestore, pubsub_v1, storage
 from shared.config import get_settings
 
 
-def _emulated(variable: str) -> bool:
-    return bool(os.environ.get(variable))
+def _credentials(emulator_variable: str) -> AnonymousCredentials | None:
+    """Anonymous against an emulator; None (Application Default Credentials) against Google Cloud."""
+    return AnonymousCredentials() if os.environ.get(emulator_variable) else None
 
 
 @lru_cache(maxsize=None)
 def firestore_client(project: str | None = None) -> firestore.Client:
-    project = project or get_settings().project_id
-    if _emulated("FIRESTORE_EMULATOR_HOST"):
-        return firestore.Client(project=project, credentials=AnonymousCredentials())
-    return firestore.Client(project=project)
+    return firestore.Client(project=project or get_settings().project_id,
+                            credentials=_credentials("FIRESTORE_EMULATOR_HOST"))
 
 
 @lru_cache(maxsize=None)
 def storage_client(project: str | None = None) -> storage.Client:
-    project = project or get_settings().project_id
-    if _emulated("STORAGE_EMULATOR_HOST"):
-        return storage.Client(project=project, credentials=AnonymousCredentials())
-    return storage.Client(project=project)
+    return storage.Client(project=project or get_settings().project_id,
+                          credentials=_credentials("STORAGE_EMULATOR_HOST"))
 
 
 @lru_cache(maxsize=None)

@@ -166,28 +166,19 @@ def complete_in_transaction(
     return True
 
 
-def complete_run(
-    run_id: str,
-    outcome: str,
-    result: dict[str, Any],
-    settings: Settings,
-    *,
-    failed_stage: str | None = None,
-    error: str | None = None,
-    forget_causes: bool = False,
-) -> bool:
+def complete_run(run_id: str, outcome: str, result: dict[str, Any], settings: Settings, **ending: Any) -> bool:
     """Record the run's end and release the model's lock (starting the cooldown), in one transaction.
 
+    ``ending`` is what ``complete_in_transaction`` takes besides (failed_stage, error, forget_causes).
     False (and nothing written) if the run already has an outcome.
     """
     @firestore.transactional
     def apply(transaction: firestore.Transaction) -> bool:
-        return complete_in_transaction(transaction, run_id, outcome, result, settings, failed_stage=failed_stage,
-                                       error=error, forget_causes=forget_causes)
+        return complete_in_transaction(transaction, run_id, outcome, result, settings, **ending)
 
     if not apply(firestore_client(settings.project_id).transaction(max_attempts=TRANSACTION_ATTEMPTS)):
         return False
-    runs.log_completion(run_id, outcome, failed_stage, error)
+    runs.log_completion(run_id, outcome, ending.get("failed_stage"), ending.get("error"))
     return True
 
 
