@@ -11,10 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, model_validator
 
+from shared.errors import EdgeloopError
 from shared.layout import UPLOADS_PREFIX
 
 
-class InvalidFeedback(ValueError):
+class InvalidFeedback(EdgeloopError, ValueError):
     """A feedback document that cannot be counted; ``str()`` names the problem."""
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from shared.config import ImageLimits
-from shared.errors import InvalidObjectNameError
+from shared.errors import EdgeloopError, InvalidObjectNameError
 from shared.layout import ObjectKind, ObjectRef, parse_object_name
 from shared.events import StorageObjectEvent
 
@@ -54,7 +54,7 @@ _SIGNATURES = {"PNG": b"\x89PNG\r\n\x1a\n", "JPEG": b"\xff\xd8\xff"}
 _ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]+")  # a repr's memory address: never part of a detail
 
 
-class Rejected(Exception):
+class Rejected(EdgeloopError):
     """Raised inside validation; carries the reason the object is quarantined."""
 
     def __init__(self, reason: Reason, detail: str):

@@ -23,7 +23,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-LABELS_FILE = "labels.txt"
+from client_sdk.runtime import LABELS_FILE  # the packed labels file clients read: one name for writer and reader
+
 REPRESENTATIVE_SAMPLES = 300  # enough to calibrate every activation range on digits
 # The model takes raw 0..255 pixels and rescales inside, so clients must not
 # normalise: mean 0, std 1 is the identity in the metadata's (x - mean) / std.

@@ -1,91 +1,47 @@
 """Score and load-check TFLite models the way clients will run them.
 
-``LiteModel`` runs a model in ai-edge-litert, the runtime the client SDK uses
-(``tf.lite.Interpreter`` is deprecated); ``mediapipe_top1`` loads it in
-MediaPipe Tasks' ImageClassifier, the standard mobile client, which reads the
-labels from the model's metadata.
+``LiteModel`` is the client SDK's own LiteRT runtime
+(``client_sdk.runtime.LiteRTClassifier``, in ai-edge-litert; ``tf.lite.Interpreter``
+is deprecated) with the trainer's vocabulary on top: shapes and dtypes, and
+predictions for whole batches. ``mediapipe_top1`` loads a model in MediaPipe
+Tasks' ImageClassifier, the standard mobile client, which reads the labels
+from the model's metadata.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 
 import numpy as np
+
+from client_sdk.runtime import LiteRTClassifier
 
 LATENCY_WARMUP = 5
 
 
-class LiteModel:
-    """A TFLite model in ai-edge-litert, classifying uint8 RGB batches (N×H×W×3)."""
-
-    def __init__(self, tflite_bytes: bytes, num_threads: int = 1):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self._interpreter = Interpreter(model_content=bytes(tflite_bytes), num_threads=num_threads)
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self._batch = int(self._input["shape"][0])
+class LiteModel(LiteRTClassifier):
+    """The client's classifier, taking uint8 RGB batches (N×H×W×3) or single images (H×W×3)."""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(int(d) for d in self._input["shape"])
+        return self.input.shape
 
     @property
     def input_dtype(self) -> type:
-        return self._input["dtype"]
+        return np.dtype(self.input.dtype).type
 
     @property
     def output_dtype(self) -> type:
-        return self._output["dtype"]
+        return np.dtype(self.output.dtype).type
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class scores as float32 (N×classes), dequantized when the output is quantized."""
         images = np.asarray(images)
-        if images.ndim == 3:
-            images = images[None, ...]
-        if images.dtype != np.uint8:
-            raise ValueError(f"expected uint8 RGB pixels, got {images.dtype}")
-        if len(images) != self._batch:
-            self._resize(len(images))
-        self._interpreter.set_tensor(self._input["index"], self._to_input(images))
-        self._interpreter.invoke()
-        return self._from_output(self._interpreter.get_tensor(self._output["index"]))
+        return self.batch_scores(images[None, ...] if images.ndim == 3 else images)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """The top class index of every image."""
         return np.argmax(self.probabilities(images), axis=1)
-
-    def invoke_once(self) -> None:
-        """Run inference on whatever input is set (for latency measurements)."""
-        self._interpreter.invoke()
-
-    def _resize(self, batch: int) -> None:
-        self._interpreter.resize_tensor_input(self._input["index"], [batch, *self.input_shape[1:]])
-        self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
-        self._batch = batch
-
-    def _to_input(self, images: np.ndarray) -> np.ndarray:
-        dtype = self._input["dtype"]
-        if dtype == np.float32:
-            return images.astype(np.float32)  # float models take 0..255 and rescale inside
-        scale, zero_point = self._input["quantization"]
-        if scale == 0:  # not quantized: raw integers
-            return images.astype(dtype)
-        info = np.iinfo(dtype)
-        quantized = np.rint(images.astype(np.float32) / scale + zero_point)
-        return np.clip(quantized, info.min, info.max).astype(dtype)
-
-    def _from_output(self, raw: np.ndarray) -> np.ndarray:
-        if raw.dtype == np.float32:
-            return raw
-        scale, zero_point = self._output["quantization"]
-        if scale == 0:
-            return raw.astype(np.float32)
-        return (raw.astype(np.float32) - zero_point) * scale
 
 
 def keras_accuracy(model, examples) -> float:
@@ -105,15 +61,7 @@ def latency_us(tflite_bytes: bytes, image: np.ndarray, repeats: int = 200) -> fl
     """Median wall time of one single-image inference on one thread, in microseconds."""
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
-    model = LiteModel(tflite_bytes, num_threads=1)
-    model.probabilities(image)  # sets the input; the first calls also warm up caches
-    for _ in range(LATENCY_WARMUP):
-        model.invoke_once()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter_ns()
-        model.invoke_once()
-        samples.append(time.perf_counter_ns() - started)
+    samples = LiteModel(tflite_bytes, num_threads=1).invocation_times_ns(image, repeats, warmup=LATENCY_WARMUP)
     return statistics.median(samples) / 1000.0
 
 

@@ -23,6 +23,7 @@ from PIL import Image
 
 from shared import layout
 from shared.config import Settings
+from shared.errors import EdgeloopError
 from shared.gcp.clients import firestore_client, storage_client
 
 MANIFEST_FORMAT = 1
@@ -30,7 +31,7 @@ TRAINABLE_STATUSES = frozenset({"new", "used"})
 DOWNLOAD_WORKERS = 16  # object reads are latency-bound; a few more threads than cores keep the pipe full
 
 
-class EmptySnapshotError(RuntimeError):
+class EmptySnapshotError(EdgeloopError, RuntimeError):
     """The model has no labelled images to train on (or not for every label)."""
 
 

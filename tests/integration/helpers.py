@@ -1,4 +1,4 @@
-"""Small waiting and writing helpers for tests that drive the local stack."""
+"""Small waiting, writing and credential helpers for tests that drive the local stack."""
 
 from __future__ import annotations
 
@@ -6,18 +6,29 @@ import time
 import uuid
 from typing import Any, Callable
 
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore, storage
 
+from client_sdk.emulator_auth import unsigned_id_token
 from shared import layout
+from shared.gcp.clients import firestore_client, storage_client
+
+# The emulators' admin: ``Bearer owner`` bypasses the security rules, as the service accounts do in production.
+ADMIN = {"Authorization": "Bearer owner"}
+
+
+def user_headers(uid: str, project: str) -> dict[str, str]:
+    """Headers of signed-in (anonymous-provider) Firebase user ``uid``, with the token devices send the emulator."""
+    return {"Authorization": f"Bearer {unsigned_id_token(uid, project)}"}
 
 
 def db(stack) -> firestore.Client:
-    return firestore.Client(project=stack.project_id, credentials=AnonymousCredentials())
+    """The product's own Firestore client for ``stack`` (anonymous: ``local_stack`` set FIRESTORE_EMULATOR_HOST)."""
+    return firestore_client(stack.project_id)
 
 
 def bucket(stack) -> storage.Bucket:
-    return storage.Client(project=stack.project_id, credentials=AnonymousCredentials()).bucket(stack.bucket)
+    """The stack's bucket through the product's own Storage client (anonymous under STORAGE_EMULATOR_HOST)."""
+    return storage_client(stack.project_id).bucket(stack.bucket)
 
 
 def eventually(probe: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:

@@ -13,7 +13,7 @@ from google.cloud import firestore, pubsub_v1, storage
 from edgeloop.localstack.function_logs import log_entries, wait_for_entry
 from shared import layout
 from shared.digits import load_digits_rgb
-from tests.auth_tokens import user_token as _user_token
+from tests.integration.helpers import user_headers as _user_token
 
 
 class _EmulatorCredential(credentials.Base):

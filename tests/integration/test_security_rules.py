@@ -30,7 +30,7 @@ import requests
 
 from shared.config import Settings
 from shared.firestore_values import encode_fields
-from tests.auth_tokens import ADMIN, user_token
+from tests.integration.helpers import ADMIN, user_headers as user_token
 
 RULES = Path(__file__).resolve().parents[2] / "infra" / "firebase"
 # A model of its own: the session's stack is shared, and this module seeds control documents (a training lock).

@@ -3,18 +3,12 @@
 import numpy as np
 import pytest
 
-from shared.digits import LABELS, load_digits_rgb
+from client_sdk.runtime import LiteRTClassifier
+from shared.digits import LABELS
 from trainer_job import convert, evaluate
 from trainer_job.model import Hyperparameters, fit
-from trainer_job.split import stratified_split
 
 QUICK = Hyperparameters(epochs=4)  # enough to classify digits well; the real grid trains longer
-
-
-@pytest.fixture(scope="module")
-def digits():
-    images = load_digits_rgb()
-    return stratified_split(np.stack([i.rgb for i in images]), np.array([int(i.label) for i in images]), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +75,17 @@ def test_litert_classifies_single_images_and_batches_of_any_size(published, digi
     assert batch.shape == (17, len(LABELS)) and batch.dtype == np.float32
     assert np.allclose(batch.sum(axis=1), 1.0, atol=0.05)  # dequantized probabilities
     assert lite.predict(images[:1]).tolist() == [labels[0]]  # shrinking the batch again works
+
+
+def test_the_trainer_scores_with_the_clients_own_runtime(published, digits):
+    """One LiteRT wrapper: a batch resizes the interpreter, and single-image scoring (the device's call) still agrees."""
+    lite = evaluate.LiteModel(published)
+    assert isinstance(lite, LiteRTClassifier)
+    images = digits.holdout.images
+    batch = lite.probabilities(images[:9])
+    assert lite.input.shape == (1, 32, 32, 3) and lite.output.shape == (1, len(LABELS))  # declared, whatever the batch
+    assert np.allclose(lite.scores(images[4]), batch[4])
+    assert np.allclose(lite.batch_scores(images[:3]), batch[:3])
 
 
 def test_litert_refuses_anything_but_uint8_pixels(published, digits):

@@ -1,20 +1,12 @@
 """The CNN takes raw RGB pixels, and the grid search keeps the best trial by validation while recording all."""
 
-import numpy as np
 import pytest
 
-from shared.digits import LABELS, load_digits_rgb
+from shared.digits import LABELS
 from trainer_job.model import DEFAULT_GRID, Hyperparameters, build_model, train_best
-from trainer_job.split import stratified_split
 
 CRIPPLED = Hyperparameters(filters=2, dense_units=8, epochs=1, dropout=0.0)
 QUICK = Hyperparameters(epochs=3)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    images = load_digits_rgb()
-    return stratified_split(np.stack([i.rgb for i in images]), np.array([int(i.label) for i in images]), seed=0)
 
 
 @pytest.fixture(scope="module")
