@@ -64,10 +64,10 @@ def _full_run_on_a_fresh_stack() -> dict:
         run = wait_for_outcome(outcome.run_id, settings, console)
     from datetime import datetime
 
-    from trainer_job.run import STAGES
+    from trainer_job import RUN_STAGES
 
     recorded = run.get("stages") or {}
-    stages = {name: recorded[name].get("seconds", 0.0) for name in STAGES if name in recorded}
+    stages = {name: recorded[name].get("seconds", 0.0) for name in RUN_STAGES if name in recorded}
     wall = datetime.fromisoformat(run["ended"]) - datetime.fromisoformat(run["created"])
     return {"status": run["status"], "stages": stages, "seconds": round(sum(stages.values()), 1),
             "wall_seconds": round(wall.total_seconds(), 1), "seed_seconds": round(seeded.seconds, 1),

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from rich.console import Console
 
 from edgeloop.localstack.function_logs import log_entries
-from edgeloop.localstack.stack import StackState
+from edgeloop.localstack.state import StackState
 from shared import layout
 from shared.config import Settings
 from shared.gcp.clients import firestore_client, storage_client

@@ -7,30 +7,20 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from edgeloop import device
 from edgeloop.bench import bench_app
 from edgeloop.localstack import stack
+from edgeloop.target import connect, console, fail, stack_directory
 from shared.config import get_settings
 from shared.errors import ConfigurationError, EdgeloopError
 
 app = typer.Typer(help="Edgeloop: on-device image models that keep improving by themselves.", no_args_is_help=True)
-console = Console()
 app.add_typer(bench_app, name="bench")
 app.add_typer(device.app, name="device")
 
 StackDir = typer.Option(None, "--dir", help="State directory of the local stack (default: EDGELOOP_STACK_DIR or .edgeloop)")
-
-
-def _directory(directory: Optional[Path]) -> Path:
-    return (directory or get_settings().stack_dir).resolve()
-
-
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
-    raise typer.Exit(1)
 
 
 def _status_table(directory: Path) -> tuple[Table, bool]:
@@ -47,7 +37,7 @@ def _status_table(directory: Path) -> tuple[Table, bool]:
 @app.command()
 def up(directory: Optional[Path] = StackDir, timeout: float = typer.Option(60.0, help="seconds to wait for health")) -> None:
     """Start the embedded local stack (emulators, storage notifier, functions)."""
-    directory = _directory(directory)
+    directory = stack_directory(directory)
     started = time.monotonic()
     try:
         with console.status("starting the local stack…") as spinner:
@@ -57,7 +47,7 @@ def up(directory: Optional[Path] = StackDir, timeout: float = typer.Option(60.0,
             )
             spinner.update("checking health…")
     except (EdgeloopError, ConfigurationError) as exc:
-        _fail(exc)
+        fail(exc)
     if started_now:
         console.print(f"[bold green]stack up[/] in {time.monotonic() - started:.1f}s")
     else:
@@ -71,9 +61,9 @@ def up(directory: Optional[Path] = StackDir, timeout: float = typer.Option(60.0,
 @app.command()
 def down(directory: Optional[Path] = StackDir) -> None:
     """Stop the local stack; fails if any of its processes survive."""
-    report = stack.down(_directory(directory))
+    report = stack.down(stack_directory(directory))
     if report.leftover_pids:
-        _fail(stack.StackError(f"processes left behind: {report.leftover_pids}"))
+        fail(stack.StackError(f"processes left behind: {report.leftover_pids}"))
     console.print(f"stopped: {', '.join(report.stopped) or 'nothing was running'}")
 
 
@@ -85,7 +75,7 @@ def status(
     """The local stack's components, then per model: versions, stages, rollout, success rates, last runs, drift."""
     from edgeloop import registry_views
 
-    directory = _directory(directory)
+    directory = stack_directory(directory)
     if stack.load_state(directory) is None:
         console.print("no local stack is running (start one with `edgeloop up`)")
         raise typer.Exit(1)
@@ -98,7 +88,7 @@ def status(
     for name in [model] if model else registry_views.models(settings):
         view = registry_views.load_view(name, settings, runs=3)
         if view is None:
-            _fail(KeyError(f"model {name!r} is not registered"))
+            fail(KeyError(f"model {name!r} is not registered"))
         console.print(registry_views.versions_table(view))
         if view.runs:
             console.print(registry_views.runs_table(view.runs, title=f"{name}: last runs"))
@@ -123,7 +113,7 @@ def promote(
     try:
         plan = release.promote(model, version, percent, getpass.getuser(), get_settings(), reason)
     except IllegalTransition as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"[bold green]{plan.summary}[/]")
 
 
@@ -143,7 +133,7 @@ def rollback(
     try:
         plan = release.rollback(model, getpass.getuser(), get_settings(), reason)
     except IllegalTransition as exc:
-        _fail(exc)
+        fail(exc)
     console.print(f"[bold yellow]{plan.summary}[/]")
 
 
@@ -199,9 +189,9 @@ def demo(
         result = run_demo(console, devices=devices, images=images, timeout_s=timeout, directory=directory, keep=keep,
                           report_path=report_path)
     except (EdgeloopError, TimeoutError, RuntimeError) as exc:
-        _fail(exc)
+        fail(exc)
     if not result.closed:
-        _fail(TimeoutError(f"the loop did not close within {timeout:.0f} s; see the report and `edgeloop status --dir`"))
+        fail(TimeoutError(f"the loop did not close within {timeout:.0f} s; see the report and `edgeloop status --dir`"))
 
 
 @app.command()
@@ -212,7 +202,7 @@ def smoke(
     """Upload an image and write a feedback document; show each event reaching its function."""
     from edgeloop.smoke import run_smoke
 
-    directory = _directory(directory)
+    directory = stack_directory(directory)
     try:
         with console.status("starting the local stack…"):
             state, started_now = stack.up(get_settings(), directory)
@@ -223,7 +213,7 @@ def smoke(
             if started_now and not keep:
                 stack.down(directory)
     except (EdgeloopError, TimeoutError) as exc:
-        _fail(exc)
+        fail(exc)
     table = Table(title="smoke run")
     for column in ("action", "observed at", "event id", "seconds"):
         table.add_column(column)
@@ -231,18 +221,6 @@ def smoke(
         table.add_row(step.what, step.function, step.event_id, f"{step.seconds:.2f}")
     console.print(table)
     console.print("[bold green]smoke run passed[/]")
-
-
-def connect(directory: Optional[Path]) -> stack.StackState:
-    """The running local stack, with this process's clients pointed at it (or exit with how to start one)."""
-    import os
-
-    directory = _directory(directory)
-    state = stack.running_stack(directory)
-    if state is None:
-        _fail(stack.StackError(f"no healthy local stack in {directory}: start one with `edgeloop up`"))
-    os.environ.update({**state.client_env(), "EDGELOOP_STACK_DIR": str(directory)})
-    return state
 
 
 @app.command()
@@ -277,7 +255,7 @@ def retrain(
                 return
             time.sleep(0.5)
     if wait:
-        _fail(TimeoutError(f"launch_training did not pick the request up within {wait:.0f}s"))
+        fail(TimeoutError(f"launch_training did not pick the request up within {wait:.0f}s"))
 
 
 @app.command("dead-letters")

@@ -119,9 +119,7 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
     from shared.gcp.bus import request_drift_check
     from shared.gcp.clients import firestore_client, reset_clients
     from shared.retrain import manual_request
-    from trainer_job.augment import AugmentConfig
-    from trainer_job.pipeline import TrainConfig
-    from trainer_job.run import save_train_config
+    from trainer_job import AugmentConfig, TrainConfig, save_train_config
 
     started = time.monotonic()
     stage_seconds: dict[str, float] = {}

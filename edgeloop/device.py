@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from edgeloop.target import connect
+
 app = typer.Typer(help="Simulated devices running the client SDK.", no_args_is_help=True)
 
 
@@ -122,7 +124,6 @@ def simulate(
 ) -> None:
     """Run N simulated devices against the local stack and summarise what they saw and sent."""
     from client_sdk import Endpoints
-    from edgeloop.cli import connect
     from shared.config import get_settings
     from shared.digits import load_digits_rgb
 

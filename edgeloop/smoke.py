@@ -9,9 +9,10 @@ import uuid
 from dataclasses import dataclass
 
 from edgeloop.localstack.function_logs import wait_for_entry
-from edgeloop.localstack.stack import StackState
+from edgeloop.localstack.state import StackState
 from shared import layout
 from shared.digits import load_digits_rgb
+from shared.gcp.clients import firestore_client, reset_clients, storage_client
 
 
 @dataclass(frozen=True)
@@ -24,17 +25,16 @@ class SmokeStep:
 
 def run_smoke(state: StackState, model: str = "digits", timeout_s: float = 30.0) -> list[SmokeStep]:
     os.environ.update(state.client_env())
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import firestore, storage
+    reset_clients()  # clients cached earlier in this process may point at another stack
 
     steps = []
-    db = firestore.Client(project=state.project_id, credentials=AnonymousCredentials())
+    db = firestore_client(state.project_id)
     if not db.document(layout.model_doc(model)).get().exists:  # on_upload accepts images of registered models only
         db.document(layout.model_doc(model)).set({"model": model, "labels": [str(i) for i in range(10)]})
     digit = load_digits_rgb()[0]
     name = layout.dataset_object(model, digit.label, f"smoke-{uuid.uuid4().hex[:8]}.png")
     started = time.monotonic()
-    bucket = storage.Client(project=state.project_id, credentials=AnonymousCredentials()).bucket(state.bucket)
+    bucket = storage_client(state.project_id).bucket(state.bucket)
     blob = bucket.blob(name)
     blob.upload_from_string(digit.png(), content_type="image/png")
     entry = wait_for_entry(state, "on_upload", lambda e: e.get("object") == name and e["event"] == "object_ingested", timeout_s)

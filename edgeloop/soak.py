@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edgeloop.localstack.function_logs import log_entries
 from edgeloop.localstack.gcs_notification import notification_message
-from edgeloop.localstack.stack import EMULATORS, FUNCTIONS, StackState
+from edgeloop.localstack.state import EMULATORS, FUNCTIONS, StackState
 from shared import launch_rules, layout
 from shared.config import Settings
 from shared.digits import load_digits_rgb

@@ -18,9 +18,9 @@ def cli(
     manifest: Optional[str] = typer.Option(None, help="object name of an earlier run's manifest.json, to retrain on exactly that data"),
     seed: int = typer.Option(0, help="seed of the split, augmentation and training"),
 ) -> None:
-    from trainer_job.run import main  # TensorFlow loads here, after the arguments are known to be valid
+    from trainer_job import run_training  # TensorFlow loads here, after the arguments are known to be valid
 
-    raise typer.Exit(main(model, run_id, get_settings(), manifest, seed))
+    raise typer.Exit(run_training(model, run_id, get_settings(), manifest, seed))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any, Callable
 
-from edgeloop.localstack.stack import StackState
+from edgeloop.localstack.state import StackState
 
 
 def log_entries(state: StackState, function: str) -> list[dict[str, Any]]:
