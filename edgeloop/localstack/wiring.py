@@ -42,8 +42,17 @@ def create_topics_and_subscriptions(state: StackState, settings: Settings) -> No
     from google.cloud import pubsub_v1
     from google.protobuf.duration_pb2 import Duration
 
+    # The clients take the emulator's address from the environment when they are made. Set it only for that:
+    # a process that starts a second stack (a test, a benchmark) must keep talking to the stack it was using.
+    caller_host = os.environ.get("PUBSUB_EMULATOR_HOST")
     os.environ["PUBSUB_EMULATOR_HOST"] = state.client_env()["PUBSUB_EMULATOR_HOST"]
-    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    try:
+        publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    finally:
+        if caller_host is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = caller_host
     delivery = settings.delivery
 
     def ensure(call, **request):
