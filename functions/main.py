@@ -18,7 +18,7 @@ from cloudevents.http import CloudEvent
 from shared import events
 from shared.config import get_settings
 from shared.errors import MalformedEventError
-from shared.gcp.bus import forward_malformed
+from shared.gcp.bus import MAX_REASON_CHARS, forward_malformed
 from shared.gcp.feedback import handle_feedback
 from shared.gcp.ingest import ingest_object
 from shared.gcp.launch import handle_retrain_message
@@ -28,13 +28,20 @@ from shared.logs import log
 flask = functions_framework.flask  # the Flask functions-framework serves with, pinned through it
 
 
+class _NotACloudEvent(Exception):
+    """A request the framework decoded that still cannot be an event; its message is the reason."""
+
+
 def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
     """A malformed event can never succeed: log why (and dead-letter a Pub/Sub message) instead of retrying."""
 
     def decorate(handler: Callable[[CloudEvent], Any]) -> Callable[[CloudEvent], Any]:
         @functools.wraps(handler)
         def wrapper(cloud_event: CloudEvent) -> Any:
-            if flask.has_app_context():
+            if flask.has_request_context():
+                problem = events.cloud_event_problem(cloud_event)  # e.g. a structured event whose type is a list
+                if problem:
+                    raise _NotACloudEvent(problem)  # answered 400 by _not_a_cloud_event, like bytes the framework refused
                 flask.g.edgeloop_handling = True  # from here on a failure is the handler's, not the request's
             try:
                 return handler(cloud_event)
@@ -42,8 +49,8 @@ def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
                 settings = get_settings()
                 topic = getattr(settings.topics, source_topic) if source_topic else None
                 forwarded = forward_malformed(cloud_event, topic, handler.__name__, exc, settings) if topic else None
-                log("ERROR", "malformed_event", str(exc), function=handler.__name__, event_id=cloud_event.get("id"),
-                    event_type=cloud_event.get("type"), dead_letter_message_id=forwarded)
+                log("ERROR", "malformed_event", str(exc)[:MAX_REASON_CHARS], function=handler.__name__,
+                    event_id=cloud_event.get("id"), event_type=cloud_event.get("type"), dead_letter_message_id=forwarded)
                 return None
 
         return wrapper
@@ -54,13 +61,18 @@ def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
 @functions_framework.errorhandler(Exception)
 def _not_a_cloud_event(error: Exception) -> Any:
     """A request functions-framework cannot read as a CloudEvent never reaches a handler: the framework answers
-    400, or 500 for a body it cannot even decode. Answer 400 and log why, as for any malformed event: retrying
-    the same bytes cannot succeed. A handler's own failure still answers 500 (and is retried)."""
+    400, or 500 for a body it cannot even decode (JSON nested past the recursion limit, an over-long integer).
+    Answer 400 and log why, as for any malformed event: retrying the same bytes cannot succeed. A handler's own
+    failure still answers 500 (and is retried). Explaining the request cannot turn it into a 500 either."""
     if flask.g.get("edgeloop_handling"):
         raise error  # functions-framework's crash handler answers 500
     if flask.request.method != "POST" and getattr(error, "code", None):
         return error  # not an event at all (a health probe's GET /robots.txt): its own 404/405, nothing logged
-    reason = events.not_a_cloud_event(flask.request.headers, flask.request.get_data())
+    try:
+        reason = str(error) if isinstance(error, _NotACloudEvent) else events.not_a_cloud_event(
+            flask.request.headers, flask.request.get_data(), error)
+    except Exception as exc:  # noqa: BLE001 - the last handler must answer; an unexplained request is still not an event
+        reason = f"not a CloudEvent: the framework could not read it ({type(error).__name__}; {type(exc).__name__} explaining why)"
     log("ERROR", "malformed_event", reason, function=flask.current_app.name,
         event_id=(flask.request.headers.get("ce-id") or "")[:100] or None,
         event_type=(flask.request.headers.get("ce-type") or "")[:100] or None, dead_letter_message_id=None)

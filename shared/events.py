@@ -22,6 +22,7 @@ import base64
 import binascii
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
@@ -132,33 +133,133 @@ def _event_id(event: Any) -> str:
 
 CLOUDEVENT_HEADERS = ("ce-id", "ce-source", "ce-specversion", "ce-type")  # binary mode's required attributes
 CLOUDEVENT_VERSIONS = ("0.3", "1.0")
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"  # structured mode even when ce-* headers are present
+# The deepest JSON an event may nest. A Firestore document at Firestore's own limit (maps 20 deep) is ~64 levels;
+# Python's JSON decoder gives up near 1000 with a RecursionError, at a depth that depends on the caller's stack.
+MAX_EVENT_DEPTH = 128
+_JSON_TYPES = {dict: "object", list: "list", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}
+_JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
 
 
-def not_a_cloud_event(headers: Mapping[str, str], body: bytes) -> str:
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _nests_deeper_than(text: str, limit: int) -> bool:
+    """Whether JSON text opens more than ``limit`` arrays/objects inside each other; no recursion, stops early."""
+    depth = 0
+    for token in _JSON_STRING_OR_BRACKET.finditer(text):
+        bracket = text[token.start()]
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif bracket in "]}":
+            depth -= 1
+    return False
+
+
+def _data_nests_deeper_than(value: Any, limit: int) -> bool:
+    """The same for decoded JSON (dicts and lists), without recursion."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth + 1 > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _json_problem(body: bytes, binary_data: bool = False) -> tuple[str | None, Any]:
+    """(why ``body`` cannot be decoded as JSON, or None; the decoded value). Never raises.
+
+    Decodes as ``json.loads(bytes)`` does (UTF-8, -16 or -32: how the framework reads a body), but bounds the
+    depth first, so a deeply nested body is named instead of overflowing the stack. Binary-mode data need not be
+    JSON text at all (it is then read as bytes): only what would break decoding JSON text is a problem there.
+    """
+    try:
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+    except UnicodeDecodeError:
+        return (None if binary_data else f"a {len(body)}-byte body that is not UTF-8 (nor UTF-16/32) text"), None
+    if _nests_deeper_than(text, MAX_EVENT_DEPTH):
+        return f"a {len(body)}-byte body nesting JSON more than {MAX_EVENT_DEPTH} levels deep", None
+    try:
+        return None, json.loads(text)
+    except json.JSONDecodeError as exc:
+        return (None if binary_data else f"a {len(body)}-byte body that is not JSON ({exc.msg} at character {exc.pos})"), None
+    except ValueError:  # the only other: an integer longer than Python converts
+        return f"a {len(body)}-byte body holding a number of more than {sys.get_int_max_str_digits()} digits", None
+    except RecursionError:  # bounded above; kept so that this never raises
+        return f"a {len(body)}-byte body nesting JSON too deep to decode", None
+
+
+def _attributes_problem(attributes: Mapping[str, Any]) -> str | None:
+    """Why these are not a CloudEvent's attributes (id, source, specversion and type: non-empty strings), or None."""
+    names = [h[3:] for h in CLOUDEVENT_HEADERS]
+    lacking = [name for name in names if not isinstance(attributes.get(name), str) or not attributes[name]]
+    if lacking:
+        details = [f"{name} is empty" if attributes[name] == "" else f"{name} is a JSON {_json_type(attributes[name])}, not a string"
+                   for name in lacking if name in attributes]
+        return f"lacks {', '.join(lacking)}" + (f" ({'; '.join(details)})" if details else "")
+    if attributes["specversion"] not in CLOUDEVENT_VERSIONS:
+        return f"has specversion {attributes['specversion'][:20]!r}, not one of {CLOUDEVENT_VERSIONS}"
+    return None
+
+
+def cloud_event_problem(event: Any) -> str | None:
+    """Why an event the framework decoded still cannot be one (wrong-typed attributes, data nested too deep), or None.
+
+    Structured mode and converted background events carry attributes as JSON of any type; binary mode may send empty
+    ones. Either is answered 400 like a request the framework could not read, before any handler sees it.
+    """
+    try:
+        attributes = event.get_attributes()
+    except AttributeError:
+        return f"not a CloudEvent: a {type(event).__name__}"
+    problem = _attributes_problem(attributes)
+    if problem:
+        return f"not a CloudEvent: the event {problem}"
+    if any(_data_nests_deeper_than(value, MAX_EVENT_DEPTH) for value in (*attributes.values(), getattr(event, "data", None))):
+        return f"not a CloudEvent: the event nests JSON more than {MAX_EVENT_DEPTH} levels deep"
+    return None
+
+
+def not_a_cloud_event(headers: Mapping[str, str], body: bytes, error: BaseException | None = None) -> str:
     """Why an HTTP request the framework could not read is not a CloudEvent (for the log, never echoing it).
 
-    Binary mode carries the attributes as ``ce-*`` headers; structured mode is one JSON object holding them.
+    Binary mode carries the attributes as ``ce-*`` headers; structured mode is one JSON object holding them. The
+    reason is one line, says what is wrong, depends only on the request (and ``error``'s class), and never raises.
     """
     present = {key.lower(): value for key, value in headers.items()}
-    if any(key.startswith("ce-") for key in present):
+    has_ce_headers = any(key.startswith("ce-") for key in present)
+    if has_ce_headers and not present.get("content-type", "").startswith(STRUCTURED_CONTENT_TYPE):
         missing = [h for h in CLOUDEVENT_HEADERS if not present.get(h)]
         if missing:
-            return f"not a CloudEvent: binary-mode headers {', '.join(missing)} missing"
+            return f"not a CloudEvent: binary-mode headers {', '.join(missing)} missing or empty"
         if present["ce-specversion"] not in CLOUDEVENT_VERSIONS:
             return f"not a CloudEvent: ce-specversion {present['ce-specversion'][:20]!r} is not one of {CLOUDEVENT_VERSIONS}"
+        problem, _ = _json_problem(body, binary_data=True)
+        if problem:
+            return f"not a CloudEvent: binary-mode data is {problem}"
     else:
-        try:
-            structured = json.loads(body.decode("utf-8"))
-        except UnicodeDecodeError:
-            return f"not a CloudEvent: no ce-* headers and a {len(body)}-byte body that is not UTF-8"
-        except json.JSONDecodeError:
-            return f"not a CloudEvent: no ce-* headers and a {len(body)}-byte body that is not JSON"
+        if all(h in present for h in CLOUDEVENT_HEADERS) and present["ce-specversion"] not in CLOUDEVENT_VERSIONS:
+            # the framework takes the specversion from complete ce-* headers even in structured mode
+            return f"not a CloudEvent: ce-specversion {present['ce-specversion'][:20]!r} is not one of {CLOUDEVENT_VERSIONS}"
+        where = "application/cloudevents+json and" if has_ce_headers else "no ce-* headers and"
+        problem, structured = _json_problem(body)
+        if problem:
+            return f"not a CloudEvent: {where} {problem}"
         if not isinstance(structured, dict):
-            return f"not a CloudEvent: no ce-* headers and a JSON {type(structured).__name__}, not an object"
-        missing = [h[3:] for h in CLOUDEVENT_HEADERS if not isinstance(structured.get(h[3:]), str)]
-        if missing:
-            return f"not a CloudEvent: no ce-* headers and the JSON object lacks {', '.join(missing)}"
-    return "not a CloudEvent: the framework could not read it"
+            return f"not a CloudEvent: {where} a JSON {_json_type(structured)}, not an object"
+        problem = _attributes_problem(structured)
+        if problem:
+            return f"not a CloudEvent: {where} the JSON object {problem}"
+    cause = f" ({type(error).__name__})" if error is not None else ""
+    return f"not a CloudEvent: the framework could not read it{cause}"
 
 
 # --- Pub/Sub -------------------------------------------------------------------

@@ -4,8 +4,10 @@ Only what needs no backend is here; the handlers' real work is tested on the loc
 (tests/integration/test_functions.py).
 """
 
+import base64
 import json
 
+import pytest
 from cloudevents.http import CloudEvent
 
 from functions import main
@@ -50,18 +52,57 @@ def test_a_request_the_framework_cannot_read_is_answered_400_and_logged_not_cras
     assert {e["function"] for e in entries} == {"on_feedback"} and entries[2]["event_id"] == "x-1"
 
 
-def test_a_handler_failure_still_answers_500_so_the_event_is_retried(monkeypatch):
+def _push(payload: dict) -> dict:
+    return {"message": {"data": base64.b64encode(json.dumps(payload).encode()).decode(), "messageId": "m-1"},
+            "subscription": "projects/p/subscriptions/s"}
+
+
+FEEDBACK_VALUE = {"name": "projects/p/databases/(default)/documents/models/digits/feedback/f1",
+                  "fields": {"uid": {"stringValue": "u"}}}
+# function → (the backend call its handler makes, the event type, a well-formed event's data)
+GOOD_EVENTS = {
+    "on_upload": ("ingest_object", "google.cloud.storage.object.v1.finalized",
+                  {"bucket": "b", "name": "uploads/digits/u-1/a.png", "generation": "1"}),
+    "on_feedback": ("handle_feedback", "google.cloud.firestore.document.v1.created", {"value": FEEDBACK_VALUE}),
+    "check_drift": ("handle_tick", "google.cloud.pubsub.topic.v1.messagePublished", _push({"model": "digits"})),
+    "launch_training": ("handle_retrain_message", "google.cloud.pubsub.topic.v1.messagePublished",
+                        _push({"model": "digits", "reason": "manual", "cause": "manual:digits:1"})),
+}
+
+
+@pytest.mark.parametrize("function", sorted(GOOD_EVENTS))
+def test_a_handler_failure_still_answers_500_so_the_event_is_retried(monkeypatch, capsys, function):
     import sys
 
-    client = _served("on_feedback")
+    client = _served(function)
+    backend, event_type, data = GOOD_EVENTS[function]
+    called = []
 
     def boom(*_):
+        called.append(backend)
         raise RuntimeError("backend down")
 
-    monkeypatch.setattr(sys.modules["main"], "handle_feedback", boom)
-    headers = {"ce-id": "f-1", "ce-source": "//firestore", "ce-specversion": "1.0",
-               "ce-type": "google.cloud.firestore.document.v1.created", "Content-Type": "application/json"}
-    value = {"name": "projects/p/databases/(default)/documents/models/digits/feedback/f1",
-             "fields": {"uid": {"stringValue": "u"}}}
-    response = client.post("/", json={"value": value}, headers=headers)
-    assert response.status_code == 500
+    monkeypatch.setattr(sys.modules["main"], backend, boom)
+    headers = {"ce-id": "f-1", "ce-source": "//test", "ce-specversion": "1.0", "ce-type": event_type,
+               "Content-Type": "application/json"}
+    response = client.post("/", json=data, headers=headers)
+    assert response.status_code == 500 and called == [backend]
+    assert [e for e in _entries(capsys) if e["event"] == "malformed_event"] == []  # a failure, not a malformed event
+
+
+def test_a_malformed_message_that_cannot_be_dead_lettered_answers_500_so_it_is_retried(monkeypatch, capsys):
+    import sys
+
+    client = _served("launch_training")
+    called = []
+
+    def pubsub_down(*_):
+        called.append("forward_malformed")
+        raise RuntimeError("pubsub down")
+
+    monkeypatch.setattr(sys.modules["main"], "forward_malformed", pubsub_down)
+    headers = {"ce-id": "r-1", "ce-source": "//test", "ce-specversion": "1.0",
+               "ce-type": "google.cloud.pubsub.topic.v1.messagePublished", "Content-Type": "application/json"}
+    response = client.post("/", json={"message": {"data": "%% not base64", "messageId": "m-1"}}, headers=headers)
+    assert response.status_code == 500 and called == ["forward_malformed"]
+    assert _entries(capsys) == []  # logged once, when a redelivery is dead-lettered
