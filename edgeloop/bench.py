@@ -263,11 +263,39 @@ Training runs: {runs} (reasons: {reasons}); at most one run was unfinished in ea
         raise typer.Exit(1)
 
 
+@bench_app.command("decisions")
+def bench_decisions(rollouts: int = typer.Option(200, min=10, help="simulated rollouts per scenario and rule"),
+                    horizon: int = typer.Option(20_000, min=100, help="reports after which a rollout stays undecided"),
+                    seed: int = typer.Option(0, help="random seed")) -> None:
+    """The canary rule against the fixed-level rule it replaced: a Monte Carlo of rollouts, no stack."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from edgeloop import bench_decisions as decisions
+    from shared.config import get_settings
+
+    policy = get_settings().release
+    total = len(list(decisions.scenarios(policy))) * len(decisions.RULES)
+    with Progress(TextColumn("scenarios"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("scenarios", total=total)
+        outcomes = decisions.measure(policy, rollouts, horizon, seed, lambda: progress.advance(task))
+    markdown = f"""## Release decisions (`edgeloop bench decisions`)
+
+{decisions.markdown(outcomes, policy, rollouts, horizon, seed)}
+"""
+    path = write_section("decisions", markdown)
+    console.print(markdown)
+    console.print(f"wrote {path}")
+    if not all(decisions.targets_met(outcomes).values()):
+        raise typer.Exit(1)
+
+
 @bench_app.command("all")
 def bench_all(seed: int = typer.Option(0, help="split and training seed")) -> None:
-    """Every benchmark, one after the other: train, ingest, client, loop, soak."""
+    """Every benchmark, one after the other: train, ingest, client, loop, soak, decisions."""
     bench_train(seed=seed)  # called as functions: every option passed explicitly
     bench_ingest()
     bench_client()
     bench_loop(devices=16)
     bench_soak(duration=180.0)
+    bench_decisions(rollouts=200, horizon=20_000, seed=0)

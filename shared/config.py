@@ -93,7 +93,12 @@ class Release(BaseModel):
         (10.0, 50.0, 100.0), min_length=1,
         description="rollout percentages a canary climbs; it starts at the first and is promoted at 100")
     canary_min_samples: int = Field(50, ge=1, description="feedback reports per arm in a step before the canary is judged")
-    significance: float = Field(0.05, gt=0, lt=1, description="one-sided p-value below which a version counts as worse")
+    significance: float = Field(
+        0.05, gt=0, lt=1,
+        description="chance, over a canary's whole rollout, of rolling back one that is not worse than production")
+    promotion_risk: float = Field(
+        0.05, gt=0, lt=1,
+        description="chance, over a canary's whole rollout, of promoting one worse than production by more than max_drop")
     max_drop: float = Field(0.03, ge=0, lt=1, description="largest success-rate drop vs production still judged not worse")
     watch_samples: int = Field(300, ge=0, description="feedback reports after a promotion during which production is compared with its parent")
 

@@ -6,14 +6,24 @@ Firestore transaction), so every rule is unit-tested without an emulator.
 Judging a canary: feedback is counted per version; a *step* of the rollout
 starts with a snapshot of both versions' counts, so the canary and production
 are compared on the same period (the feedback that arrived since the step
-began). "Worse" is a one-sided Fisher exact test of the two proportions at
-``release.significance``; "not worse" additionally needs ``canary_min_samples``
-reports per arm and an observed drop of at most ``release.max_drop``. Anything
-in between waits for more feedback.
+began). The judge runs after every report, so it uses anytime-valid bounds
+(``shared.confidence_sequence``) on the difference of the two success rates,
+which hold however often they are looked at:
+
+* rolled back when the difference's upper bound is below zero: the canary is
+  worse. A canary that is not worse is rolled back with probability at most
+  ``release.significance`` over its whole rollout (split over its steps);
+* advanced (or promoted at the last step) when the lower bound, at level
+  ``release.promotion_risk``, is above ``-release.max_drop``: the data show it
+  is not worse by more than the margin. A canary worse than that is promoted
+  with probability at most ``release.promotion_risk``;
+* anything in between waits for more feedback (and every verdict needs
+  ``canary_min_samples`` reports per version, a rollback excepted).
 
 After a promotion, production is watched for ``release.watch_samples``
-reports against its parent's rate in the promoting step; a significant
-collapse rolls production back to the parent.
+reports against its parent's rate in the promoting step, and rolled back to
+the parent when its rate is, by the same bounds, below the parent's by more
+than ``release.max_drop``.
 """
 
 from __future__ import annotations
@@ -23,9 +33,10 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Mapping
 
-from scipy.stats import fisher_exact
+import numpy as np
 
 from shared.config import Release
+from shared.confidence_sequence import difference_bounds
 from shared.errors import EdgeloopError
 from shared.registry import ModelPointer, ModelRef, Rollout, Stage, Transition, VersionRecord, is_legal
 
@@ -57,14 +68,6 @@ class Tally:
         return cls(int(value.get("correct", 0)), int(value.get("total", 0)))
 
 
-def worse_p_value(version: Tally, reference: Tally) -> float:
-    """One-sided Fisher exact p-value that ``version`` succeeds less often than ``reference``."""
-    if not version.total or not reference.total:
-        return 1.0
-    table = [[version.correct, version.total - version.correct], [reference.correct, reference.total - reference.correct]]
-    return float(fisher_exact(table, alternative="less").pvalue)
-
-
 class Verdict(str, Enum):
     WAIT = "wait"  # not enough evidence either way
     ADVANCE = "advance"  # not worse: offer it to the next step's share of devices
@@ -77,45 +80,77 @@ class Judgement:
     verdict: Verdict
     version: Tally  # the judged version, over the compared period
     reference: Tally  # what it is compared with, over the same period
-    p_value: float
+    worse_bound: float  # upper bound of (judged - reference) rate: below 0 means worse
+    margin_bound: float  # lower bound of (judged - reference) rate: above -max_drop means not worse
     detail: str
     next_percent: float | None = None
 
     def evidence(self) -> dict[str, Any]:
         return {"verdict": self.verdict.value, "judged": self.version.to_dict(), "reference": self.reference.to_dict(),
-                "p_value": round(self.p_value, 6), "detail": self.detail, "next_percent": self.next_percent}
+                "difference_upper": round(self.worse_bound, 6), "difference_lower": round(self.margin_bound, 6),
+                "detail": self.detail, "next_percent": self.next_percent}
 
 
 def _rates(version: Tally, reference: Tally) -> str:
     return f"{version.correct}/{version.total} vs {reference.correct}/{reference.total}"
 
 
+def step_levels(policy: Release) -> tuple[float, float]:
+    """(alpha, beta) for one step: a canary is judged in each of its steps, so each gets its share."""
+    steps = len(policy.rollout_steps)
+    return policy.significance / steps, policy.promotion_risk / steps
+
+
+def difference_limits(version: Tally, reference: Tally, policy: Release) -> tuple[float, float]:
+    """(upper bound at level alpha, lower bound at level beta) of version's rate minus reference's."""
+    upper, lower = difference_limit_arrays(version.correct, version.total, reference.correct, reference.total, policy)
+    return float(upper), float(lower)
+
+
+def difference_limit_arrays(correct, total, reference_correct, reference_total, policy: Release):
+    """``difference_limits`` element-wise over arrays of counts (the Monte Carlo benchmark judges thousands at once)."""
+    alpha, beta = step_levels(policy)
+    at_alpha = difference_bounds(correct, total, reference_correct, reference_total, alpha)
+    at_beta = at_alpha if beta == alpha else difference_bounds(correct, total, reference_correct, reference_total, beta)
+    return at_alpha[1], at_beta[0]
+
+
+def canary_verdicts(correct, total, reference_correct, reference_total, policy: Release):
+    """(rolled back, not worse) element-wise: the two decisions ``judge_canary`` makes, over arrays of counts."""
+    upper, lower = difference_limit_arrays(correct, total, reference_correct, reference_total, policy)
+    enough = np.minimum(total, reference_total) >= policy.canary_min_samples
+    worse = upper < 0
+    return worse, ~worse & enough & (lower > -policy.max_drop)
+
+
 def judge_canary(canary: Tally, production: Tally, percent: float, policy: Release) -> Judgement:
     """The canary's fate after its current step, from both versions' feedback in that step."""
-    p_value = worse_p_value(canary, production)
-    rates = _rates(canary, production)
-    if p_value < policy.significance:
-        return Judgement(Verdict.ROLL_BACK, canary, production, p_value, f"significantly worse: {rates}, p={p_value:.2g}")
+    upper, lower = difference_limits(canary, production, policy)
+    worse, not_worse = canary_verdicts(canary.correct, canary.total, production.correct, production.total, policy)
+    rates = f"{_rates(canary, production)}, difference in [{lower:+.3f}, {upper:+.3f}]"
+
+    def judged(verdict: Verdict, detail: str, next_percent: float | None = None) -> Judgement:
+        return Judgement(verdict, canary, production, upper, lower, detail, next_percent)
+
+    if worse:
+        return judged(Verdict.ROLL_BACK, f"worse: {rates}")
     if min(canary.total, production.total) < policy.canary_min_samples:
-        return Judgement(Verdict.WAIT, canary, production, p_value,
-                         f"{rates}: waiting for {policy.canary_min_samples} reports per version")
-    if canary.rate < production.rate - policy.max_drop:
-        return Judgement(Verdict.WAIT, canary, production, p_value, f"{rates}: lower, not yet significantly")
+        return judged(Verdict.WAIT, f"{rates}: waiting for {policy.canary_min_samples} reports per version")
+    if not not_worse:
+        return judged(Verdict.WAIT, f"{rates}: not yet shown within {policy.max_drop:.0%} of production")
     later = [step for step in policy.rollout_steps if step > percent]
     if not later or later[0] >= 100:
-        return Judgement(Verdict.PROMOTE, canary, production, p_value, f"not worse at {percent:g}%: {rates}", 100.0)
-    return Judgement(Verdict.ADVANCE, canary, production, p_value, f"not worse at {percent:g}%: {rates}", later[0])
+        return judged(Verdict.PROMOTE, f"not worse at {percent:g}%: {rates}", 100.0)
+    return judged(Verdict.ADVANCE, f"not worse at {percent:g}%: {rates}", later[0])
 
 
 def judge_production(since_promotion: Tally, parent: Tally, policy: Release) -> Judgement:
     """Whether production, since its promotion, collapsed against its parent's rate in the promoting step."""
-    p_value = worse_p_value(since_promotion, parent)
-    rates = _rates(since_promotion, parent)
-    if (since_promotion.total >= policy.canary_min_samples and p_value < policy.significance
-            and since_promotion.rate < parent.rate - policy.max_drop):
-        return Judgement(Verdict.ROLL_BACK, since_promotion, parent, p_value,
-                         f"collapsed after promotion: {rates}, p={p_value:.2g}")
-    return Judgement(Verdict.WAIT, since_promotion, parent, p_value, f"{rates}: holding")
+    upper, lower = difference_limits(since_promotion, parent, policy)
+    rates = f"{_rates(since_promotion, parent)}, difference in [{lower:+.3f}, {upper:+.3f}]"
+    if since_promotion.total >= policy.canary_min_samples and upper < -policy.max_drop:
+        return Judgement(Verdict.ROLL_BACK, since_promotion, parent, upper, lower, f"collapsed after promotion: {rates}")
+    return Judgement(Verdict.WAIT, since_promotion, parent, upper, lower, f"{rates}: holding")
 
 
 @dataclass(frozen=True)
