@@ -59,8 +59,9 @@ class PubSubMessage:
         """The data as JSON, or a MalformedEventError saying why it is not."""
         try:
             return json.loads(self.data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedEventError(f"Pub/Sub message {self.message_id} data is not UTF-8 JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, nested too deep, an over-long number
+            raise MalformedEventError(f"Pub/Sub message {self.message_id} data is not UTF-8 JSON: "
+                                      f"{str(exc)[:200] or type(exc).__name__}") from None
 
     def json_or_none(self) -> Any:
         """The data as JSON; None for an empty message (the scheduler's "check everything")."""
@@ -292,11 +293,14 @@ def decode_pubsub(event: Any) -> PubSubMessage:
         raise MalformedEventError("message.attributes must map strings to strings")
     message_id = message.get("messageId") or message.get("message_id") or _event_id(event)
     attempt = data.get("deliveryAttempt")
+    publish_time = message.get("publishTime") or message.get("publish_time")
+    if publish_time is not None and not isinstance(publish_time, str):
+        raise MalformedEventError(f"message.publishTime must be an RFC 3339 string, got {type(publish_time).__name__}")
     return PubSubMessage(
         message_id=str(message_id),
         data=payload,
         attributes=dict(attributes),
-        publish_time=message.get("publishTime") or message.get("publish_time"),
+        publish_time=publish_time,
         subscription=data.get("subscription"),
         delivery_attempt=attempt if isinstance(attempt, int) else None,
     )
@@ -309,7 +313,7 @@ def _int_field(value: Any, what: str) -> int:
         raise MalformedEventError(f"{what} must be an integer, got {value!r}")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value):
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,19}", value):  # an int64, as GCS sends it
         return int(value)
     raise MalformedEventError(f"{what} must be an integer, got {value!r}")
 
@@ -417,6 +421,8 @@ def decode_firestore_event(event: Any) -> FirestoreDocumentEvent:
         raise MalformedEventError(f"Firestore document name {name!r} is not projects/*/databases/*/documents/*")
     mask = data.get("updateMask") or {}
     paths = mask.get("fieldPaths", []) if isinstance(mask, Mapping) else []
+    if not isinstance(paths, list) or not all(isinstance(path, str) for path in paths):
+        raise MalformedEventError("Firestore event updateMask.fieldPaths must be a list of strings")
     return FirestoreDocumentEvent(
         event_id=_event_id(event),
         change=FIRESTORE_EVENT_TYPES[event_type],

@@ -19,7 +19,7 @@ from typing import Any
 
 from shared.errors import MalformedDocumentError
 
-_INT64 = re.compile(r"-?[0-9]+")
+_INT64 = re.compile(r"-?[0-9]{1,19}")  # Firestore integers are int64
 
 
 def decode_fields(fields: Any, where: str = "") -> dict[str, Any]:
