@@ -118,15 +118,20 @@ def difference_limit_arrays(correct, total, reference_correct, reference_total, 
 def canary_verdicts(correct, total, reference_correct, reference_total, policy: Release):
     """(rolled back, not worse) element-wise: the two decisions ``judge_canary`` makes, over arrays of counts."""
     upper, lower = difference_limit_arrays(correct, total, reference_correct, reference_total, policy)
+    return verdicts_within(upper, lower, total, reference_total, policy)
+
+
+def verdicts_within(upper, lower, total, reference_total, policy: Release):
+    """(rolled back, not worse) from the difference's bounds and both versions' report counts."""
+    worse = np.asarray(upper) < 0
     enough = np.minimum(total, reference_total) >= policy.canary_min_samples
-    worse = upper < 0
-    return worse, ~worse & enough & (lower > -policy.max_drop)
+    return worse, ~worse & enough & (np.asarray(lower) > -policy.max_drop)
 
 
 def judge_canary(canary: Tally, production: Tally, percent: float, policy: Release) -> Judgement:
     """The canary's fate after its current step, from both versions' feedback in that step."""
     upper, lower = difference_limits(canary, production, policy)
-    worse, not_worse = canary_verdicts(canary.correct, canary.total, production.correct, production.total, policy)
+    worse, not_worse = verdicts_within(upper, lower, canary.total, production.total, policy)
     rates = f"{_rates(canary, production)}, difference in [{lower:+.3f}, {upper:+.3f}]"
 
     def judged(verdict: Verdict, detail: str, next_percent: float | None = None) -> Judgement:
