@@ -32,6 +32,9 @@ class Thresholds(BaseModel):
     new_data_images: int = Field(200, ge=1, description="labelled images since last training that trigger a retrain")
     min_success_rate: float = Field(0.85, gt=0, lt=1, description="retrain when the success-rate upper bound falls below this")
     min_feedback_samples: int = Field(100, ge=1, description="feedback needed before a success rate is trusted")
+    success_window_s: int = Field(
+        7 * 24 * 3600, ge=60,
+        description="a version's success rate (and its retrain trigger) counts the reports received this recently")
     drift_min_samples: int = Field(50, ge=1, description="recent inputs needed before a drift test is run")
     drift_p_value: float = Field(0.01, gt=0, lt=1, description="KS-test significance (family-wise, Bonferroni)")
     drift_min_effect: float = Field(0.2, gt=0, le=1, description="smallest KS statistic that counts as drift")

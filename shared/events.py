@@ -106,6 +106,7 @@ class FirestoreDocumentEvent:
     value: dict[str, Any] | None
     old_value: dict[str, Any] | None
     update_mask: tuple[str, ...] = ()
+    created: datetime | None = None  # when the document was created (Firestore's createTime), if the event says
 
 
 # --- CloudEvent access -------------------------------------------------------
@@ -432,4 +433,16 @@ def decode_firestore_event(event: Any) -> FirestoreDocumentEvent:
         value=value,
         old_value=old_value,
         update_mask=tuple(paths),
+        created=_create_time(data.get("value")),
     )
+
+
+def _create_time(snapshot: Any) -> datetime | None:
+    """The document's createTime (RFC 3339 in JSON; proto3 JSON of the protobuf too), None if absent or unreadable."""
+    raw = snapshot.get("createTime") if isinstance(snapshot, Mapping) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -7,6 +7,7 @@ change) so a bad document is recorded with a reason instead of skewing counts.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, model_validator
@@ -29,6 +30,8 @@ class Feedback(BaseModel):
     correct: bool
     true_label: str | None = Field(None, min_length=1, max_length=64)
     capture: str | None = Field(None, max_length=1024)  # the user's own upload this prediction was about
+    # Set by on_feedback, never by a client (firestore.rules allow only the fields above): windowed counts use it.
+    received_at: datetime | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Feedback":

@@ -153,6 +153,22 @@ variable "firestore_composite_indexes" {
         { field_path = "created", order = "DESCENDING" },
       ]
     },
+    # on_feedback: a version's success rate over its recent window (shared/gcp/tallies.version_tally).
+    {
+      collection = "feedback"
+      fields = [
+        { field_path = "model_version", order = "ASCENDING" },
+        { field_path = "received_at", order = "ASCENDING" },
+      ]
+    },
+    {
+      collection = "feedback"
+      fields = [
+        { field_path = "model_version", order = "ASCENDING" },
+        { field_path = "correct", order = "ASCENDING" },
+        { field_path = "received_at", order = "ASCENDING" },
+      ]
+    },
     # The registry: the newest version in a stage (e.g. the latest candidate).
     {
       collection = "versions"

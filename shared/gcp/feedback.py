@@ -1,10 +1,12 @@
 """Adapter, on_feedback's use case: one created feedback document → success-rate evidence, confirmed labels, maybe a retrain.
 
 Idempotent and hot-spot free: nothing is incremented. The success rate of a
-version is two aggregation count queries over the feedback documents
-themselves (each reads one index entry per 1,000 documents), so a redelivered
-trigger recomputes the same numbers, and 1,000 feedback writes/s land on 1,000
-different documents. A confirmed label is written to a confirmation document
+version is two aggregation count queries (each reads one index entry per
+1,000 documents) over the feedback documents received within
+``thresholds.success_window_s``, so a version that degrades months after its
+release shows it, undiluted by its lifetime; a redelivered trigger recomputes
+the same numbers, and 1,000 feedback writes/s land on 1,000 different
+documents. A confirmed label is written to a confirmation document
 keyed by the capture (set, not increment) and copied onto the image document
 if the upload has already been registered; on_upload reads the confirmation
 when the upload comes second, so either order ends in one labelled image.
@@ -13,6 +15,7 @@ when the upload comes second, so either order ends in one labelled image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from shared.config import Settings
 from shared.events import FirestoreDocumentEvent
@@ -20,7 +23,7 @@ from shared.feedback import InvalidFeedback, parse_feedback
 from shared.gcp import images, model_registry, retrain_requests
 from shared.gcp.clients import firestore_client
 from shared.gcp.release import ReleaseOutcome, evaluate_release
-from shared.gcp.tallies import version_tally
+from shared.gcp.tallies import mark_received, version_tally
 from shared.gcp.training_lock import training_state
 from shared.logs import log
 from shared.retrain import RetrainRequest
@@ -66,9 +69,11 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
         labelled = images.apply_confirmation(db, model, feedback)
         new_data = retrain_requests.new_data(model, settings, state) if labelled else None
 
-    tally = version_tally(db, model, feedback.model_version)
-    rate = success_rate(tally.correct, tally.total)
-    release = evaluate_release(model, settings, counted={feedback.model_version: tally})
+    mark_received(db, event.document, event.created)
+    recent = version_tally(db, model, feedback.model_version,
+                           since=datetime.now(timezone.utc) - timedelta(seconds=settings.thresholds.success_window_s))
+    rate = success_rate(recent.correct, recent.total)
+    release = evaluate_release(model, settings)
     # Only the version serving the fleet asks for a retrain: a bad canary is rolled back by the release
     # rules, and late reports about a replaced version say nothing about what devices run now.
     low_success = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 from google.cloud import firestore
 
@@ -126,23 +126,17 @@ def _log_move(model: str, plan: Plan, actor: str, reason: str, evidence: dict[st
         log("NOTICE", "rollout_changed", message, **fields)
 
 
-def _tally(model: str, version: str | None, settings: Settings, counted: Mapping[str, Tally] | None = None) -> Tally:
-    """The version's tally: from ``counted`` when the caller has just counted it, else two count queries."""
+def _tally(model: str, version: str | None, settings: Settings) -> Tally:
+    """The version's lifetime tally (two count queries); the release rules compare counts since a step began."""
     if not version:
         return Tally()
-    if counted and version in counted:
-        return counted[version]
     return version_tally(firestore_client(settings.project_id), model, version)
 
 
 # --- automatic: on_feedback ------------------------------------------------------------------------
 
-def evaluate_release(model: str, settings: Settings, counted: Mapping[str, Tally] | None = None) -> ReleaseOutcome:
-    """Judge the canary in rollout (or a freshly promoted production) and apply the verdict.
-
-    ``counted`` holds tallies the caller has just counted (on_feedback counts the reported version
-    anyway), so they are not counted twice.
-    """
+def evaluate_release(model: str, settings: Settings) -> ReleaseOutcome:
+    """Judge the canary in rollout (or a freshly promoted production) and apply the verdict."""
     db = firestore_client(settings.project_id)
     try:
         pointer, records = _read(None, db, model, (), with_previous=False)
@@ -151,7 +145,7 @@ def evaluate_release(model: str, settings: Settings, counted: Mapping[str, Tally
     check = release_check(pointer, records)
     judgement = None
     if check is not None:
-        tallies = {version: _tally(model, version, settings, counted) for version in check.versions}
+        tallies = {version: _tally(model, version, settings) for version in check.versions}
         judgement = judge_release(check, tallies, settings.release)
     plan = None
     if judgement is not None and judgement.verdict is not Verdict.WAIT:

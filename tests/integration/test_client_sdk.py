@@ -96,10 +96,16 @@ def test_an_unchanged_model_costs_one_document_read_and_no_model_bytes(local_sta
     assert counted(restarted) == (1, 0)
 
 
-def test_a_changed_model_is_downloaded_once_verified_and_swapped_in(local_stack, trained_models, signing_key, tmp_path, digits):
+def two_versions(trained_models, signing_key):
+    """A fresh model with v1 and v2 signed and ready to publish: (model, bytes per version, v1 ref, v2 ref)."""
     model = fresh_model()
     data = {v: trained_models[v].data for v in ("v1", "v2")}
     v1, v2 = (make_ref(model, v, data[v], signing_key) for v in ("v1", "v2"))
+    return model, data, v1, v2
+
+
+def test_a_changed_model_is_downloaded_once_verified_and_swapped_in(local_stack, trained_models, signing_key, tmp_path, digits):
+    model, data, v1, v2 = two_versions(trained_models, signing_key)
     publish(local_stack, model, production=v1, stored=data)
     client = device(local_stack, tmp_path, model, signing_key)
     client.check_for_update()
@@ -208,9 +214,7 @@ def test_an_interrupted_download_resumes_where_it_stopped(local_stack, published
 
 
 def test_a_server_side_rollback_reuses_the_kept_previous_model_without_downloading(local_stack, trained_models, signing_key, tmp_path):
-    model = fresh_model()
-    data = {v: trained_models[v].data for v in ("v1", "v2")}
-    v1, v2 = (make_ref(model, v, data[v], signing_key) for v in ("v1", "v2"))
+    model, data, v1, v2 = two_versions(trained_models, signing_key)
     publish(local_stack, model, production=v1, stored=data)
     client = device(local_stack, tmp_path, model, signing_key)
     client.check_for_update()
@@ -224,9 +228,7 @@ def test_a_server_side_rollback_reuses_the_kept_previous_model_without_downloadi
 
 
 def test_a_canary_reaches_exactly_the_devices_in_its_rollout_bucket(local_stack, trained_models, signing_key, tmp_path):
-    model = fresh_model()
-    data = {v: trained_models[v].data for v in ("v1", "v2")}
-    v1, v2 = (make_ref(model, v, data[v], signing_key) for v in ("v1", "v2"))
+    model, data, v1, v2 = two_versions(trained_models, signing_key)
     publish(local_stack, model, production=v1, candidate=v2, percent=30, stored=data)
     fleet = [f"device-{i}" for i in range(200)]
     inside = next(d for d in fleet if rollout_bucket(d, model) < 30)
@@ -249,9 +251,7 @@ def test_local_policy_uses_the_installed_model_without_asking_the_backend(local_
 
 
 def test_background_update_serves_the_installed_model_now_and_the_new_one_next(local_stack, trained_models, signing_key, tmp_path):
-    model = fresh_model()
-    data = {v: trained_models[v].data for v in ("v1", "v2")}
-    v1, v2 = (make_ref(model, v, data[v], signing_key) for v in ("v1", "v2"))
+    model, data, v1, v2 = two_versions(trained_models, signing_key)
     publish(local_stack, model, production=v1, stored=data)
     client = device(local_stack, tmp_path, model, signing_key, policy=DownloadPolicy.LOCAL_WITH_BACKGROUND_UPDATE)
     assert client.ensure_model() == v1  # nothing installed: the first call waits

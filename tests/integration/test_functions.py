@@ -6,6 +6,7 @@ import io
 import json
 import time
 import uuid
+from datetime import datetime, timezone
 from types import SimpleNamespace
 from concurrent.futures import ThreadPoolExecutor
 
@@ -227,6 +228,39 @@ def test_a_poor_success_rate_requests_a_retrain_only_with_enough_samples(local_s
     (request,) = eventually(lambda: control(local_stack, model).get("pending"), what="a success_rate request")
     assert request["reason"] == "success_rate" and request["cause"] == f"success_rate:{model}:v1:after-start"
     assert request["evidence"]["total"] == minimum and request["evidence"]["upper_bound"] < 0.85
+
+
+def counted(stack, document) -> dict:
+    """The success rate on_feedback computed for ``document``'s report (its model's latest feedback_counted line)."""
+    handled(stack, document)
+    model = document.split("/")[1]
+    return [e for e in log_entries(stack, "on_feedback") if e.get("event") == "feedback_counted" and e.get("model") == model][-1]
+
+
+def test_a_report_is_stamped_with_when_it_was_created(local_stack):
+    model = fresh_model(local_stack, "stamp")
+    document = feedback(local_stack, model, correct=True, predicted_label="3")
+    handled(local_stack, document)
+    snapshot = db(local_stack).document(document).get()
+    assert snapshot.get("received_at") == snapshot.create_time
+
+
+def test_the_success_rate_counts_only_the_reports_received_in_its_window(local_stack):
+    model = fresh_model(local_stack, "window")
+    minimum = SETTINGS.thresholds.min_feedback_samples
+    old = [feedback(local_stack, model, correct=False) for _ in range(minimum)]
+    for document in old:
+        handled(local_stack, document)
+    requests_before = control(local_stack, model).get("pending") or []
+    assert [r["reason"] for r in requests_before] == ["success_rate"]  # all wrong and enough: the trigger fires
+    # The same reports, long ago: moved out of the window, they no longer say anything about the version now.
+    long_ago = datetime.fromtimestamp(time.time() - SETTINGS.thresholds.success_window_s - 3600, timezone.utc)
+    batch = db(local_stack).batch()
+    for document in old:
+        batch.update(db(local_stack).document(document), {"received_at": long_ago})
+    batch.commit()
+    line = counted(local_stack, feedback(local_stack, model, correct=True, predicted_label="3"))
+    assert (line["correct"], line["total"]) == (1, 1)
 
 
 def test_a_good_success_rate_requests_nothing(local_stack):

@@ -186,6 +186,7 @@ def test_emulator_json_firestore_event_decodes_to_plain_fields():
     assert (doc.project, doc.database, doc.document) == ("demo-edgeloop", "(default)", "models/digits/feedback/f1")
     assert doc.value == EXPECTED_FEEDBACK
     assert doc.old_value is None
+    assert doc.created == datetime(2026, 11, 23, 2, 33, 0, 506678, tzinfo=timezone.utc)  # value.createTime
 
 
 def _production_event(data: DocumentEventData, event_type="google.cloud.firestore.document.v1.created"):
