@@ -65,11 +65,12 @@ class DemoResult:
     rounds: list[Round]
     versions: dict[str, dict[str, Any]]  # version -> registry record
     runs: list[dict[str, Any]]
-    loop_close_s: float | None  # v2's run launched → every device running v2
+    loop_close_s: float | None  # the fixing version's run launched → every device running it
     seconds: float
     stage_seconds: dict[str, float]
     report: Path | None
     closed: bool
+    fixed_by: str | None = None  # the version every device ran when the loop closed
 
 
 def _fleet_round(index: int, phase: str, devices: int, images: int, base_args: dict, started: float) -> Round:
@@ -205,7 +206,7 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
         stage("report written", t)
         console.print(f"  report: [bold]{report_file}[/]")
         result = DemoResult(rounds, versions, runs, loop_close, time.monotonic() - started, stage_seconds, report_file,
-                            closed_at is not None)
+                            closed_at is not None, pointer.production.version if closed_at is not None else None)
         console.print(summary_table(result))
         return result
     finally:
@@ -245,7 +246,8 @@ def summary_table(result: DemoResult) -> Table:
     table.add_row("training runs (by reason)", ", ".join(f"{n}× {reason}" for reason, n in reasons.items()))
     folded = sum(len(r.get("folded") or []) for r in result.runs)
     table.add_row("requests folded into runs", str(folded))
-    table.add_row("loop close: v2's run launched → every device on v2",
+    fixed_by = result.fixed_by or "the new version"
+    table.add_row(f"loop close: {fixed_by}'s run launched → every device on {fixed_by}",
                   f"{result.loop_close_s:.0f} s" if result.loop_close_s is not None else "not closed")
     for name, seconds in result.stage_seconds.items():
         table.add_row(f"stage: {name}", f"{seconds:.1f} s")
