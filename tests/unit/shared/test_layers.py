@@ -54,3 +54,31 @@ def test_only_the_adapter_layer_names_a_cloud_client_in_its_source():
         source = path.read_text()
         for prefix in CLOUD_PREFIXES:
             assert f"import {prefix}" not in source and f"from {prefix}" not in source, (path.name, prefix)
+
+
+CLIENTS = {"clients"}
+STORES = {"images", "model_registry", "tallies", "runs", "training_lock", "bus", "launchers"}
+USE_CASES = {"ingest", "feedback", "tick", "launch", "dead_letters", "release", "drift", "reconcile", "retrain_requests"}
+
+
+def _adapter_imports(module: str) -> set[str]:
+    import ast
+
+    tree = ast.parse((SHARED / "gcp" / f"{module}.py").read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "shared.gcp":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("shared.gcp."):
+            found.add(node.module.split(".")[2])
+    return found
+
+
+def test_every_adapter_has_a_level():
+    assert {name.split(".")[-1] for name in ADAPTER_MODULES} == CLIENTS | STORES | USE_CASES
+
+
+@pytest.mark.parametrize("module", sorted(CLIENTS | STORES))
+def test_clients_and_stores_never_import_a_use_case(module):
+    allowed = set() if module in CLIENTS else CLIENTS | STORES
+    assert _adapter_imports(module) <= allowed
