@@ -13,6 +13,7 @@ reports and the canary's observed rate is at most ``release.max_drop`` below pro
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -150,3 +151,39 @@ def markdown(outcomes: list[Outcome], policy: Release, rollouts: int, horizon: i
     lines += ["", "Targets for the anytime-valid rule at default settings:", ""]
     lines += [f"- {name}: {'met' if met else 'NOT met'}" for name, met in targets_met(outcomes).items()]
     return "\n".join(lines)
+
+
+def draw(outcomes: list[Outcome], path: Path) -> Path:
+    """One panel per share: for each production rate and canary, how often each rule rolled back or promoted."""
+    from matplotlib.figure import Figure  # the object API: no pyplot state, no display needed
+
+    kinds = list(dict.fromkeys(o.scenario.kind for o in outcomes))
+    rules = list(RULES)
+    figure = Figure(figsize=(13, 3.6 * len(SHARES)), layout="constrained")
+    axes = figure.subplots(len(SHARES), len(BASE_RATES), sharey=True, squeeze=False)
+    width = 0.2
+    for row, share in enumerate(SHARES):
+        for column, base in enumerate(BASE_RATES):
+            ax = axes[row][column]
+            for index, rule in enumerate(rules):
+                chosen = {o.scenario.kind: o for o in outcomes
+                          if o.rule == rule and o.scenario.share == share and o.scenario.base == base}
+                offset = (index - 0.5) * 2 * width
+                xs = [k + offset for k in range(len(kinds))]
+                ax.bar([x - width / 2 for x in xs], [chosen[k].rolled_back * 100 for k in kinds], width,
+                       color="tab:red", alpha=0.9 if index == 0 else 0.4,
+                       label=f"rolled back, {rule}" if row == column == 0 else None)
+                ax.bar([x + width / 2 for x in xs], [chosen[k].promoted * 100 for k in kinds], width,
+                       color="tab:green", alpha=0.9 if index == 0 else 0.4,
+                       label=f"promoted, {rule}" if row == column == 0 else None)
+            ax.axhline(5, color="black", linewidth=0.8, linestyle="--")
+            ax.set_xticks(range(len(kinds)), kinds, rotation=20)
+            ax.set_title(f"canary share {share:.0%}, production {base:.0%}", fontsize=10)
+            if column == 0:
+                ax.set_ylabel("% of rollouts")
+    figure.legend(loc="outside lower center", ncols=4, fontsize=9)
+    figure.suptitle("Canary verdicts: anytime-valid rule (solid) vs the fixed-level Fisher rule it replaced (faded); "
+                    "dashed line: 5%")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=90)
+    return path

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import fisher_exact
 
-from edgeloop.bench_decisions import RULES, Scenario, fisher_less_p_values, markdown, measure, simulate, targets_met
+from edgeloop.bench_decisions import RULES, Scenario, draw, fisher_less_p_values, markdown, measure, simulate, targets_met
 from shared.config import Release
 from shared.lifecycle import Tally, Verdict, canary_verdicts, judge_canary
 
@@ -45,3 +45,9 @@ def test_the_report_names_every_scenario_and_states_the_targets():
     text = markdown(outcomes, policy, 10, 200, 0)
     assert text.count("| anytime-valid (now) |") == text.count("| fixed-level Fisher (before) |") == 30
     assert set(targets_met(outcomes)) <= set(line[2:].rsplit(":", 1)[0] for line in text.splitlines() if line.startswith("- "))
+
+
+def test_the_plot_is_a_png_of_every_scenario(tmp_path):
+    policy = Release(rollout_steps=(50.0, 100.0))
+    path = draw(measure(policy, rollouts=5, horizon=100), tmp_path / "decisions.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
