@@ -203,7 +203,8 @@ def assert_confirmed_and_requested_once(stack, model: str, capture: str) -> None
     assert causes == [f"success_rate:{model}:v1:after-start"]
 
 
-FEEDBACK_WRITES = ["firestore.commit", "firestore.commit", "pubsub.publish"]
+# confirmation, the capture's label, the report's received_at stamp, the success-rate request
+FEEDBACK_WRITES = ["firestore.commit", "firestore.commit", "firestore.commit", "pubsub.publish"]
 
 
 def test_a_clean_confirming_report_records_labels_then_publishes(local_stack):
