@@ -60,6 +60,7 @@ def new_data(model: str, settings: Settings, state: dict[str, Any] | None = None
         publish_request(request, settings)
     return request
 
+
 def sweep_pending(model: str, settings: Settings) -> RetrainRequest | None:
     """Publish one request serving everything left pending once the model is free again (scheduled)."""
     request = launch_rules.sweep_request(training_state(model, settings), model, time.time())
