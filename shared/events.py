@@ -69,10 +69,7 @@ class PubSubMessage:
 
     def published_at(self) -> datetime:
         """When Pub/Sub accepted the message; now, if the push did not say."""
-        try:
-            return datetime.fromisoformat((self.publish_time or "").replace("Z", "+00:00"))
-        except ValueError:
-            return datetime.now(timezone.utc)
+        return _timestamp(self.publish_time) or datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -439,10 +436,14 @@ def decode_firestore_event(event: Any) -> FirestoreDocumentEvent:
 
 def _create_time(snapshot: Any) -> datetime | None:
     """The document's createTime (RFC 3339 in JSON; proto3 JSON of the protobuf too), None if absent or unreadable."""
-    raw = snapshot.get("createTime") if isinstance(snapshot, Mapping) else None
+    return _timestamp(snapshot.get("createTime") if isinstance(snapshot, Mapping) else None)
+
+
+def _timestamp(raw: Any) -> datetime | None:
+    """An RFC 3339 time an envelope carries, or None if absent or unreadable (it is informative only)."""
     if not isinstance(raw, str):
         return None
     try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return datetime.fromisoformat(raw)  # Python 3.11 reads RFC 3339's "Z" itself
     except ValueError:
         return None

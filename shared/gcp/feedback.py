@@ -26,8 +26,7 @@ from shared.gcp.release import ReleaseOutcome, evaluate_release
 from shared.gcp.tallies import mark_received, version_tally
 from shared.gcp.training_lock import training_state
 from shared.logs import log
-from shared.retrain import RetrainRequest
-from shared.retrain import success_rate_request
+from shared.retrain import RetrainRequest, success_rate_request
 from shared.success_rate import SuccessRate, success_rate
 
 

@@ -24,7 +24,7 @@ from shared.gcp.runs import log_completion
 from shared.gcp.tallies import version_tally
 from shared.gcp.training_lock import TRANSACTION_ATTEMPTS, complete_in_transaction
 from shared.launch_rules import RunStatus
-from shared.lifecycle import RolloutStep, Tally, transition_entry
+from shared.lifecycle import Tally, step_fields, transition_entry
 from shared.logs import log
 from shared.registry import ModelPointer, ModelRef, Rollout, Stage, VersionRecord
 
@@ -126,8 +126,8 @@ def publish_version(record: VersionRecord, run_result: dict[str, Any], settings:
         fields = {**record.model_dump(mode="json"), "stage": stage.value, "history": history}
         if stage is Stage.CANARY:
             production_version = pointer.production.version
-            fields["rollout_step"] = RolloutStep(percent, now.isoformat(), Tally(), production_version,
-                                                 counted if production_version == counted_version else Tally()).to_dict()
+            fields.update(step_fields(now.isoformat(), percent, Tally(), production_version,
+                                      counted if production_version == counted_version else Tally()))
         transaction.create(record_ref, fields)
         if stage is Stage.PRODUCTION:
             transaction.set(pointer_ref, {"model": record.model, "labels": list(record.ref.labels),

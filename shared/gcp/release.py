@@ -48,8 +48,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _read(transaction: firestore.Transaction | None, db: firestore.Client, model: str, extra: Iterable[str],
-          with_previous: bool = True) -> tuple[ModelPointer, Records]:
+def _read(transaction: firestore.Transaction, db: firestore.Client, model: str, extra: Iterable[str]) -> tuple[ModelPointer, Records]:
     """The pointer and the records of the versions it names (and production's previous one, for rollbacks)."""
     snapshot = db.document(layout.model_doc(model)).get(transaction=transaction)
     if not snapshot.exists:
@@ -66,7 +65,7 @@ def _read(transaction: firestore.Transaction | None, db: firestore.Client, model
     for version in (pointer.production and pointer.production.version, pointer.rollout.candidate and pointer.rollout.candidate.version, *extra):
         read(version)
     production = records.get(pointer.production.version) if pointer.production else None
-    if production is not None and with_previous:
+    if production is not None:
         read(previous_version(production))
     return pointer, records
 
@@ -137,11 +136,13 @@ def _tally(model: str, version: str | None, settings: Settings) -> Tally:
 
 def evaluate_release(model: str, settings: Settings) -> ReleaseOutcome:
     """Judge the canary in rollout (or a freshly promoted production) and apply the verdict."""
-    db = firestore_client(settings.project_id)
-    try:
-        pointer, records = _read(None, db, model, (), with_previous=False)
-    except IllegalTransition:
-        return ReleaseOutcome(None, None)  # not registered: nothing is released
+    pointer = load_pointer(model, settings)
+    if pointer is None or pointer.production is None:
+        return ReleaseOutcome(None, None)  # nothing released yet
+    # Only the judged version's record is needed: the canary in rollout, or production under watch.
+    judged = (pointer.rollout.candidate or pointer.production).version
+    record = load_version(model, judged, settings)
+    records = {judged: record} if record is not None else {}
     check = release_check(pointer, records)
     judgement = None
     if check is not None:
