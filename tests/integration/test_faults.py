@@ -15,6 +15,8 @@ import base64
 import json
 import time
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -180,8 +182,13 @@ def feedback_handled(stack, document: str) -> dict:
                           and e.get("document") == document, timeout_s=120)
 
 
-def confirming_report(stack) -> tuple[str, str, str, CloudEvent]:
-    """A model one report short of a trusted, poor success rate, and that report, confirming a capture."""
+@contextmanager
+def confirming_report(stack) -> Iterator[tuple[str, str, str, CloudEvent]]:
+    """A model one report short of a trusted, poor success rate, and that report, confirming a capture.
+
+    The real on_feedback stays frozen until the block ends, so the report's own trigger cannot handle it
+    between its creation and the test's call (it did when the function ran in between: a flaky write list).
+    """
     model = fresh_model(stack, "crash-fb")
     capture = upload(stack, layout.upload_object(model, "u1", uuid.uuid4().hex, "png"), DIGITS[5].png(),
                      metadata={"predicted_label": "3", "confidence": "0.4", "model_version": "v1"})
@@ -191,7 +198,7 @@ def confirming_report(stack) -> tuple[str, str, str, CloudEvent]:
         feedback_handled(stack, document)
     with paused(stack, "on_feedback"):  # the trigger for the last report must wait for the test
         document, fields = report(stack, model, true_label="5", capture=capture.name)
-    return model, capture.name, document, firestore_event(stack, document, fields)
+        yield model, capture.name, document, firestore_event(stack, document, fields)
 
 
 def assert_confirmed_and_requested_once(stack, model: str, capture: str) -> None:
@@ -208,16 +215,14 @@ FEEDBACK_WRITES = ["firestore.commit", "firestore.commit", "firestore.commit", "
 
 
 def test_a_clean_confirming_report_records_labels_then_publishes(local_stack):
-    model, capture, _, event = confirming_report(local_stack)
-    with paused(local_stack, "on_feedback"):
+    with confirming_report(local_stack) as (model, capture, _, event):
         assert clean_writes(functions.on_feedback, event) == FEEDBACK_WRITES
         assert_confirmed_and_requested_once(local_stack, model, capture)
 
 
 @pytest.mark.parametrize("ordinal,when", fault_points(FEEDBACK_WRITES))
 def test_on_feedback_killed_at_any_write_and_retried_loses_nothing_and_doubles_nothing(local_stack, ordinal, when):
-    model, capture, document, event = confirming_report(local_stack)
-    with paused(local_stack, "on_feedback"):
+    with confirming_report(local_stack) as (model, capture, document, event):
         die_then_retry(functions.on_feedback, event, ordinal, when)
         assert_confirmed_and_requested_once(local_stack, model, capture)
     feedback_handled(local_stack, document)  # the trigger's own, late delivery
