@@ -224,7 +224,9 @@ def test_a_clean_confirming_report_records_labels_then_publishes(local_stack):
 def test_on_feedback_killed_at_any_write_and_retried_loses_nothing_and_doubles_nothing(local_stack, ordinal, when):
     with confirming_report(local_stack) as (model, capture, document, event):
         die_then_retry(functions.on_feedback, event, ordinal, when)
-        assert_confirmed_and_requested_once(local_stack, model, capture)
+    # Checked after the freeze: the Firestore emulator gives up on a trigger delivery that waits too long
+    # (it never retries one), so the frozen stretch is kept to the handler's own calls.
+    assert_confirmed_and_requested_once(local_stack, model, capture)
     feedback_handled(local_stack, document)  # the trigger's own, late delivery
     assert_confirmed_and_requested_once(local_stack, model, capture)
 
