@@ -293,12 +293,50 @@ Plot: [docs/decisions.png](docs/decisions.png).
         raise typer.Exit(1)
 
 
+def drift_bench(bench_settings, figure: Path | None, model: str = "digits",
+                env: dict[str, str] | None = None) -> tuple[list, dict]:
+    """``edgeloop bench drift``'s measurement on a fresh stack: (results, meta); draws ``figure`` if given.
+
+    ``env``: settings overrides for the stack (a smoke test shrinks ``thresholds.drift_min_samples``).
+    """
+    from edgeloop import bench_drift
+
+    with fresh_stack(env=env) as (state, settings), tempfile.TemporaryDirectory(prefix="edgeloop-devices-") as devices:
+        results, meta = bench_drift.run(bench_settings, state, settings, console, Path(devices), model)
+    if figure is not None:
+        bench_drift.draw(results, figure)
+    return results, meta
+
+
+@bench_app.command("drift")
+def bench_drift(devices: int = typer.Option(12, "--devices", "-n", min=1, max=30, help="simulated devices"),
+                healthy_windows: int = typer.Option(100, min=1, help="random-sample windows wanted on the healthy fleet"),
+                drift_windows: int = typer.Option(10, min=1, help="random-sample windows of the largest size per drift"),
+                seed: int = typer.Option(0, help="random seed")) -> None:
+    """False alarms of the drift check on a healthy fleet and detection of four drifts, on a fresh stack."""
+    from edgeloop import bench_drift as drift
+
+    chosen = drift.DriftBenchSettings(devices=devices, healthy_windows=healthy_windows, drift_windows=drift_windows,
+                                      seed=seed)
+    results, meta = drift_bench(chosen, BENCHMARKS_FILE.parent / "docs" / "drift.png")
+    markdown = f"""## Drift detection (`edgeloop bench drift`)
+
+{drift.markdown(results, chosen, meta)}
+"""
+    path = write_section("drift", markdown)
+    console.print(markdown)
+    console.print(f"wrote {path}")
+    if not all(met for met in drift.targets(results, meta["min_samples"]).values()):
+        raise typer.Exit(1)
+
+
 @bench_app.command("all")
 def bench_all(seed: int = typer.Option(0, help="split and training seed")) -> None:
-    """Every benchmark, one after the other: train, ingest, client, loop, soak, decisions."""
+    """Every benchmark, one after the other: train, ingest, client, loop, soak, decisions, drift."""
     bench_train(seed=seed)  # called as functions: every option passed explicitly
     bench_ingest()
     bench_client()
     bench_loop(devices=16)
     bench_soak(duration=180.0)
     bench_decisions(rollouts=200, horizon=20_000, seed=0)
+    bench_drift(devices=12, healthy_windows=100, drift_windows=10, seed=0)
