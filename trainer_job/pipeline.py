@@ -1,8 +1,9 @@
 """The machine-learning core of a training run: images in, a checked int8 candidate out.
 
 split → augment → train (grid, best by validation) → convert (float, int8 +
-metadata) → evaluate (holdout, drifted holdout, size, LiteRT latency) →
-load-check (LiteRT, MediaPipe, metadata read-back).
+metadata) → evaluate (clean holdout, field holdout, synthetic stresses, size,
+LiteRT latency; production on the same images) → load-check (LiteRT,
+MediaPipe, metadata read-back).
 
 No cloud I/O happens here: the caller snapshots the data before and gates,
 signs and publishes the returned ``Candidate`` after.
@@ -20,7 +21,8 @@ from rich.console import Console
 from shared.drift import baseline_statistics
 from shared.image_stats import image_statistics
 from trainer_job import convert, evaluate
-from trainer_job.augment import AugmentConfig, augment, drifted
+from shared.gate import FIELD_IMAGES, FIELD_METRIC, stress_metric
+from trainer_job.augment import STRESSES, AugmentConfig, augment, drifted
 from trainer_job.model import DEFAULT_GRID, Hyperparameters, train_best
 from trainer_job.stages import Stages
 from trainer_job.split import HOLDOUT_FRACTION, VALIDATION_FRACTION, Examples, stratified_split
@@ -76,6 +78,7 @@ def train_candidate(
     console: Console | None = None,
     reference_model: bytes | None = None,
     field_captures: np.ndarray | None = None,
+    field_holdout: np.ndarray | None = None,
 ) -> Candidate:
     """Train, convert, evaluate and load-check one candidate from uint8 RGB images and class indices.
 
@@ -84,7 +87,8 @@ def train_candidate(
     starts, so a caller can record stage times and which stage a crash hit.
     ``reference_model`` (the production model) is evaluated on the same
     holdouts, as ``production_*`` metrics, so the gate compares like for like.
-    ``field_captures`` marks field captures, which only train (``split.stratified_split``).
+    ``field_captures`` marks field captures, which train, except those ``field_holdout`` marks: they
+    are the field holdout, scored like the clean holdout (``split.stratified_split``).
     """
     config = config or TrainConfig()
     console = console or Console(stderr=True)
@@ -95,15 +99,17 @@ def train_candidate(
 
     split = stages.run(
         "split",
-        lambda: stratified_split(images, labels, seed, config.holdout_fraction, config.validation_fraction, field_captures),
-        lambda s: f"train {len(s.train.labels)} · validation {len(s.validation.labels)} · holdout {len(s.holdout.labels)}",
+        lambda: stratified_split(images, labels, seed, config.holdout_fraction, config.validation_fraction,
+                                 field_captures, field_holdout),
+        lambda s: (f"train {len(s.train.labels)} · validation {len(s.validation.labels)} · holdout {len(s.holdout.labels)}"
+                   f" · field holdout {len(s.field_holdout.labels)}"),
     )
-    # Separate generators: the drifted holdout must not change when augmentation is switched.
-    train, drifted_holdout = stages.run(
+    # Separate generators: the stresses must not change when augmentation is switched.
+    train, stressed = stages.run(
         "augment",
         lambda: (
             Examples(*augment(*split.train, config.augment, np.random.default_rng([seed, 1]))),
-            drifted_holdout_of(split.holdout, seed),
+            stressed_holdouts_of(split.holdout, seed),
         ),
         lambda r: f"{len(r[0].labels)} training images ({', '.join(config.augment.enabled_kinds()) if config.augment.copies else 'no augmentation'})",
     )
@@ -120,13 +126,10 @@ def train_candidate(
     metrics = stages.run(
         "evaluate",
         lambda: {
-            **_evaluate(trained, float_bare, published, split.holdout, drifted_holdout, config.latency_repeats),
-            **_reference_metrics(reference_model, split.holdout, drifted_holdout),
+            **_evaluate(trained, float_bare, published, split.holdout, stressed, split.field_holdout, config.latency_repeats),
+            **_reference_metrics(reference_model, split.holdout, stressed, split.field_holdout),
         },
-        lambda m: (
-            f"holdout float {m['float_accuracy']:.4f} int8 {m['int8_accuracy']:.4f} · drifted float "
-            f"{m['float_drifted_accuracy']:.4f} int8 {m['int8_drifted_accuracy']:.4f} · {m['latency_us']:.0f} µs"
-        ),
+        _describe_metrics,
     )
     load_check, metadata = stages.run(
         "load_check",
@@ -157,6 +160,7 @@ def train_candidate(
             "train_augmented": len(train.labels),
             "validation": len(split.validation.labels),
             "holdout": len(split.holdout.labels),
+            "field_holdout": len(split.field_holdout.labels),
         },
         stage_seconds=dict(stages.seconds),
         metadata=metadata,
@@ -168,8 +172,27 @@ def train_candidate(
 
 
 def drifted_holdout_of(holdout: Examples, seed: int) -> Examples:
-    """The drifted holdout a run with this seed is scored on (benchmarks score baselines on it too)."""
+    """The dark-room stress a run with this seed is scored on (benchmarks score baselines on it too)."""
     return Examples(drifted(holdout.images, np.random.default_rng([seed, 2])), holdout.labels)
+
+
+def stressed_holdouts_of(holdout: Examples, seed: int) -> dict[str, Examples]:
+    """Every synthetic stress of the holdout, by name; each has its own generator, the dark room the one it always had."""
+    return {
+        name: drifted_holdout_of(holdout, seed) if name == "dark"
+        else Examples(stress(holdout.images, np.random.default_rng([seed, 3 + i])), holdout.labels)
+        for i, (name, stress) in enumerate(STRESSES.items())
+    }
+
+
+def _describe_metrics(m: dict[str, float]) -> str:
+    stresses = " ".join(f"{name} {m[stress_metric(name)]:.4f}" for name in STRESSES)
+    field_part = f" · field holdout ({m[FIELD_IMAGES]}) int8 {m[FIELD_METRIC]:.4f}" if m[FIELD_IMAGES] else ""
+    production = (f" · production {m['production_int8_accuracy']:.4f}"
+                  + (f" field {m['production_' + FIELD_METRIC]:.4f}" if f"production_{FIELD_METRIC}" in m else "")
+                  if "production_int8_accuracy" in m else "")
+    return (f"holdout float {m['float_accuracy']:.4f} int8 {m['int8_accuracy']:.4f}{field_part} · stresses {stresses}"
+            f"{production} · {m['latency_us']:.0f} µs")
 
 
 def _check_inputs(images: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> None:
@@ -192,28 +215,36 @@ def _convert(model, train_images, label_names, config: TrainConfig, name, versio
     return float_bare, int8_bare, published
 
 
-def _evaluate(trained, float_bytes, int8_bytes, holdout: Examples, drifted_holdout: Examples, repeats: int) -> dict[str, float]:
+def _int8_accuracies(int8_bytes: bytes, holdout: Examples, stressed: dict[str, Examples], field_holdout: Examples) -> dict[str, float]:
+    """One int8 model's accuracies on the clean holdout, every stress and the field holdout (when there is one)."""
+    accuracies = {"int8_accuracy": evaluate.accuracy(int8_bytes, *holdout)}
+    accuracies.update({stress_metric(name): evaluate.accuracy(int8_bytes, *examples) for name, examples in stressed.items()})
+    if len(field_holdout.labels):
+        accuracies[FIELD_METRIC] = evaluate.accuracy(int8_bytes, *field_holdout)
+    return accuracies
+
+
+def _evaluate(trained, float_bytes, int8_bytes, holdout: Examples, stressed: dict[str, Examples], field_holdout: Examples,
+              repeats: int) -> dict[str, float]:
     return {
         "keras_accuracy": evaluate.keras_accuracy(trained.model, holdout),
         "float_accuracy": evaluate.accuracy(float_bytes, *holdout),
-        "int8_accuracy": evaluate.accuracy(int8_bytes, *holdout),
-        "float_drifted_accuracy": evaluate.accuracy(float_bytes, *drifted_holdout),
-        "int8_drifted_accuracy": evaluate.accuracy(int8_bytes, *drifted_holdout),
+        "float_drifted_accuracy": evaluate.accuracy(float_bytes, *stressed["dark"]),
+        **_int8_accuracies(int8_bytes, holdout, stressed, field_holdout),
+        FIELD_IMAGES: len(field_holdout.labels),
         "latency_us": round(evaluate.latency_us(int8_bytes, holdout.images[0], repeats), 1),
     }
 
 
-def _reference_metrics(reference: bytes | None, holdout: Examples, drifted_holdout: Examples) -> dict[str, float]:
+def _reference_metrics(reference: bytes | None, holdout: Examples, stressed: dict[str, Examples],
+                       field_holdout: Examples) -> dict[str, float]:
     """The production model's accuracies on this run's holdouts (none if it cannot read these inputs)."""
     if reference is None:
         return {}
     lite = evaluate.LiteModel(reference)
     if lite.input_shape[1:] != holdout.images.shape[1:] or lite.input_dtype != np.uint8:
         return {}
-    return {
-        "production_int8_accuracy": evaluate.accuracy(reference, *holdout),
-        "production_int8_drifted_accuracy": evaluate.accuracy(reference, *drifted_holdout),
-    }
+    return {f"production_{name}": value for name, value in _int8_accuracies(reference, holdout, stressed, field_holdout).items()}
 
 
 def _load_check(published: bytes, holdout: Examples, label_names: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared import integrity, layout
 from shared.config import Settings
-from shared.gate import GateResult, evaluate_gate
+from shared.gate import FIELD_IMAGES, FIELD_METRIC, GateResult, evaluate_gate
 from shared.gcp import images, model_registry, runs, training_lock
 from shared.gcp.clients import firestore_client, storage_client
 from shared.launch_rules import RunStatus
@@ -114,11 +114,14 @@ class TrainingRun:
             "train",
             lambda: train_candidate(images, label_ids, labels, config, self.seed, model_name=self.model,
                                     version=version, console=self.console, reference_model=reference,
-                                    field_captures=manifest.field_mask()),
-            lambda c: f"int8 holdout {c.metrics['int8_accuracy']:.4f} · drifted {c.metrics['int8_drifted_accuracy']:.4f}",
+                                    field_captures=manifest.field_mask(),
+                                    field_holdout=manifest.field_holdout_mask(self.settings.gate.field_holdout_share)),
+            _describe_candidate,
         )
-        gate: GateResult = self.stages.run("gate", lambda: evaluate_gate(candidate.metrics, self.settings.gate),
-                                           lambda g: "passed" if g.passed else "REJECTED: " + "; ".join(g.reasons()))
+        gate: GateResult = self.stages.run(
+            "gate", lambda: evaluate_gate(candidate.metrics, self.settings.gate),
+            lambda g: ("passed" if g.passed else "REJECTED: " + "; ".join(g.reasons()))
+            + "".join(f" · {note}" for note in g.notes))
         ref = None
         if gate.passed:
             signature = self.stages.run("sign", lambda: self._sign(candidate.model_bytes),
@@ -174,6 +177,12 @@ class TrainingRun:
             size=len(candidate.model_bytes), signature=signature, labels=tuple(labels),
             input=ModelInput(height=config.image_size, width=config.image_size), min_sdk_version=SDK_CONTRACT_VERSION,
         )
+
+
+def _describe_candidate(candidate: Candidate) -> str:
+    m = candidate.metrics
+    field = (f" · field holdout ({m[FIELD_IMAGES]}) {m[FIELD_METRIC]:.4f}" if m.get(FIELD_IMAGES) else " · no field holdout")
+    return f"int8 holdout {m['int8_accuracy']:.4f}{field} · dark {m['int8_drifted_accuracy']:.4f}"
 
 
 def main(model: str, run_id: str, settings: Settings, manifest_object: str | None = None, seed: int = 0) -> int:

@@ -25,6 +25,7 @@ from shared import layout
 from shared.config import Settings
 from shared.errors import EdgeloopError
 from shared.gcp.clients import firestore_client, storage_client
+from trainer_job.split import in_field_holdout
 
 MANIFEST_FORMAT = 1
 TRAINABLE_STATUSES = frozenset({"new", "used"})
@@ -55,6 +56,11 @@ class Manifest:
     def field_mask(self) -> np.ndarray:
         """True for each entry that is a field capture (a user's upload) rather than a curated dataset image."""
         return np.array([entry["object"].startswith(f"{layout.UPLOADS_PREFIX}/") for entry in self.entries], dtype=bool)
+
+    def field_holdout_mask(self, share: float) -> np.ndarray:
+        """True for each field capture held out from training to judge candidates on (``split.in_field_holdout``)."""
+        return np.array([is_field and in_field_holdout(entry["object"], share)
+                         for is_field, entry in zip(self.field_mask(), self.entries)], dtype=bool)
 
     def summary(self, path: str) -> dict[str, Any]:
         return {"path": path, "sha256": self.sha256, "objects": len(self.entries), "counts_per_label": self.counts_per_label}

@@ -8,10 +8,14 @@ from rich.console import Console
 
 from shared.digits import LABELS, load_digits_rgb
 from shared.integrity import sha256_hex
-from trainer_job import convert
+from trainer_job import convert, evaluate
 from trainer_job.augment import AugmentConfig
 from trainer_job.model import Hyperparameters
-from trainer_job.pipeline import STAGES, TrainConfig, train_candidate
+from shared.config import STRESSES
+from shared.gate import stress_metric
+from trainer_job import augment
+from trainer_job.pipeline import STAGES, TrainConfig, _reference_metrics, stressed_holdouts_of, train_candidate
+from trainer_job.split import Examples, stratified_split
 
 # Reduced grid and augmentation to keep the suite fast; the default grid is benchmarked by bench_train.
 QUICK = TrainConfig(grid=(Hyperparameters(epochs=5),), latency_repeats=20)
@@ -64,7 +68,10 @@ def test_a_candidate_carries_everything_the_registry_needs(candidate):
     assert candidate.sizes["float_bytes"] > candidate.sizes["int8_bytes"]
     assert candidate.hyperparameters == QUICK.grid[0].as_dict()
     assert len(candidate.trials) == 1 and candidate.trials[0]["seconds"] > 0
-    assert candidate.counts == {"train": 1221, "train_augmented": 2442, "validation": 216, "holdout": 360}
+    assert candidate.counts == {"train": 1221, "train_augmented": 2442, "validation": 216, "holdout": 360, "field_holdout": 0}
+    assert candidate.metrics["field_holdout_images"] == 0 and "int8_field_accuracy" not in candidate.metrics
+    for stress in STRESSES:
+        assert 0.0 <= candidate.metrics[stress_metric(stress)] <= 1.0, stress
     assert sum(candidate.baseline["label_counts"].values()) == 1221 + 216
     assert len(candidate.baseline["confidences"]) == 360
     assert set(candidate.baseline["image_stats"]) == {"brightness", "contrast", "sharpness"}
@@ -125,3 +132,24 @@ def test_the_config_loads_from_a_stored_document():
     assert config.augment.enabled_kinds() == ["shift", "blur", "low_light", "noise"]
     with pytest.raises(ValueError):
         TrainConfig.model_validate({"grid": []})
+
+
+def test_every_configured_stress_is_one_the_trainer_builds():
+    assert tuple(augment.STRESSES) == STRESSES
+
+
+def test_production_is_scored_on_the_same_holdout_stresses_and_field_holdout(candidate, crippled, digits):
+    """Production's accuracies are the candidate's own when production is the candidate, and its own otherwise."""
+    images, labels = digits
+    split = stratified_split(images, labels, seed=0)
+    field_holdout = Examples(augment.low_light(images[:40], 0.88), labels[:40])  # dark "captures"
+    stressed = stressed_holdouts_of(split.holdout, 0)
+    same = _reference_metrics(candidate.model_bytes, split.holdout, stressed, field_holdout)
+    assert same["production_int8_accuracy"] == candidate.metrics["int8_accuracy"]
+    for stress in STRESSES:
+        assert same[f"production_{stress_metric(stress)}"] == candidate.metrics[stress_metric(stress)], stress
+    assert same["production_int8_field_accuracy"] == evaluate.accuracy(candidate.model_bytes, *field_holdout)
+    other = _reference_metrics(crippled.model_bytes, split.holdout, stressed, field_holdout)
+    assert other["production_int8_accuracy"] == crippled.metrics["int8_accuracy"]
+    assert "production_int8_field_accuracy" not in _reference_metrics(
+        candidate.model_bytes, split.holdout, stressed, Examples(images[:0], labels[:0]))

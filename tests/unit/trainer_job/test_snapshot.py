@@ -68,3 +68,18 @@ def test_the_manifest_marks_which_entries_are_field_captures():
     manifest = build_manifest("m", documents, LABELS)
     assert [e["object"] for e in manifest.entries] == ["dataset/m/0/a.png", "dataset/m/1/c.png", "uploads/m/alice/b.png"]
     assert manifest.field_mask().tolist() == [False, False, True]
+
+
+def test_the_field_holdout_is_a_share_of_the_captures_only_and_the_same_in_every_run():
+    captures = [(f"u{i}", doc(f"uploads/m/alice/{i:04d}.png", label=str(i % 2))) for i in range(400)]
+    curated = [(f"d{i}", doc(f"dataset/m/{i % 2}/{i}.png", label=str(i % 2))) for i in range(100)]
+    manifest = build_manifest("m", captures + curated, LABELS)
+    held = manifest.field_holdout_mask(0.2)
+    assert not (held & ~manifest.field_mask()).any()  # never a curated image
+    assert 0.15 < held.sum() / 400 < 0.25
+    # a later run sees more captures (and newer generations): every capture held out before still is
+    later = build_manifest("m", captures + curated + [(f"v{i}", doc(f"uploads/m/bob/{i}.png")) for i in range(50)]
+                           + [("u7b", doc("uploads/m/alice/0007.png", generation=2))], LABELS)
+    before = {e["object"] for e, h in zip(manifest.entries, held) if h}
+    after = {e["object"] for e, h in zip(later.entries, later.field_holdout_mask(0.2)) if h}
+    assert before <= after and all(o.startswith("uploads/m/bob/") for o in after - before)
