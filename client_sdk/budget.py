@@ -30,10 +30,10 @@ class CaptureBudget:
     def spent(self) -> BudgetDay:
         return self._day
 
-    def try_spend(self, size: int) -> bool:
-        """Record one capture of ``size`` bytes if today's budget allows it."""
+    def try_spend(self, size: int, reason: str) -> bool:
+        """Record one capture of ``size`` bytes taken for ``reason`` if today's budget allows it."""
         with self._lock:
-            after = self._day.spend(self.today(), size, self.settings)
+            after = self._day.spend(self.today(), size, self.settings, reason)
             if after is None:
                 return False
             write_atomically(self.path, json.dumps(after.__dict__).encode())

@@ -1,10 +1,12 @@
 """Which predictions become uploads, and what an upload contains.
 
-Pure rules: capture every prediction less confident than the threshold (the
-hard cases the next model should learn) plus a small random sample of the
-confident ones (so the server also sees unbiased field traffic for drift
-checks), within per-day count and byte budgets. The image is re-encoded from
-its pixels alone, so EXIF (GPS position, camera serial, time) and any other
+Pure rules: a uniform random sample of *all* predictions, drawn before the
+confidence is looked at (the unbiased field traffic drift checks compare with
+the baseline), plus every other prediction less confident than the threshold
+(the hard cases the next model should learn), within per-day count and byte
+budgets of which a reserve only the random sample may use. Each capture says
+why it was taken (``layout.CaptureReason``). The image is re-encoded from its
+pixels alone, so EXIF (GPS position, camera serial, time) and any other
 embedded metadata never leave the device.
 """
 
@@ -18,33 +20,54 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from shared.config import Client
+from shared.layout import CaptureReason
 
 CONTENT_TYPES = {"png": ("image/png", "png"), "jpeg": ("image/jpeg", "jpg")}
 
 
 def capture_reason(confidence: float, draw: float, settings: Client) -> str | None:
-    """``"low_confidence"``, ``"sample"`` or None; ``draw`` is uniform in [0, 1)."""
-    if confidence < settings.capture_below_confidence:
-        return "low_confidence"
+    """``"random_sample"``, ``"low_confidence"`` or None; ``draw`` is uniform in [0, 1).
+
+    The random draw comes first and ignores the confidence, so the random sample is a uniform sample of
+    every prediction (hard ones included); a low-confidence prediction outside it is a hard case.
+    """
     if draw < settings.capture_sample_rate:
-        return "sample"
+        return CaptureReason.RANDOM_SAMPLE.value
+    if confidence < settings.capture_below_confidence:
+        return CaptureReason.LOW_CONFIDENCE.value
     return None
 
 
 @dataclass(frozen=True)
 class BudgetDay:
-    """What one device has spent on captures on one (UTC) day."""
+    """What one device has spent on captures on one (UTC) day, and how much of it on the random sample."""
 
     day: str
     count: int = 0
     bytes: int = 0
+    sample_count: int = 0
+    sample_bytes: int = 0
 
-    def spend(self, today: date, size: int, settings: Client) -> "BudgetDay | None":
-        """The day after spending ``size`` bytes on one more capture, or None if over budget."""
+    def spend(self, today: date, size: int, settings: Client, reason: str) -> "BudgetDay | None":
+        """The day after spending ``size`` bytes on one more capture taken for ``reason``, or None if over budget.
+
+        ``random_sample_reserve`` captures of the daily count (and the same share of the bytes) are held
+        for the random sample until it has used them: the random sample may use the whole budget, any
+        other capture only what is not held.
+        """
         current = self if self.day == today.isoformat() else BudgetDay(today.isoformat())
-        if current.count + 1 > settings.daily_capture_count or current.bytes + size > settings.daily_capture_bytes:
+        sample = reason == CaptureReason.RANDOM_SAMPLE.value
+        held_count = held_bytes = 0
+        if not sample:
+            reserve = min(settings.random_sample_reserve, settings.daily_capture_count)
+            reserve_bytes = settings.daily_capture_bytes * reserve // settings.daily_capture_count if reserve else 0
+            held_count = max(0, reserve - current.sample_count)
+            held_bytes = max(0, reserve_bytes - current.sample_bytes)
+        if (current.count + 1 + held_count > settings.daily_capture_count
+                or current.bytes + size + held_bytes > settings.daily_capture_bytes):
             return None
-        return BudgetDay(current.day, current.count + 1, current.bytes + size)
+        return BudgetDay(current.day, current.count + 1, current.bytes + size,
+                         current.sample_count + sample, current.sample_bytes + (size if sample else 0))
 
 
 @dataclass(frozen=True)

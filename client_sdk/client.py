@@ -9,6 +9,7 @@ continues with its verified model, queue and budget.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import uuid
@@ -30,6 +31,7 @@ from client_sdk.transport import Endpoints, Transport
 from client_sdk.updater import ModelUpdater, UpdateResult, UpdateStatus
 from shared import layout
 from shared.config import Client
+from shared.layout import CaptureReason
 from shared.registry import ModelRef
 
 
@@ -136,19 +138,17 @@ class EdgeloopClient:
         reason = capture_reason(confidence, self._random.random(), self.settings)
         if reason is None:
             return prediction
-        encoded = encode_capture(rgb, self.settings)
-        if not self.budget.try_spend(len(encoded.data)):
-            return prediction
-        name = layout.upload_object(self.model, self.uid, prediction.id, encoded.extension)
-        self.outbox.add_upload(name, encoded.data, encoded.content_type, {
-            "predicted_label": prediction.label, "confidence": f"{confidence:.6f}", "model_version": prediction.model_version,
-        })
-        return Prediction(prediction.id, prediction.label, confidence, prediction.model_version, name, reason)
+        name = self._capture(prediction, rgb, reason)
+        return prediction if name is None else dataclasses.replace(prediction, capture=name, capture_reason=reason)
 
-    def report(self, prediction: Prediction, correct: bool | None = None, true_label: str | None = None) -> None:
+    def report(self, prediction: Prediction, correct: bool | None = None, true_label: str | None = None,
+               image: Image.Image | np.ndarray | bytes | None = None) -> Prediction:
         """Queue the outcome of ``prediction``: correct or not, and the true label when the user confirmed it.
 
         With a true label, a captured input becomes a labelled training image (on_feedback labels it).
+        When the prediction was wrong and not captured, an app that passes the input it classified
+        (``image``) has it uploaded as a ``user_report`` capture, within the daily budget. Returns the
+        prediction as reported (with its capture, if one was queued now).
         """
         if true_label is not None:
             if correct is not None and correct != (true_label == prediction.label):
@@ -156,6 +156,11 @@ class EdgeloopClient:
             correct = true_label == prediction.label
         if correct is None:
             raise ValueError("say whether the prediction was correct, or give the true label")
+        if not correct and image is not None and prediction.capture is None:
+            reason = CaptureReason.USER_REPORT.value
+            name = self._capture(prediction, as_rgb_image(image), reason)
+            if name is not None:
+                prediction = dataclasses.replace(prediction, capture=name, capture_reason=reason)
         values = {"uid": self.uid, "model_version": prediction.model_version, "predicted_label": prediction.label,
                   "confidence": float(prediction.confidence), "correct": bool(correct)}
         if true_label is not None:
@@ -163,6 +168,7 @@ class EdgeloopClient:
             if prediction.capture is not None:
                 values["capture"] = prediction.capture
         self.outbox.add_feedback(layout.feedback_collection(self.model), prediction.id, values)
+        return prediction
 
     def flush(self) -> FlushReport:
         """Send what is queued; what cannot be sent now stays on disk for the next flush."""
@@ -172,6 +178,18 @@ class EdgeloopClient:
         self.wait_for_background_update()
 
     # --- internals --------------------------------------------------------------------------
+
+    def _capture(self, prediction: Prediction, rgb: Image.Image, reason: str) -> str | None:
+        """Queue ``rgb`` as the upload of ``prediction`` taken for ``reason``; its object name, or None if over budget."""
+        encoded = encode_capture(rgb, self.settings)
+        if not self.budget.try_spend(len(encoded.data), reason):
+            return None
+        name = layout.upload_object(self.model, self.uid, prediction.id, encoded.extension)
+        self.outbox.add_upload(name, encoded.data, encoded.content_type, {
+            "predicted_label": prediction.label, "confidence": f"{prediction.confidence:.6f}",
+            "model_version": prediction.model_version, layout.CAPTURE_REASON_KEY: reason,
+        })
+        return name
 
     def _load_installed(self) -> None:
         ref = self.store.active()

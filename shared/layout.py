@@ -22,6 +22,21 @@ MODEL_FILE = "model.tflite"
 MAX_OBJECT_NAME_BYTES = 1024  # the GCS limit
 
 
+class CaptureReason(str, Enum):
+    """Why a device uploaded a capture: its upload's ``capture_reason`` metadata, kept on the image document.
+
+    Only ``random_sample`` captures are an unbiased sample of what devices see (drawn before and
+    independently of the prediction), so only they are compared with a version's drift baseline.
+    """
+
+    LOW_CONFIDENCE = "low_confidence"  # a hard case: less confident than the capture threshold
+    RANDOM_SAMPLE = "random_sample"  # a uniform random draw over every inference, whatever its confidence
+    USER_REPORT = "user_report"  # the user said the prediction was wrong and the app passed the input
+
+
+CAPTURE_REASON_KEY = "capture_reason"  # the upload's custom-metadata key
+
+
 class ObjectKind(str, Enum):
     DATASET = "dataset"
     UPLOAD = "upload"

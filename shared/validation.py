@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from shared.config import ImageLimits
 from shared.errors import EdgeloopError, InvalidObjectNameError
-from shared.layout import ObjectKind, ObjectRef, parse_object_name
+from shared.layout import CAPTURE_REASON_KEY, CaptureReason, ObjectKind, ObjectRef, parse_object_name
 from shared.events import StorageObjectEvent
 
 
@@ -43,7 +43,9 @@ class Reason(str, Enum):
 
 CONTENT_TYPES = {"image/png": ("PNG", (".png",)), "image/jpeg": ("JPEG", (".jpg", ".jpeg"))}
 # Keys apps set (DESIGN: uploads' custom metadata), plus the one the Firebase SDKs add themselves.
-METADATA_KEYS = frozenset({"label", "predicted_label", "confidence", "model_version", "firebaseStorageDownloadTokens"})
+METADATA_KEYS = frozenset({"label", "predicted_label", "confidence", "model_version", CAPTURE_REASON_KEY,
+                           "firebaseStorageDownloadTokens"})
+CAPTURE_REASONS = tuple(reason.value for reason in CaptureReason)
 
 _MODEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
@@ -73,6 +75,7 @@ class AcceptedImage:
     width: int
     height: int
     rgb: np.ndarray = field(repr=False, compare=False)
+    capture_reason: str | None = None  # why the device took it (layout.CaptureReason); None for dataset images and old apps
 
 
 def check_name(name: str) -> ObjectRef:
@@ -92,7 +95,8 @@ def check_name(name: str) -> ObjectRef:
     return ref
 
 
-def _check_metadata(metadata: Mapping[str, str], labels: frozenset[str], limits: ImageLimits) -> tuple[str | None, str | None, float | None, str | None]:
+def _check_metadata(metadata: Mapping[str, str], labels: frozenset[str],
+                    limits: ImageLimits) -> tuple[str | None, str | None, float | None, str | None, str | None]:
     size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
     if size > limits.max_metadata_bytes:
         raise Rejected(Reason.METADATA_TOO_LARGE, f"custom metadata is {size} bytes, limit {limits.max_metadata_bytes}")
@@ -116,7 +120,11 @@ def _check_metadata(metadata: Mapping[str, str], labels: frozenset[str], limits:
     version = metadata.get("model_version")
     if version is not None and not _VERSION.fullmatch(version):
         raise Rejected(Reason.BAD_METADATA, f"model_version {version!r} is not [A-Za-z0-9._-]")
-    return label, predicted, confidence, version
+    capture_reason = metadata.get(CAPTURE_REASON_KEY)
+    if capture_reason is not None and capture_reason not in CAPTURE_REASONS:
+        raise Rejected(Reason.BAD_METADATA,
+                       f"{CAPTURE_REASON_KEY} {capture_reason[:64]!r} is not one of {list(CAPTURE_REASONS)}")
+    return label, predicted, confidence, version, capture_reason
 
 
 def _decode_image(content: bytes, expected_format: str, limits: ImageLimits) -> np.ndarray:
@@ -179,7 +187,7 @@ def validate_image(
         raise Rejected(Reason.EMPTY, "object has no bytes")
     if len(content) != obj.size:
         raise Rejected(Reason.SIZE_MISMATCH, f"read {len(content)} bytes, object resource says {obj.size}")
-    label, predicted, confidence, version = _check_metadata(obj.metadata, model_labels, limits)
+    label, predicted, confidence, version, capture_reason = _check_metadata(obj.metadata, model_labels, limits)
     if ref.label is not None and label is not None and label != ref.label:
         raise Rejected(Reason.BAD_METADATA, f"metadata label {label!r} contradicts the path label {ref.label!r}")
     rgb = _decode_image(content, expected_format, limits)
@@ -192,4 +200,5 @@ def validate_image(
         width=rgb.shape[1],
         height=rgb.shape[0],
         rgb=rgb,
+        capture_reason=capture_reason,
     )

@@ -92,6 +92,7 @@ def _image_document(obj: StorageObjectEvent, image: AcceptedImage, confirmed_by:
         "predicted_label": image.predicted_label,
         "confidence": image.confidence,
         "model_version": image.model_version,
+        "capture_reason": image.capture_reason,
         "content_type": obj.content_type,
         "size": obj.size,
         "md5": obj.md5_hash,

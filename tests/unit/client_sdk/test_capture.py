@@ -1,4 +1,5 @@
-"""What a device uploads: hard cases plus a small sample, within daily budgets, without EXIF."""
+"""What a device uploads: a random sample of all predictions plus the hard cases, within daily budgets
+(part of them held for the random sample), each with its reason, without EXIF."""
 
 import io
 from datetime import date, timedelta
@@ -11,6 +12,7 @@ from PIL import Image
 from client_sdk.budget import CaptureBudget
 from client_sdk.capture import BudgetDay, capture_reason, encode_capture
 from shared.config import Client, Settings
+from shared.layout import CaptureReason
 
 SETTINGS = Client(capture_sample_rate=0.05, daily_capture_count=3, daily_capture_bytes=1000)
 
@@ -20,43 +22,118 @@ def test_the_default_threshold_is_half_and_lives_in_the_one_settings():
 
 
 @given(st.floats(0, 1), st.floats(0, 1, exclude_max=True))
-def test_every_prediction_below_the_threshold_is_captured_and_above_it_only_the_sample(confidence, draw):
+def test_the_random_sample_is_drawn_first_whatever_the_confidence_and_other_hard_cases_are_low_confidence(confidence, draw):
     reason = capture_reason(confidence, draw, SETTINGS)
-    if confidence < 0.5:
-        assert reason == "low_confidence"
+    if draw < 0.05:
+        assert reason == "random_sample"
     else:
-        assert reason == ("sample" if draw < 0.05 else None)
+        assert reason == ("low_confidence" if confidence < 0.5 else None)
 
 
-def test_the_sample_of_confident_predictions_is_about_the_sample_rate():
+def test_the_reasons_are_the_layouts():
+    assert {r.value for r in CaptureReason} == {"low_confidence", "random_sample", "user_report"}
+
+
+@pytest.mark.parametrize("confidence", [0.1, 0.99])
+def test_the_random_sample_is_about_the_sample_rate_of_every_prediction_confident_or_not(confidence):
     rng = np.random.default_rng(0)
-    captured = sum(capture_reason(0.99, rng.random(), SETTINGS) is not None for _ in range(20_000))
-    assert 0.04 < captured / 20_000 < 0.06
+    sampled = sum(capture_reason(confidence, rng.random(), SETTINGS) == "random_sample" for _ in range(20_000))
+    assert 0.04 < sampled / 20_000 < 0.06
+
+
+def test_the_random_sample_of_a_mixed_stream_has_the_streams_confidence_distribution():
+    """Unbiased: the sampled confidences look like all of them, the hard cases do not."""
+    from scipy.stats import ks_2samp
+
+    rng = np.random.default_rng(1)
+    confidences = np.concatenate([rng.uniform(0.1, 0.5, 3_000), rng.uniform(0.9, 1.0, 27_000)])
+    rng.shuffle(confidences)
+    reasons = [capture_reason(c, rng.random(), SETTINGS) for c in confidences]
+    sample = confidences[[r == "random_sample" for r in reasons]]
+    hard = confidences[[r == "low_confidence" for r in reasons]]
+    assert ks_2samp(sample, confidences).pvalue > 0.01
+    assert ks_2samp(hard, confidences).pvalue < 1e-6
 
 
 def test_the_daily_count_budget_stops_captures_and_a_new_day_resets_it():
     today = date(2026, 3, 1)
     day = BudgetDay(today.isoformat())
     for _ in range(3):
-        day = day.spend(today, 10, SETTINGS)
+        day = day.spend(today, 10, SETTINGS, "random_sample")
     assert day.count == 3 and day.bytes == 30
-    assert day.spend(today, 10, SETTINGS) is None
-    assert day.spend(today + timedelta(days=1), 10, SETTINGS) == BudgetDay("2026-03-02", 1, 10)
+    assert day.spend(today, 10, SETTINGS, "random_sample") is None
+    assert day.spend(today + timedelta(days=1), 10, SETTINGS, "random_sample") == BudgetDay("2026-03-02", 1, 10, 1, 10)
 
 
 def test_the_daily_byte_budget_stops_a_capture_that_would_exceed_it():
     today = date(2026, 3, 1)
-    day = BudgetDay(today.isoformat()).spend(today, 900, SETTINGS)
-    assert day.spend(today, 101, SETTINGS) is None
-    assert day.spend(today, 100, SETTINGS).bytes == 1000
+    day = BudgetDay(today.isoformat()).spend(today, 900, SETTINGS, "random_sample")
+    assert day.spend(today, 101, SETTINGS, "random_sample") is None
+    assert day.spend(today, 100, SETTINGS, "random_sample").bytes == 1000
+
+
+RESERVED = Client(daily_capture_count=10, daily_capture_bytes=1000, random_sample_reserve=3)
+
+
+def test_hard_cases_cannot_use_the_captures_held_for_the_random_sample():
+    today = date(2026, 3, 1)
+    day = BudgetDay(today.isoformat())
+    for _ in range(7):
+        day = day.spend(today, 10, RESERVED, "low_confidence")
+    assert day.spend(today, 10, RESERVED, "low_confidence") is None  # 3 of 10 held
+    assert day.spend(today, 10, RESERVED, "user_report") is None
+    for _ in range(3):
+        day = day.spend(today, 10, RESERVED, "random_sample")
+    assert day.count == 10 and day.sample_count == 3
+    assert day.spend(today, 10, RESERVED, "random_sample") is None  # the whole budget is spent
+
+
+def test_random_samples_taken_early_release_the_reserve_to_hard_cases():
+    today = date(2026, 3, 1)
+    day = BudgetDay(today.isoformat())
+    for _ in range(3):
+        day = day.spend(today, 10, RESERVED, "random_sample")
+    for _ in range(7):
+        day = day.spend(today, 10, RESERVED, "low_confidence")
+    assert day.count == 10
+
+
+def test_the_reserve_holds_the_same_share_of_the_bytes():
+    today = date(2026, 3, 1)
+    day = BudgetDay(today.isoformat()).spend(today, 700, RESERVED, "low_confidence")  # 300 of 1000 bytes held
+    assert day.spend(today, 1, RESERVED, "low_confidence") is None
+    assert day.spend(today, 300, RESERVED, "random_sample").bytes == 1000
+
+
+@given(st.lists(st.tuples(st.sampled_from(["low_confidence", "random_sample", "user_report"]), st.integers(1, 200)),
+                max_size=60),
+       st.integers(0, 12))
+def test_whatever_the_order_hard_cases_never_take_what_the_random_sample_is_owed(spends, reserve):
+    settings = Client(daily_capture_count=10, daily_capture_bytes=1000, random_sample_reserve=reserve)
+    today = date(2026, 3, 1)
+    day = BudgetDay(today.isoformat())
+    for reason, size in spends:
+        day = day.spend(today, size, settings, reason) or day
+        assert day.count <= 10 and day.bytes <= 1000
+        owed = max(0, min(reserve, 10) - day.sample_count)
+        assert day.count - day.sample_count <= 10 - min(reserve, 10)
+        assert day.count + owed <= 10 or owed == 0
+
+
+def test_a_budget_file_written_before_the_reserve_existed_still_loads(tmp_path):
+    today = date(2026, 3, 1)
+    (tmp_path / "budget.json").write_text('{"day": "2026-03-01", "count": 2, "bytes": 20}')
+    budget = CaptureBudget(tmp_path / "budget.json", SETTINGS, today=lambda: today)
+    assert budget.spent == BudgetDay("2026-03-01", 2, 20)
+    assert budget.try_spend(10, "random_sample") and not budget.try_spend(10, "random_sample")
 
 
 def test_the_budget_survives_a_restart_of_the_app(tmp_path):
     today = date(2026, 3, 1)
     budget = CaptureBudget(tmp_path / "budget.json", SETTINGS, today=lambda: today)
-    assert [budget.try_spend(10) for _ in range(2)] == [True, True]
+    assert [budget.try_spend(10, "random_sample") for _ in range(2)] == [True, True]
     restarted = CaptureBudget(tmp_path / "budget.json", SETTINGS, today=lambda: today)
-    assert [restarted.try_spend(10) for _ in range(2)] == [True, False]
+    assert [restarted.try_spend(10, "random_sample") for _ in range(2)] == [True, False]
 
 
 def _jpeg_with_exif() -> bytes:

@@ -53,6 +53,25 @@ def test_an_unconfirmed_capture_is_accepted_without_a_label_and_keeps_its_predic
     assert (image.label, image.predicted_label, image.confidence, image.model_version) == (None, "7", 0.31, "v2")
 
 
+@pytest.mark.parametrize("reason", ["low_confidence", "random_sample", "user_report"])
+def test_a_capture_keeps_why_it_was_taken(reason):
+    metadata = {"predicted_label": "7", "confidence": "0.91", "model_version": "v2", "capture_reason": reason}
+    assert validate_image(*event("uploads/digits/user-1/x.png", metadata=metadata), LABELS).capture_reason == reason
+
+
+def test_a_capture_from_an_app_that_does_not_say_why_is_accepted_without_a_reason():
+    metadata = {"predicted_label": "7", "confidence": "0.91", "model_version": "v2"}
+    assert validate_image(*event("uploads/digits/user-1/x.png", metadata=metadata), LABELS).capture_reason is None
+
+
+def test_an_unknown_capture_reason_is_quarantined_saying_which_reasons_exist():
+    obj, content = event("uploads/digits/user-1/x.png", metadata={"capture_reason": "sample"})
+    with pytest.raises(Rejected) as caught:
+        validate_image(obj, content, LABELS)
+    assert caught.value.reason == Reason.BAD_METADATA
+    assert caught.value.detail == "capture_reason 'sample' is not one of ['low_confidence', 'random_sample', 'user_report']"
+
+
 def test_a_capture_confirmed_at_upload_carries_its_label():
     image = validate_image(*event("uploads/digits/user-1/x.png", metadata={"label": "5"}), LABELS)
     assert image.label == "5"
@@ -145,8 +164,9 @@ def test_any_name_is_either_well_formed_or_rejected_as_an_invalid_name(segments)
 
 
 @hsettings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["label", "predicted_label", "confidence", "model_version", "extra"]),
-                       st.text(max_size=30), max_size=4))
+@given(st.dictionaries(st.sampled_from(["label", "predicted_label", "confidence", "model_version", "capture_reason", "extra"]),
+                       st.one_of(st.text(max_size=30), st.sampled_from(["low_confidence", "random_sample", "user_report"])),
+                       max_size=4))
 def test_any_metadata_is_accepted_only_when_every_value_is_valid(metadata):
     obj, content = event("uploads/digits/u1/a.png", metadata=metadata)
     try:
@@ -156,3 +176,5 @@ def test_any_metadata_is_accepted_only_when_every_value_is_valid(metadata):
         return
     assert "extra" not in metadata
     assert image.label in LABELS | {None} and (image.confidence is None or 0 <= image.confidence <= 1)
+    assert image.capture_reason == metadata.get("capture_reason")
+    assert image.capture_reason in (None, "low_confidence", "random_sample", "user_report")
