@@ -20,6 +20,12 @@ which hold however often they are looked at:
 * anything in between waits for more feedback (and every verdict needs
   ``canary_min_samples`` reports per version, a rollback excepted).
 
+Only *counted* reports enter the tallies (``shared.feedback_admission``: a
+few per user, per version and window), and when the caller passes distinct
+user counts, no verdict (a rollback included) is reached with fewer than
+``release.canary_min_users`` users on each compared version: a handful of
+accounts cannot move a release, however much they write.
+
 After a promotion, production is watched for ``release.watch_samples``
 reports against its parent's rate in the promoting step, and rolled back to
 the parent when its rate is, by the same bounds, below the parent's by more
@@ -128,8 +134,17 @@ def verdicts_within(upper, lower, total, reference_total, policy: Release):
     return worse, ~worse & enough & (np.asarray(lower) > -policy.max_drop)
 
 
-def judge_canary(canary: Tally, production: Tally, percent: float, policy: Release) -> Judgement:
-    """The canary's fate after its current step, from both versions' feedback in that step."""
+def too_few_users(users: tuple[int, ...] | None, policy: Release) -> bool:
+    """True when distinct user counts are known and one is below ``canary_min_users``."""
+    return users is not None and min(users) < policy.canary_min_users
+
+
+def judge_canary(canary: Tally, production: Tally, percent: float, policy: Release,
+                 users: tuple[int, int] | None = None) -> Judgement:
+    """The canary's fate after its current step, from both versions' feedback in that step.
+
+    ``users``: distinct users with counted reports on (canary, production) in the step, if known.
+    """
     upper, lower = difference_limits(canary, production, policy)
     worse, not_worse = verdicts_within(upper, lower, canary.total, production.total, policy)
     rates = f"{_rates(canary, production)}, difference in [{lower:+.3f}, {upper:+.3f}]"
@@ -137,6 +152,9 @@ def judge_canary(canary: Tally, production: Tally, percent: float, policy: Relea
     def judged(verdict: Verdict, detail: str, next_percent: float | None = None) -> Judgement:
         return Judgement(verdict, canary, production, upper, lower, detail, next_percent)
 
+    if too_few_users(users, policy):
+        return judged(Verdict.WAIT, f"{rates}: {users[0]} and {users[1]} users reported, waiting for "
+                                    f"{policy.canary_min_users} per version")
     if worse:
         return judged(Verdict.ROLL_BACK, f"worse: {rates}")
     if min(canary.total, production.total) < policy.canary_min_samples:
@@ -149,10 +167,16 @@ def judge_canary(canary: Tally, production: Tally, percent: float, policy: Relea
     return judged(Verdict.ADVANCE, f"not worse at {percent:g}%: {rates}", later[0])
 
 
-def judge_production(since_promotion: Tally, parent: Tally, policy: Release) -> Judgement:
-    """Whether production, since its promotion, collapsed against its parent's rate in the promoting step."""
+def judge_production(since_promotion: Tally, parent: Tally, policy: Release, users: int | None = None) -> Judgement:
+    """Whether production, since its promotion, collapsed against its parent's rate in the promoting step.
+
+    ``users``: distinct users with counted reports on production since its promotion, if known.
+    """
     upper, lower = difference_limits(since_promotion, parent, policy)
     rates = f"{_rates(since_promotion, parent)}, difference in [{lower:+.3f}, {upper:+.3f}]"
+    if too_few_users(None if users is None else (users,), policy):
+        return Judgement(Verdict.WAIT, since_promotion, parent, upper, lower,
+                         f"{rates}: {users} users reported, waiting for {policy.canary_min_users}")
     if since_promotion.total >= policy.canary_min_samples and upper < -policy.max_drop:
         return Judgement(Verdict.ROLL_BACK, since_promotion, parent, upper, lower, f"collapsed after promotion: {rates}")
     return Judgement(Verdict.WAIT, since_promotion, parent, upper, lower, f"{rates}: holding")
@@ -316,6 +340,12 @@ class ReleaseCheck:
         """The versions whose feedback must be counted for this check."""
         return (self.judged, self.production) if self.step else (self.judged,)
 
+    @property
+    def since(self) -> datetime:
+        """When the judged period began (the step, or the promotion): distinct users are counted from then."""
+        began = datetime.fromisoformat(self.step.started if self.step else self.promotion.at)
+        return began if began.tzinfo else began.replace(tzinfo=timezone.utc)
+
 
 def release_check(pointer: ModelPointer | None, records: Mapping[str, VersionRecord]) -> ReleaseCheck | None:
     """What to judge for ``pointer``; None when nothing is in rollout or under watch."""
@@ -335,14 +365,21 @@ def release_check(pointer: ModelPointer | None, records: Mapping[str, VersionRec
     return ReleaseCheck(production, production, promotion=promotion)
 
 
-def judge_release(check: ReleaseCheck, tallies: Mapping[str, Tally], policy: Release) -> Judgement | None:
-    """The verdict for ``check`` from the versions' current tallies; None when production is no longer watched."""
+def judge_release(check: ReleaseCheck, tallies: Mapping[str, Tally], policy: Release,
+                  users: Mapping[str, int] | None = None) -> Judgement | None:
+    """The verdict for ``check`` from the versions' current tallies; None when production is no longer watched.
+
+    ``users``: distinct users per version with counted reports since ``check.since`` (None: not counted, no
+    user guard; the caller counts them only when a verdict other than WAIT is in sight).
+    """
     if check.step is not None:
         canary = tallies[check.judged] - check.step.canary
-        return judge_canary(canary, tallies[check.production] - check.step.production, check.step.percent, policy)
+        pair = (users[check.judged], users[check.production]) if users is not None else None
+        return judge_canary(canary, tallies[check.production] - check.step.production, check.step.percent, policy, pair)
     if not watching(check.promotion, tallies[check.judged], policy):
         return None
-    return judge_production(tallies[check.judged] - check.promotion.baseline, check.promotion.previous_rate, policy)
+    return judge_production(tallies[check.judged] - check.promotion.baseline, check.promotion.previous_rate, policy,
+                            users[check.judged] if users is not None else None)
 
 
 def plan_verdict(check: ReleaseCheck, judgement: Judgement, tallies: Mapping[str, Tally], current: ModelPointer,

@@ -165,13 +165,18 @@ def success_rate_request(
     min_samples: int,
     min_success_rate: float,
     since_run: str | None,
+    users: int | None = None,
+    min_users: int = 1,
 ) -> RetrainRequest | None:
     """A success_rate retrain request when the evidence is strong enough, else None.
 
-    Two guards: at least ``min_samples`` feedback reports, and the upper end of the rate's confidence
-    interval below ``min_success_rate``.
+    Three guards: at least ``min_samples`` counted feedback reports, the upper end of the rate's
+    confidence interval below ``min_success_rate``, and (when ``users`` is given) at least ``min_users``
+    distinct users among the reporters (``shared.feedback_admission``: a few accounts cannot ask).
     """
     if rate.total < min_samples or rate.high >= min_success_rate:
+        return None
+    if users is not None and users < min_users:
         return None
     return RetrainRequest(
         model=model,
@@ -186,5 +191,6 @@ def success_rate_request(
             "confidence_level": rate.confidence,
             "threshold": min_success_rate,
             "min_samples": min_samples,
+            **({"users": users, "min_users": min_users} if users is not None else {}),
         },
     )

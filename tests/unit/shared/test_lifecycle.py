@@ -188,3 +188,31 @@ def test_every_planned_change_is_a_legal_transition(source, target):
     else:
         with pytest.raises(IllegalTransition):
             stage_change(record("v2", source), target)
+
+
+# --- distinct users ---------------------------------------------------------------------------------
+
+USERS = POLICY.model_copy(update={"canary_min_users": 10})
+
+
+@pytest.mark.parametrize("users", [(9, 40), (40, 9), (1, 1)])
+def test_no_canary_verdict_with_too_few_users_on_either_version_not_even_a_rollback(users):
+    worse = judge_canary(Tally(0, 500), Tally(490, 500), 10, USERS, users)
+    assert worse.verdict is Verdict.WAIT and "users" in worse.detail
+    assert judge_canary(Tally(0, 500), Tally(490, 500), 10, USERS).verdict is Verdict.ROLL_BACK  # unknown: no guard
+    assert judge_canary(Tally(0, 500), Tally(490, 500), 10, USERS, (10, 10)).verdict is Verdict.ROLL_BACK
+
+
+def test_a_collapsed_production_is_rolled_back_only_with_enough_users():
+    assert judge_production(Tally(30, 100), Tally(90, 100), USERS, users=9).verdict is Verdict.WAIT
+    assert judge_production(Tally(30, 100), Tally(90, 100), USERS, users=10).verdict is Verdict.ROLL_BACK
+
+
+@given(tallies(), tallies(), st.integers(0, 30), st.integers(0, 30))
+def test_the_user_guard_only_ever_turns_a_verdict_into_waiting(canary, production, canary_users, production_users):
+    plain = judge_canary(canary, production, 10, USERS)
+    guarded = judge_canary(canary, production, 10, USERS, (canary_users, production_users))
+    if min(canary_users, production_users) >= USERS.canary_min_users:
+        assert guarded.verdict is plain.verdict
+    else:
+        assert guarded.verdict is Verdict.WAIT

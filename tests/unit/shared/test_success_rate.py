@@ -40,3 +40,10 @@ def test_the_interval_always_contains_the_observed_rate(a, b):
 def test_impossible_counts_are_refused():
     with pytest.raises(ValueError):
         success_rate(5, 3)
+
+
+def test_a_request_needs_enough_distinct_users():
+    rate = success_rate(60, 1000)
+    assert success_rate_request("digits", "v3", rate, 100, 0.85, None, users=4, min_users=10) is None
+    request = success_rate_request("digits", "v3", rate, 100, 0.85, None, users=10, min_users=10)
+    assert request is not None and request.evidence["users"] == 10 and request.evidence["min_users"] == 10
