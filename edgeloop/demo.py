@@ -33,6 +33,10 @@ DEMO_ENV = {
     "EDGELOOP_TRAINING__COOLDOWN_S": "40",
     "EDGELOOP_RELEASE__ROLLOUT_STEPS": "[20, 50, 100]",
     "EDGELOOP_RELEASE__CANARY_MIN_SAMPLES": "25",
+    # Tens of devices, one user each, a few on the canary: every report counts, one user is enough.
+    "EDGELOOP_THRESHOLDS__FEEDBACK_PER_USER_CAP": "1000",
+    "EDGELOOP_THRESHOLDS__MIN_DISTINCT_USERS": "1",
+    "EDGELOOP_RELEASE__CANARY_MIN_USERS": "1",
 }
 DARK_ROOM = 0.12  # brightness kept once the drift starts: trainer_job.augment.DRIFT_BRIGHTNESS_KEPT
 CLEAN_ROUNDS = 2

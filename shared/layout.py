@@ -139,6 +139,16 @@ def feedback_doc(model: str, feedback_id: str) -> str:
     return f"{feedback_collection(model)}/{feedback_id}"
 
 
+def feedback_users_collection(model: str) -> str:
+    """One document per (version, user): the user's counted reports on that version (server-only)."""
+    return f"{model_doc(model)}/feedback_users"
+
+
+def feedback_user_doc(model: str, version: str, uid: str) -> str:
+    """Whose reports count: ``{version}~{hash of the uid}`` (a uid may hold any character, a document id may not)."""
+    return f"{feedback_users_collection(model)}/{version}~{hashlib.sha256(uid.encode()).hexdigest()[:32]}"
+
+
 def object_head_doc(model: str, object_name: str) -> str:
     """The newest generation of one object that on_upload registered: overwrites serialize on it."""
     return f"{model_doc(model)}/objects/{hashlib.sha256(object_name.encode()).hexdigest()[:32]}"

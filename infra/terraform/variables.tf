@@ -137,11 +137,12 @@ variable "firestore_composite_indexes" {
   }))
   description = "Composite indexes (collection-group scope: COLLECTION). Single-field and equality-only queries need none."
   default = [
-    # check_drift: the most recent inputs of the production version (shared/gcp/drift.recent_inputs).
+    # check_drift: the most recent random-sample captures of the production version (shared/gcp/drift.recent_inputs).
     {
       collection = "images"
       fields = [
         { field_path = "model_version", order = "ASCENDING" },
+        { field_path = "capture_reason", order = "ASCENDING" },
         { field_path = "created", order = "DESCENDING" },
       ]
     },
@@ -153,11 +154,12 @@ variable "firestore_composite_indexes" {
         { field_path = "created", order = "DESCENDING" },
       ]
     },
-    # on_feedback: a version's success rate over its recent window (shared/gcp/tallies.version_tally).
+    # on_feedback: a version's success rate over its recent window, counted reports only (shared/gcp/tallies.version_tally).
     {
       collection = "feedback"
       fields = [
         { field_path = "model_version", order = "ASCENDING" },
+        { field_path = "counted", order = "ASCENDING" },
         { field_path = "received_at", order = "ASCENDING" },
       ]
     },
@@ -165,8 +167,17 @@ variable "firestore_composite_indexes" {
       collection = "feedback"
       fields = [
         { field_path = "model_version", order = "ASCENDING" },
+        { field_path = "counted", order = "ASCENDING" },
         { field_path = "correct", order = "ASCENDING" },
         { field_path = "received_at", order = "ASCENDING" },
+      ]
+    },
+    # on_feedback: distinct users with a counted report on a version since a time (shared/gcp/tallies.distinct_users).
+    {
+      collection = "feedback_users"
+      fields = [
+        { field_path = "model_version", order = "ASCENDING" },
+        { field_path = "last_counted_at", order = "ASCENDING" },
       ]
     },
     # The registry: the newest version in a stage (e.g. the latest candidate).

@@ -6,7 +6,12 @@ version is two aggregation count queries (each reads one index entry per
 ``thresholds.success_window_s``, so a version that degrades months after its
 release shows it, undiluted by its lifetime; a redelivered trigger recomputes
 the same numbers, and 1,000 feedback writes/s land on 1,000 different
-documents. A confirmed label is written to a confirmation document
+documents. Each report is admitted once, in one transaction
+(``tallies.admit_report``): it counts only while its user has fewer than
+``thresholds.feedback_per_user_cap`` counted reports on that version in the
+window; a report that does not count changes no number, so it is not
+judged on. A retrain, like a release verdict, also needs enough distinct
+users (``thresholds.min_distinct_users``). A confirmed label is written to a confirmation document
 keyed by the capture (set, not increment) and copied onto the image document
 if the upload has already been registered; on_upload reads the confirmation
 when the upload comes second, so either order ends in one labelled image.
@@ -23,7 +28,7 @@ from shared.feedback import InvalidFeedback, parse_feedback
 from shared.gcp import images, model_registry, retrain_requests
 from shared.gcp.clients import firestore_client
 from shared.gcp.release import ReleaseOutcome, evaluate_release
-from shared.gcp.tallies import mark_received, version_tally
+from shared.gcp.tallies import admit_report, distinct_users, version_tally
 from shared.gcp.training_lock import training_state
 from shared.logs import log
 from shared.retrain import RetrainRequest, success_rate_request
@@ -32,7 +37,7 @@ from shared.success_rate import SuccessRate, success_rate
 
 @dataclass(frozen=True)
 class FeedbackOutcome:
-    status: str  # counted | rejected | ignored
+    status: str  # counted | not_counted (over its user's cap) | rejected | ignored
     reason: str | None = None
     rate: SuccessRate | None = None
     labelled_images: int = 0
@@ -68,19 +73,33 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
         labelled = images.apply_confirmation(db, model, feedback)
         new_data = retrain_requests.new_data(model, settings, state) if labelled else None
 
-    mark_received(db, event.document, event.created)
-    recent = version_tally(db, model, feedback.model_version,
-                           since=datetime.now(timezone.utc) - timedelta(seconds=settings.thresholds.success_window_s))
+    thresholds = settings.thresholds
+    window = timedelta(seconds=thresholds.success_window_s)
+    counted = admit_report(db, model, event.document, feedback, event.created, thresholds.feedback_per_user_cap, window)
+    if not counted:
+        # Over its user's cap (or deleted since): no count moved, so no decision can change; only its label applied.
+        requests = (new_data,) if new_data is not None else ()
+        log("INFO", "feedback_not_counted", f"{model} {feedback.model_version}: over the user's cap",
+            model=model, model_version=feedback.model_version, cap=thresholds.feedback_per_user_cap,
+            labelled_images=labelled)
+        return FeedbackOutcome("not_counted", "over the user's cap per version and window" if counted is False
+                               else "the report no longer exists", labelled_images=labelled, retrain_requests=requests)
+    since = datetime.now(timezone.utc) - window
+    recent = version_tally(db, model, feedback.model_version, since=since)
     rate = success_rate(recent.correct, recent.total)
     release = evaluate_release(model, settings)
     # Only the version serving the fleet asks for a retrain: a bad canary is rolled back by the release
     # rules, and late reports about a replaced version say nothing about what devices run now.
     low_success = None
     if release.production in (None, feedback.model_version):
-        low_success = retrain_requests.ask_once(success_rate_request(
-            model, feedback.model_version, rate, settings.thresholds.min_feedback_samples,
-            settings.thresholds.min_success_rate, state.get("last_run_id"),
-        ), state, settings)
+        def request(users: int | None) -> RetrainRequest | None:
+            return success_rate_request(model, feedback.model_version, rate, thresholds.min_feedback_samples,
+                                        thresholds.min_success_rate, state.get("last_run_id"),
+                                        users, thresholds.min_distinct_users)
+
+        # Distinct users are counted only when the rate alone would ask (one more count query).
+        wanted = request(None) and request(distinct_users(db, model, feedback.model_version, since))
+        low_success = retrain_requests.ask_once(wanted, state, settings)
     requests = tuple(request for request in (new_data, low_success) if request is not None)
     log("INFO", "feedback_counted", f"{model} {feedback.model_version}: {rate.correct}/{rate.total}",
         model=model, model_version=feedback.model_version, correct=rate.correct, total=rate.total,

@@ -7,6 +7,8 @@ on_feedback instances that reach the same verdict therefore move a canary
 once: the first commits, the others find the step already changed and do
 nothing. Tallies are counted just before the transaction (aggregation queries);
 a report arriving in between lands in the next step's counts, never in two.
+Tallies hold counted reports only, and a verdict also needs enough distinct
+users on each version (``release.canary_min_users``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from shared import layout
 from shared.config import Settings
 from shared.gcp.clients import firestore_client
 from shared.gcp.model_registry import load_pointer, load_version
-from shared.gcp.tallies import version_tally
+from shared.gcp.tallies import distinct_users, version_tally
 from shared.gcp.training_lock import TRANSACTION_ATTEMPTS
 from shared.lifecycle import (
     IllegalTransition, Judgement, Plan, Promotion, RolloutStep, Tally, Verdict, judge_release, plan_advance,
@@ -148,6 +150,12 @@ def evaluate_release(model: str, settings: Settings) -> ReleaseOutcome:
     if check is not None:
         tallies = {version: _tally(model, version, settings) for version in check.versions}
         judgement = judge_release(check, tallies, settings.release)
+        if judgement is not None and judgement.verdict is not Verdict.WAIT:
+            # A verdict in sight: it also needs enough distinct users on each version (counted only now,
+            # so most reports cost no extra query).
+            db = firestore_client(settings.project_id)
+            users = {version: distinct_users(db, model, version, check.since) for version in check.versions}
+            judgement = judge_release(check, tallies, settings.release, users)
     plan = None
     if judgement is not None and judgement.verdict is not Verdict.WAIT:
         now = _now()

@@ -347,8 +347,12 @@ def test_a_device_cannot_write_outside_its_own_user(local_stack, published, sign
     for capture in (f"uploads/{model}/frank/x.png", f"uploads/other-model/erin/x.png", f"dataset/{model}/3/x.png"):
         with pytest.raises(PermissionDenied):
             client.transport.create_document(collection, uuid.uuid4().hex, {**feedback, "true_label": "5", "capture": capture})
+    prediction = uuid.uuid4().hex  # a report may label only the capture of its own prediction
+    with pytest.raises(PermissionDenied):
+        client.transport.create_document(
+            collection, uuid.uuid4().hex, {**feedback, "true_label": "5", "capture": f"uploads/{model}/erin/{prediction}.png"})
     assert client.transport.create_document(
-        collection, uuid.uuid4().hex, {**feedback, "true_label": "5", "capture": f"uploads/{model}/erin/x.png"})
+        collection, prediction, {**feedback, "true_label": "5", "capture": f"uploads/{model}/erin/{prediction}.png"})
     headers = {"Authorization": f"Bearer {unsigned_id_token('erin', local_stack.project_id)}"}
     hijack = requests.patch(client.transport.endpoints.document_url(layout.model_doc(model)), headers=headers, timeout=10,
                             json={"fields": {"model": {"stringValue": model}}})

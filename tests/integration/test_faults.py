@@ -171,7 +171,9 @@ def test_quarantine_killed_at_any_write_and_retried_records_and_moves_the_object
 # --- on_feedback: the report that confirms a capture and crosses the success-rate threshold -------------
 
 def report(stack, model: str, **fields) -> tuple[str, dict]:
-    base = {"uid": "u1", "model_version": "v1", "predicted_label": "3", "confidence": 0.4, "correct": False}
+    """A report from a user of its own unless ``uid`` is given (an honest fleet: a retrain needs many users)."""
+    base = {"uid": f"u-{uuid.uuid4().hex[:8]}", "model_version": "v1", "predicted_label": "3", "confidence": 0.4,
+            "correct": False}
     document = layout.feedback_doc(model, uuid.uuid4().hex)
     db(stack).document(document).set({**base, **fields})
     return document, {**base, **fields}
@@ -197,7 +199,7 @@ def confirming_report(stack) -> Iterator[tuple[str, str, str, CloudEvent]]:
     for document in earlier:
         feedback_handled(stack, document)
     with paused(stack, "on_feedback"):  # the trigger for the last report must wait for the test
-        document, fields = report(stack, model, true_label="5", capture=capture.name)
+        document, fields = report(stack, model, uid="u1", true_label="5", capture=capture.name)
         yield model, capture.name, document, firestore_event(stack, document, fields)
 
 
@@ -210,7 +212,8 @@ def assert_confirmed_and_requested_once(stack, model: str, capture: str) -> None
     assert causes == [f"success_rate:{model}:v1:after-start"]
 
 
-# confirmation, the capture's label, the report's received_at stamp, the success-rate request
+# confirmation, the capture's label, the report's admission (received_at, counted, its user's document: one
+# transaction), the success-rate request
 FEEDBACK_WRITES = ["firestore.commit", "firestore.commit", "firestore.commit", "pubsub.publish"]
 
 

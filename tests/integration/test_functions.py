@@ -207,8 +207,10 @@ def test_crossing_the_new_data_threshold_requests_one_retrain_with_evidence(loca
 # --- on_feedback ---------------------------------------------------------------------------------
 
 def feedback(stack, model, fid=None, **fields) -> str:
+    """One report; by default from a user of its own (an honest fleet: no one nears the per-user cap)."""
     fid = fid or uuid.uuid4().hex
-    base = {"uid": "u1", "model_version": "v1", "predicted_label": "3", "confidence": 0.4, "correct": False}
+    base = {"uid": f"u-{uuid.uuid4().hex[:8]}", "model_version": "v1", "predicted_label": "3", "confidence": 0.4,
+            "correct": False}
     db(stack).document(layout.feedback_doc(model, fid)).set({**base, **fields})
     return layout.feedback_doc(model, fid)
 
@@ -251,8 +253,9 @@ def test_the_success_rate_counts_only_the_reports_received_in_its_window(local_s
     old = [feedback(local_stack, model, correct=False) for _ in range(minimum)]
     for document in old:
         handled(local_stack, document)
-    requests_before = control(local_stack, model).get("pending") or []
-    assert [r["reason"] for r in requests_before] == ["success_rate"]  # all wrong and enough: the trigger fires
+    # all wrong, enough reports and users: the trigger fires (launch_training records the request a moment later)
+    requests_before = eventually(lambda: control(local_stack, model).get("pending"), what="a success_rate request")
+    assert [r["reason"] for r in requests_before] == ["success_rate"]
     # The same reports, long ago: moved out of the window, they no longer say anything about the version now.
     long_ago = datetime.fromtimestamp(time.time() - SETTINGS.thresholds.success_window_s - 3600, timezone.utc)
     batch = db(local_stack).batch()
@@ -274,7 +277,7 @@ def test_a_redelivered_feedback_trigger_counts_nothing_twice(local_stack):
     import requests
 
     model = fresh_model(local_stack, "refb")
-    document = feedback(local_stack, model, correct=True, predicted_label="2")
+    document = feedback(local_stack, model, uid="u1", correct=True, predicted_label="2")
     first = handled(local_stack, document)
     event = {
         "oldValue": {}, "updateMask": {},
@@ -298,10 +301,10 @@ def test_confirmed_feedback_labels_the_capture_whichever_arrives_first(local_sta
     early = upload(local_stack, f"uploads/{model}/u1/early.png", DIGITS[8].png(),
                    metadata={"predicted_label": "3", "confidence": "0.3", "model_version": "v1"})
     ingested(local_stack, early)
-    handled(local_stack, feedback(local_stack, model, true_label="8", capture=early.name))
+    handled(local_stack, feedback(local_stack, model, uid="u1", true_label="8", capture=early.name))
     # Feedback first, upload second.
     late_name = f"uploads/{model}/u1/late.png"
-    handled(local_stack, feedback(local_stack, model, true_label="9", capture=late_name))
+    handled(local_stack, feedback(local_stack, model, uid="u1", true_label="9", capture=late_name))
     late = upload(local_stack, late_name, DIGITS[9].png(),
                   metadata={"predicted_label": "3", "confidence": "0.3", "model_version": "v1"})
     ingested(local_stack, late)

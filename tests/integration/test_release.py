@@ -60,12 +60,17 @@ def canary(local_stack, settings, trained_models, signing_key):
     return model
 
 
+REPORTS_PER_USER = 2  # an honest fleet: many users, each far below the per-user cap
+
+
 def give_feedback(stack, model: str, version: str, correct: int, wrong: int) -> None:
+    """``correct + wrong`` reports on ``version`` from users of their own, ``REPORTS_PER_USER`` each."""
+    fleet = uuid.uuid4().hex[:6]
     batch = db(stack).batch()
     for index in range(correct + wrong):
         document = db(stack).document(layout.feedback_doc(model, f"{version}-{uuid.uuid4().hex[:10]}"))
-        batch.set(document, {"uid": "tester", "model_version": version, "predicted_label": "1",
-                             "confidence": 0.9, "correct": index < correct})
+        batch.set(document, {"uid": f"user-{fleet}-{index // REPORTS_PER_USER}", "model_version": version,
+                             "predicted_label": "1", "confidence": 0.9, "correct": index < correct})
     batch.commit()
 
 

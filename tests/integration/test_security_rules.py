@@ -70,7 +70,8 @@ class Firestore:
     def exists(self, path: str) -> bool:
         return requests.get(f"{self.base}/{path}", headers=ADMIN, timeout=10).status_code == 200
 
-    def request(self, principal: str, operation: str, path: str, fields: dict | None = None) -> requests.Response:
+    def request(self, principal: str, operation: str, path: str, fields: dict | None = None,
+                document_id: str | None = None) -> requests.Response:
         headers = self.headers(principal)
         if operation == "get":
             return requests.get(f"{self.base}/{path}", headers=headers, timeout=10)
@@ -80,7 +81,7 @@ class Firestore:
         if operation == "create":
             collection, _ = path.rsplit("/", 1)
             return requests.post(
-                f"{self.base}/{collection}", params={"documentId": uuid.uuid4().hex},
+                f"{self.base}/{collection}", params={"documentId": document_id or uuid.uuid4().hex},
                 json=_document(fields or {}), headers=headers, timeout=10,
             )
         if operation == "update":
@@ -121,6 +122,7 @@ PATHS = {
     "image": ("models/{model}/images/{id}", {"status": "new", "object": "uploads/m/alice/x.png", "uid": OWNER}, {}),
     "object head": ("models/{model}/objects/{id}", {"object": "uploads/m/alice/x.png", "generation": 2}, {}),
     "confirmation": ("models/{model}/confirmations/{id}", {"object": "uploads/m/alice/x.png", "true_label": "3", "uid": OWNER}, {}),
+    "feedback user": ("models/{model}/feedback_users/{id}", {"model_version": "v1", "uid": OWNER, "admitted": []}, {}),
     "training lock": ("models/{model}/control/training", {"active_run": None, "paused": False}, {}),
     "trainer config": ("models/{model}/control/trainer", {"augment": {"low_light": 0.65}}, {}),
     "training control (any id)": ("models/{model}/control/{id}", {"locked": True}, {}),
@@ -271,18 +273,62 @@ def test_collection_group_queries_reach_no_server_only_or_foreign_document(db, c
 @pytest.mark.parametrize(
     "capture, allowed",
     [
-        ("uploads/{model}/alice/0b4c8e.png", True),  # the owner's own capture
-        ("uploads/{model}/bob/0b4c8e.png", False),  # labelling another user's upload
-        ("uploads/other-model/alice/0b4c8e.png", False),  # an upload of another model
-        ("dataset/{model}/3/x.png", False),  # the curated dataset
-        ("uploads/{model}/alice/../bob/x.png", False),  # a path trick
+        ("uploads/{model}/alice/{id}.png", True),  # the owner's own capture of this prediction
+        ("uploads/{model}/alice/{id}.jpg", True),
+        ("uploads/{model}/alice/0b4c8e.png", False),  # another of the owner's captures: one report per capture
+        ("uploads/{model}/bob/{id}.png", False),  # labelling another user's upload
+        ("uploads/other-model/alice/{id}.png", False),  # an upload of another model
+        ("dataset/{model}/3/{id}.png", False),  # the curated dataset
+        ("uploads/{model}/alice/../bob/{id}.png", False),  # a path trick
+        ("uploads/{model}/alice/{id}.gif", False),
+        ("uploads/{model}/alice/{id}", False),
         ("uploads/{model}/alice/", False),
     ],
 )
-def test_feedback_may_label_only_the_users_own_capture_of_that_model(db, capture, allowed):
-    fields = _feedback(OWNER, {"true_label": "3", "correct": True, "capture": capture.format(model=MODEL)})
-    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", fields)
+def test_feedback_may_label_only_the_users_own_capture_of_that_prediction(db, capture, allowed):
+    prediction = uuid.uuid4().hex
+    fields = _feedback(OWNER, {"true_label": "3", "correct": True, "capture": capture.format(model=MODEL, id=prediction)})
+    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", fields, document_id=prediction)
     assert response.status_code == (200 if allowed else 403), f"{capture}: {response.status_code} {response.text}"
+
+
+@pytest.mark.parametrize("document_id, allowed", [
+    ("0b4c8e0b4c8e0b4c8e0b4c8e0b4c8e0b", True),  # a prediction id (client_sdk: uuid4().hex)
+    ("pred_1-a", True),
+    ("x" * 64, True),
+    ("x" * 65, False),  # ids are bounded
+    ("a.b", False),
+    ("caf\u00e9", False),
+])
+def test_a_feedback_document_id_has_the_shape_of_a_prediction_id(db, document_id, allowed):
+    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER), document_id=document_id)
+    assert response.status_code == (200 if allowed else 403), f"{document_id}: {response.status_code} {response.text}"
+
+
+def test_one_report_per_prediction_a_second_write_under_the_same_id_is_refused(db):
+    prediction = uuid.uuid4().hex
+    assert db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER), document_id=prediction).status_code == 200
+    again = db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER, {"correct": True}), document_id=prediction)
+    assert again.status_code in (403, 409), again.text  # create-only: no overwrite of a report, however it is sent
+    overwrite = db.request("owner", "update", f"models/{MODEL}/feedback/{prediction}", _feedback(OWNER, {"correct": True}))
+    assert overwrite.status_code == 403
+
+
+@pytest.mark.parametrize("field, value", [
+    ("counted", True), ("received_at", "2026-01-01T00:00:00Z"), ("weight", 100),
+])
+def test_a_client_cannot_write_what_on_feedback_decides(db, field, value):
+    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER, {field: value}))
+    assert response.status_code == 403, f"{field}: {response.status_code} {response.text}"
+
+
+def test_nobody_but_the_server_writes_or_reads_the_per_user_counts(db):
+    """A user minting their own per-version count document (the matrix row covers reads, updates and deletes)."""
+    for principal in ("owner", "other", "anonymous"):
+        response = db.request(principal, "create", f"models/{MODEL}/feedback_users/x",
+                              {"model_version": "v1", "uid": OWNER, "admitted": [], "last_counted_at": None},
+                              document_id=f"v1~{uuid.uuid4().hex}")
+        assert response.status_code == 403, (principal, response.text)
 
 
 def test_the_emulator_loaded_the_rules_file_terraform_releases():
