@@ -221,6 +221,16 @@ def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: fl
         reset_clients()
 
 
+def _field_holdout(metrics: dict[str, Any]) -> str:
+    """The version and its production on the confirmed captures no run trained on (shared.gate)."""
+    images = int(metrics.get("field_holdout_images", 0))
+    if not images:
+        return "no field holdout"
+    production = metrics.get("production_int8_field_accuracy")
+    versus = f" vs {production:.1%}" if production is not None else ""
+    return f"{metrics['int8_field_accuracy']:.1%}{versus} ({images} images)"
+
+
 def summary_table(result: DemoResult) -> Table:
     table = Table(title=f"Edgeloop demo: {'loop closed' if result.closed else 'loop NOT closed'} in {result.seconds:.0f} s")
     table.add_column("what")
@@ -232,6 +242,7 @@ def summary_table(result: DemoResult) -> Table:
         table.add_row(f"{version}: stage / trained on", f"{record['stage']} / {trained_on} images")
         table.add_row(f"{version}: int8 accuracy clean / dark holdout",
                       f"{metrics.get('int8_accuracy', 0):.1%} / {metrics.get('int8_drifted_accuracy', 0):.1%}")
+        table.add_row(f"{version}: int8 accuracy field holdout, vs production", _field_holdout(metrics))
         table.add_row(f"{version}: how it got its stage",
                       "; ".join(f"{h['target']} by {h['actor'].split(':')[0]}" for h in record.get("history", [])[1:]))
     clean = [r for r in result.rounds if r.phase == "clean"]

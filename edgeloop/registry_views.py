@@ -67,9 +67,19 @@ def _rate(tally: Tally | None) -> str:
     return f"{tally.rate:.1%} ({tally.correct}/{tally.total})" if tally and tally.total else "-"
 
 
+def _field_holdout(metrics: dict[str, Any]) -> str:
+    """Accuracy on the confirmed field captures no run trained on, beside production's then, and how many."""
+    images = int(metrics.get("field_holdout_images", 0))
+    if not images:
+        return "-"
+    production = metrics.get("production_int8_field_accuracy")
+    return f"{metrics['int8_field_accuracy']:.3f}" + (f" vs {production:.3f}" if production is not None else "") + f" ({images})"
+
+
 def versions_table(view: ModelView) -> Table:
     table = Table(title=f"{view.pointer.model}: versions")
-    for column in ("version", "stage", "devices", "field success", "int8 acc", "drifted acc", "size", "last change"):
+    for column in ("version", "stage", "devices", "field success", "int8 acc", "drifted acc", "field holdout acc",
+                   "size", "last change"):
         table.add_column(column)
     for record in view.versions:
         last = record.history[-1] if record.history else None
@@ -78,6 +88,7 @@ def versions_table(view: ModelView) -> Table:
             record.version, f"[{style}]{record.stage.value}[/]" if style else record.stage.value, _percent(view, record),
             _rate(view.tallies.get(record.version)),
             f"{record.metrics.get('int8_accuracy', float('nan')):.3f}", f"{record.metrics.get('int8_drifted_accuracy', float('nan')):.3f}",
+            _field_holdout(record.metrics),
             f"{record.ref.size / 1024:.0f} KiB" if record.ref else "-",
             f"{last.at:%m-%d %H:%M:%S} {last.actor}: {last.reason[:60]}" if last else "-",
         )

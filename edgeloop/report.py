@@ -21,6 +21,9 @@ from shared.gcp.clients import firestore_client
 from shared.registry import VersionRecord, version_number
 
 WINDOW = 40  # feedback reports per point of a version's success-rate curve
+# Accuracy bars per version: the clean holdout, the dark-room stress, the field holdout (confirmed captures).
+HOLDOUTS = (("int8_accuracy", "clean holdout"), ("int8_drifted_accuracy", "dark stress"),
+            ("int8_field_accuracy", "field holdout"))
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def collect(model: str, settings: Settings) -> ReportData:
                 data.events.append(Event(report["created"], f"drift ({report.get('version')})", "drift"))
     records = [VersionRecord.model_validate(s.to_dict()) for s in db.collection(layout.versions_collection(model)).stream()]
     for record in sorted(records, key=lambda r: version_number(r.version)):
-        data.accuracy[record.version] = {k: record.metrics[k] for k in ("int8_accuracy", "int8_drifted_accuracy") if k in record.metrics}
+        data.accuracy[record.version] = {k: record.metrics[k] for k, _ in HOLDOUTS if k in record.metrics}
         for transition in record.history:
             if transition.source is not None:
                 data.events.append(Event(transition.at, f"{record.version} → {transition.target.value}", "transition"))
@@ -119,9 +122,13 @@ def draw(data: ReportData, path: Path) -> Path:
 
     versions = list(data.accuracy)
     positions = range(len(versions))
-    for offset, (metric, label) in enumerate((("int8_accuracy", "clean holdout"), ("int8_drifted_accuracy", "drifted holdout"))):
-        values = [data.accuracy[v].get(metric, 0.0) for v in versions]
-        bars = accuracy.bar([p + (offset - 0.5) * 0.38 for p in positions], values, width=0.38, label=label)
+    width = 0.8 / len(HOLDOUTS)
+    for offset, (metric, label) in enumerate(HOLDOUTS):
+        measured = [(p, data.accuracy[v][metric]) for p, v in zip(positions, versions) if metric in data.accuracy[v]]
+        if not measured:
+            continue  # e.g. no version had a field holdout yet
+        bars = accuracy.bar([p + (offset - (len(HOLDOUTS) - 1) / 2) * width for p, _ in measured],
+                            [value for _, value in measured], width=width, label=label)
         accuracy.bar_label(bars, fmt="%.3f", fontsize=7)
     accuracy.set_xticks(list(positions), versions)
     accuracy.set_ylim(0, 1.1)

@@ -28,7 +28,8 @@ def test_a_report_is_drawn_with_versions_drift_and_events(tmp_path):
         "digits",
         feedback={"v1": series([True] * 50 + [False] * 30), "v2": series([True] * 60)},
         drift=[(START, 0.1, False), (START + timedelta(seconds=40), 0.6, True)],
-        accuracy={"v1": {"int8_accuracy": 0.98, "int8_drifted_accuracy": 0.6}, "v2": {"int8_accuracy": 0.97, "int8_drifted_accuracy": 0.95}},
+        accuracy={"v1": {"int8_accuracy": 0.98, "int8_drifted_accuracy": 0.6},  # v1 had no field holdout yet
+                  "v2": {"int8_accuracy": 0.97, "int8_drifted_accuracy": 0.95, "int8_field_accuracy": 0.96}},
         events=[Event(START + timedelta(seconds=40), "drift (v1)", "drift"), Event(START + timedelta(seconds=70), "v2 → canary", "transition")],
     )
     path = draw(data, tmp_path / "out" / "report.png")
