@@ -65,6 +65,9 @@ def test_measure_runs_the_real_rule_on_every_window_clean_passes_dark_is_caught(
 def test_samples_needed_is_the_smallest_size_that_detects_often_enough():
     rates = {10: Rate(5, 10), 20: Rate(19, 20), 50: Rate(4, 4)}
     assert samples_needed(rates) == 20
+    healthy = {10: Rate(3, 30), 20: Rate(1, 10), 50: Rate(0, 4)}
+    assert samples_needed(rates, healthy) == 50  # 20 detects, but the healthy fleet alarms too often there
+    assert samples_needed(rates, {10: Rate(9, 10)}) is None
     assert samples_needed({10: Rate(1, 10)}) is None
     assert Rate().rate is None
 
