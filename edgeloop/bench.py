@@ -15,6 +15,7 @@ from edgeloop.benchmarks import BENCHMARKS_FILE, write_section
 
 bench_app = typer.Typer(help="Run benchmarks and rewrite their sections of BENCHMARKS.md.", no_args_is_help=True)
 console = Console(stderr=True)
+STACK_ATTEMPTS = 3
 
 
 def _check(passed: bool) -> str:
@@ -299,9 +300,20 @@ def drift_bench(bench_settings, figure: Path | None, model: str = "digits",
 
     ``env``: settings overrides for the stack (a smoke test shrinks ``thresholds.drift_min_samples``).
     """
+    from contextlib import ExitStack
+
     from edgeloop import bench_drift
 
-    with fresh_stack(env=env) as (state, settings), tempfile.TemporaryDirectory(prefix="edgeloop-devices-") as devices:
+    with ExitStack() as cleanup:
+        for attempt in range(1, STACK_ATTEMPTS + 1):  # a busy machine can time a starting emulator out
+            try:
+                state, settings = cleanup.enter_context(fresh_stack(env=env))
+                break
+            except Exception as exc:  # noqa: BLE001 - reported, retried, re-raised on the last attempt
+                if attempt == STACK_ATTEMPTS:
+                    raise
+                console.print(f"[yellow]the stack did not start[/] ({type(exc).__name__}: {exc}); trying again")
+        devices = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="edgeloop-devices-"))
         results, meta = bench_drift.run(bench_settings, state, settings, console, Path(devices), model)
     if figure is not None:
         bench_drift.draw(results, figure)
