@@ -35,7 +35,7 @@ def _status_table(directory: Path) -> tuple[Table, bool]:
 
 
 @app.command()
-def up(directory: Optional[Path] = StackDir, timeout: float = typer.Option(60.0, help="seconds to wait for health")) -> None:
+def up(directory: Optional[Path] = StackDir, timeout: float = typer.Option(stack.STARTUP_TIMEOUT_S, help="seconds to wait for health")) -> None:
     """Start the embedded local stack (emulators, storage notifier, functions)."""
     directory = stack_directory(directory)
     started = time.monotonic()

@@ -65,6 +65,21 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 else
   say "Python packages up to date"
 fi
+# --- Node packages (package-lock.json) -------------------------------------------
+# firebase-tools: the Firebase Auth emulator of the local stack; firebase: the Web SDK test.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+  || die "Node.js 20+ and npm are missing (the Firebase Auth emulator is firebase-tools). Install them with: sudo apt-get install -y nodejs npm (Debian 12+/Ubuntu 24.04+; elsewhere Node 20 from https://nodejs.org)"
+node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' \
+  || die "Node.js 20+ is needed, found $(node --version). Install Node 20 from https://nodejs.org"
+node_stamp=node_modules/.edgeloop-installed
+node_want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ] || [ ! -f node_modules/firebase-tools/lib/bin/firebase.js ]; then
+  say "installing pinned Node packages into node_modules (npm ci; first run: a few minutes)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$node_want" > "$node_stamp"
+else
+  say "Node packages up to date"
+fi
 # --- BEGIN checkov (infra tests) -----------------------------------------------
 # tests/infra/test_terraform.py runs checkov over infra/terraform. Its dependency
 # tree is large and would fight the pinned set, so it gets its own venv.

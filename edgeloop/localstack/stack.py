@@ -6,6 +6,9 @@ Components, each its own process group:
   and delivering trigger events to the on_feedback function;
 * ``pubsub``: the Cloud SDK Pub/Sub emulator (topics, push subscriptions, dead letters);
 * ``storage``: gcp-storage-emulator plus the GCS notification publisher;
+* ``auth``: the Firebase Auth emulator (``firebase emulators:start --only auth``, pinned
+  firebase-tools); devices sign in to it through the Auth REST API, and the stack's
+  processes verify its tokens (``FIREBASE_AUTH_EMULATOR_HOST``);
 * one functions-framework server per function in functions/main.py.
 
 State (ports, pids, logs, stored objects) lives under one directory, ``.edgeloop/``
@@ -24,6 +27,7 @@ from typing import Callable
 
 from edgeloop.localstack.faults import RESTARTABLE, kill_component, start_component
 from edgeloop.localstack.processes import (
+    AUTH_AUX_PORTS,
     FIRESTORE_RULES,
     FUNCTIONS_SOURCE,
     REPO_ROOT,
@@ -54,14 +58,18 @@ __all__ = [
     "EMULATORS", "FIRESTORE_RULES", "FIRESTORE_TRIGGERS", "FUNCTIONS", "FUNCTIONS_SOURCE", "PUSH_ROUTES", "REPO_ROOT",
     "RESTARTABLE", "STACK_ID_VARIABLE", "STATE_FILE", "ComponentStatus", "StackError", "StackState", "StopReport",
     "down", "free_port", "kill_component", "load_state", "pid_alive", "running_stack", "stack_processes",
-    "start_component", "status", "up",
+    "STARTUP_TIMEOUT_S", "start_component", "status", "up",
 ]
+
+
+# The Auth emulator compiles its whole REST schema when it starts: ~15 s of CPU, far longer on a busy machine.
+STARTUP_TIMEOUT_S = 150.0
 
 
 def up(
     settings: Settings,
     directory: Path | None = None,
-    timeout_s: float = 60.0,
+    timeout_s: float = STARTUP_TIMEOUT_S,
     on_ready: Callable[[str], None] = lambda name: None,
 ) -> tuple[StackState, bool]:
     """Start the stack, or return the healthy one already running: (state, started_now)."""
@@ -77,6 +85,8 @@ def up(
         "firestore": settings.ports.firestore,
         "pubsub": settings.ports.pubsub,
         "storage": settings.ports.storage,
+        "auth": getattr(settings.ports, "auth", 0),
+        **{name: 0 for name in AUTH_AUX_PORTS},
         **{
             name: (settings.ports.functions_base + i if settings.ports.functions_base else 0)
             for i, name in enumerate(FUNCTIONS)
@@ -100,7 +110,8 @@ def up(
     commands = component_commands(state, settings)
     env = component_environment(state)
     try:
-        # Pub/Sub first: the storage notifier publishes to it as soon as it starts.
+        # Pub/Sub first: the storage notifier publishes to it as soon as it starts. Auth too: it is the slowest to start.
+        state.pids["auth"] = spawn(commands["auth"], env, state.log_file("auth"))
         state.pids["pubsub"] = spawn(commands["pubsub"], env, state.log_file("pubsub"))
         for name in ("firestore", *FUNCTIONS):
             state.pids[name] = spawn(commands[name], env, state.log_file(name))
@@ -110,7 +121,7 @@ def up(
         state.save()
         create_topics_and_subscriptions(state, settings)
         remaining = timeout_s - (time.time() - state.started_at)
-        wait_healthy(state, ["firestore", "storage", *FUNCTIONS], max(remaining, 1.0), on_ready)
+        wait_healthy(state, ["firestore", "storage", "auth", *FUNCTIONS], max(remaining, 1.0), on_ready)
         register_firestore_triggers(state)
     except BaseException:
         down(directory)

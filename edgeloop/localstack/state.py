@@ -13,7 +13,7 @@ from pathlib import Path
 from shared.errors import EdgeloopError
 
 FUNCTIONS = ("on_upload", "on_feedback", "check_drift", "launch_training")
-EMULATORS = ("firestore", "pubsub", "storage")
+EMULATORS = ("firestore", "pubsub", "storage", "auth")
 STATE_FILE = "stack.json"
 
 
@@ -43,7 +43,13 @@ class StackState:
         return f"http://{self.host}:{self.ports[component]}"
 
     def client_env(self) -> dict[str, str]:
-        """What a process needs to talk to this stack with the standard clients."""
+        """What a process needs to talk to this stack with the standard clients.
+
+        ``FIREBASE_AUTH_EMULATOR_HOST`` makes firebase-admin accept the Auth emulator's unsigned ID tokens and
+        mint unsigned custom tokens: it belongs to the local stack's processes and clients only, never to a
+        production environment.
+        """
+        auth = {"FIREBASE_AUTH_EMULATOR_HOST": f"{self.host}:{self.ports['auth']}"} if "auth" in self.ports else {}
         return {
             "FIRESTORE_EMULATOR_HOST": f"{self.host}:{self.ports['firestore']}",
             "PUBSUB_EMULATOR_HOST": f"{self.host}:{self.ports['pubsub']}",
@@ -51,6 +57,7 @@ class StackState:
             "GOOGLE_CLOUD_PROJECT": self.project_id,
             "EDGELOOP_PROJECT_ID": self.project_id,
             "EDGELOOP_BUCKET": self.bucket,
+            **auth,
         }
 
     def save(self) -> None:

@@ -1,4 +1,4 @@
-"""Finding the system pieces the local stack runs: Java and the Cloud SDK emulators."""
+"""Finding the system pieces the local stack runs: Java, the Cloud SDK emulators, Node and firebase-tools."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ INSTALL_EMULATORS = (
     "or with an existing SDK: gcloud components install cloud-firestore-emulator pubsub-emulator. "
     "Set EDGELOOP_GCLOUD_SDK_ROOT if the SDK lives elsewhere."
 )
+INSTALL_NODE = (
+    "Node.js 20+ and npm are needed by the Firebase Auth emulator (firebase-tools). "
+    "Install them with: apt-get install -y nodejs npm (or from https://nodejs.org), then run scripts/bootstrap.sh"
+)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIREBASE_CLI = REPO_ROOT / "node_modules/firebase-tools/lib/bin/firebase.js"
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class Tools:
     pubsub_launcher: Path
     functions_framework: Path
     python: Path
+    node: Path | None = None
+    firebase_cli: Path | None = None
 
 
 def sdk_root() -> Path | None:
@@ -55,4 +63,16 @@ def find_tools() -> Tools:
     framework = Path(sys.executable).parent / "functions-framework"
     if not framework.exists():
         raise ConfigurationError(f"{framework} is missing; run scripts/bootstrap.sh to install the Python packages")
-    return Tools(Path(java), firestore_jar, pubsub_launcher, framework, Path(sys.executable))
+    node, firebase_cli = find_firebase_cli()
+    return Tools(Path(java), firestore_jar, pubsub_launcher, framework, Path(sys.executable), node, firebase_cli)
+
+
+def find_firebase_cli() -> tuple[Path, Path]:
+    """Node and the pinned firebase-tools CLI (package.json), or a ConfigurationError saying what to install."""
+    node = shutil.which("node")
+    if node is None:
+        raise ConfigurationError(INSTALL_NODE)
+    if not FIREBASE_CLI.exists():
+        raise ConfigurationError(f"{FIREBASE_CLI} is missing: run scripts/bootstrap.sh (npm ci installs the pinned "
+                                 "firebase-tools from package-lock.json)")
+    return Path(node), FIREBASE_CLI

@@ -94,7 +94,7 @@ def register_firestore_triggers(state: StackState) -> None:
         response = requests.put(
             f"{state.url('firestore')}/emulator/v1/projects/{state.project_id}/triggers/{function}",
             json={"eventTrigger": {"resource": resource, "eventType": event_type, "service": "firestore.googleapis.com"}},
-            timeout=10,
+            timeout=60,  # the emulator's first answer here takes seconds (11 s measured on a busy 2-core machine)
         )
         if not response.ok:
             raise StackError(f"registering Firestore trigger {function} failed: {response.status_code} {response.text}")

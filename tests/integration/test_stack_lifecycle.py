@@ -1,4 +1,4 @@
-"""`edgeloop up` / `status` / `down` as a user runs them: healthy within 60 s, nothing left behind."""
+"""`edgeloop up` / `status` / `down` as a user runs them: healthy within the start timeout, nothing left behind."""
 
 import os
 import subprocess
@@ -13,12 +13,12 @@ EDGELOOP = [sys.executable, "-m", "edgeloop.cli"]
 
 
 def _run(*args, directory):
-    return subprocess.run([*EDGELOOP, *args, "--dir", str(directory)], capture_output=True, text=True, timeout=120,
+    return subprocess.run([*EDGELOOP, *args, "--dir", str(directory)], capture_output=True, text=True, timeout=stack.STARTUP_TIMEOUT_S + 60,
                           env={**os.environ, "COLUMNS": "200"})
 
 
 def test_up_status_down_from_the_command_line_leaves_no_process_behind(tmp_path):
-    up = _run("up", directory=tmp_path)  # `up` itself fails unless every component is healthy within 60 s
+    up = _run("up", directory=tmp_path)  # `up` itself fails unless every component is healthy within stack.STARTUP_TIMEOUT_S
     assert up.returncode == 0, up.stdout + up.stderr
     status = _run("status", directory=tmp_path)
     assert status.returncode == 0, status.stdout
