@@ -5,7 +5,13 @@ confidence get a two-sample Kolmogorov–Smirnov test; a shift counts as drift
 only when it is both significant (Bonferroni-corrected over the tests) and
 large (KS statistic at least ``min_effect``), so a huge sample cannot flag a
 negligible change. The predicted-label mix is compared with the training
-label mix by Jensen–Shannon distance.
+label mix by Jensen–Shannon distance. The recent inputs must be an unbiased
+sample of field traffic (the devices' ``random_sample`` captures): hard cases
+captured for their low confidence differ from the training data by design.
+
+``assess_harm`` then says whether a detected drift hurts: only a drift under
+which the version's field success is confidently below what its gate measured
+(minus the release's tolerated drop) is retrained on; another is reported.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
 from shared.image_stats import STATISTICS
+from shared.success_rate import success_rate
 
 BASELINE_SAMPLE = 500  # values kept per statistic in a baseline
 
@@ -127,3 +134,59 @@ def detect_drift(baseline: Mapping[str, Any], recent: Sequence[Mapping[str, Any]
     drifted = [t.name for t in tests if t.drifted]
     detail = f"drift in {', '.join(drifted)}" if drifted else "no test shows drift"
     return DriftReport("drift" if drifted else "no_drift", len(recent), tests, detail)
+
+
+@dataclass(frozen=True)
+class Harm:
+    """Whether a drift hurts field success, with the numbers that decided it."""
+
+    verdict: str  # harmful | harmless | unknown (too few reports, or reporters, to tell)
+    correct: int
+    total: int
+    upper_bound: float  # of the field success rate's confidence interval
+    bar: float  # gate accuracy minus the release's max_drop
+    gate_accuracy: float
+    min_reports: int
+    users: int | None = None  # distinct users among the reporters, when known
+    min_users: int = 1
+    detail: str = ""
+
+    @property
+    def harmful(self) -> bool:
+        return self.verdict == "harmful"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assess_harm(correct: int, total: int, gate_accuracy: float, max_drop: float, min_reports: int,
+                users: int | None = None, min_users: int = 1) -> Harm:
+    """Does the drift hurt? From the version's field reports over the drift window and its gate accuracy.
+
+    Harmful when the upper end of the field success rate's 95% Wilson interval is below
+    ``gate_accuracy - max_drop`` (we are confident the version does worse in the field than its gate
+    measured, beyond the drop the release rules tolerate) and, when ``users`` is given, at least
+    ``min_users`` distinct users reported (a few accounts cannot make a drift harmful). Harmless when
+    at least ``min_reports`` reports do not show that; unknown otherwise (too little evidence either way).
+    """
+    rate = success_rate(correct, total)
+    bar = gate_accuracy - max_drop
+    numbers = (f"field success {correct}/{total} (upper bound {rate.high:.3f}) vs gate accuracy "
+               f"{gate_accuracy:.3f} - max_drop {max_drop:g} = {bar:.3f}")
+    if rate.high < bar and (users is None or users >= min_users):
+        verdict, detail = "harmful", f"{numbers}: confidently below"
+    elif rate.high < bar:
+        verdict, detail = "unknown", f"{numbers}: below, but from {users} distinct users, {min_users} needed"
+    elif total >= min_reports:
+        verdict, detail = "harmless", f"{numbers}: not below"
+    else:
+        verdict, detail = "unknown", f"{numbers}: {total} reports, {min_reports} needed to call it harmless"
+    return Harm(verdict, correct, total, round(rate.high, 4), round(bar, 4), gate_accuracy, min_reports,
+                users, min_users, detail)
+
+
+def retrain_on_drift(report: DriftReport, harm: Harm | None, policy: str) -> bool:
+    """``policy`` ``always``: every drift is retrained on; ``when_harmful``: only a harmful one."""
+    if not report.drifted:
+        return False
+    return policy == "always" or (harm is not None and harm.harmful)

@@ -1,20 +1,35 @@
 """Per-image statistics that field drift moves: brightness, contrast, sharpness.
 
 Computed on upload for every accepted image and by the trainer for its
-baseline, so drift checks compare like with like.
+baseline, so drift checks compare like with like: each image is first brought
+to one scale, ``STATS_SIDE``×``STATS_SIDE`` RGB resized bilinearly as the
+trainer and the client's inference resize an input (aspect ignored). A capture
+is uploaded at up to ``Client.capture_max_side`` pixels while the trainer
+reads its images at the model's input size; without a common scale a
+Laplacian variance measured on a 512-pixel photo and on a 32-pixel training
+image would differ by orders of magnitude on identical content.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 STATISTICS = ("brightness", "contrast", "sharpness")
+STATS_SIDE = 32  # the default model input (trainer_job TrainConfig.image_size)
+
+
+def at_stats_scale(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` (uint8 H×W×3) as STATS_SIDE×STATS_SIDE, resized bilinearly unless already that size."""
+    if rgb.shape[:2] == (STATS_SIDE, STATS_SIDE):
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((STATS_SIDE, STATS_SIDE), Image.Resampling.BILINEAR))
 
 
 def image_statistics(rgb: np.ndarray) -> dict[str, float]:
-    """Statistics of one uint8 RGB image (H×W×3), each on a 0..1 scale."""
-    grey = rgb.astype(np.float32).mean(axis=2) / 255.0
+    """Statistics of one uint8 RGB image (H×W×3) at the common scale, each on a 0..1 scale."""
+    grey = at_stats_scale(np.ascontiguousarray(rgb, dtype=np.uint8)).astype(np.float32).mean(axis=2) / 255.0
     return {
         "brightness": float(grey.mean()),
         "contrast": float(grey.std()),

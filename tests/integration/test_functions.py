@@ -23,6 +23,7 @@ from shared.config import Settings
 from shared.digits import load_digits_rgb
 from shared.drift import baseline_statistics
 from shared.image_stats import image_statistics
+from shared.registry import ModelInput, ModelRef, Stage, VersionRecord
 from shared.retrain import RetrainReason, RetrainRequest
 from tests.integration.helpers import (
     bucket, control, db, eventually, fresh_model, image_docs, quarantine_record, register_model,
@@ -325,22 +326,53 @@ def test_a_malformed_feedback_document_is_quarantined_with_its_reason(local_stac
 
 # The digits set is grouped by writer: field traffic and training data are random draws, not neighbours.
 SHUFFLED = [DIGITS[i] for i in np.random.default_rng(0).permutation(len(DIGITS))]
+LABELS = tuple(str(i) for i in range(10))
+GATE_ACCURACY = 0.97  # v1's int8 holdout accuracy: the field success a harmless drift keeps (minus max_drop)
 
 
-def publish_production(stack, model: str, digits) -> None:
-    """A production v1 whose baseline is the statistics of ``digits`` (what the trainer stores)."""
+def healthy_confidences(n: int, seed: int) -> list[float]:
+    """Top-1 confidences of a healthy model on its own kind of inputs: mostly sure, a tail of harder ones."""
+    rng = np.random.default_rng(seed)
+    sure = rng.uniform(0.9, 1.0, n)
+    return [round(float(c), 6) for c in np.where(rng.random(n) < 0.85, sure, rng.uniform(0.3, 0.9, n))]
+
+
+def publish_production(stack, model: str, digits) -> dict:
+    """A production v1 whose baseline is what the trainer stores: the statistics of ``digits`` and healthy
+    confidences; its gate measured GATE_ACCURACY."""
     stats = [image_statistics(d.rgb) for d in digits]
-    baseline = baseline_statistics(stats, [0.95] * len(digits), [d.label for d in digits])
+    baseline = baseline_statistics(stats, healthy_confidences(len(digits), seed=1), [d.label for d in digits])
     client = db(stack)
-    client.document(layout.version_doc(model, "v1")).set({"model": model, "version": "v1", "baseline": baseline})
-    client.document(layout.model_doc(model)).set({"production": {"version": "v1"}}, merge=True)
+    production = ModelRef(version="v1", path=layout.model_object(model, "v1"), sha256="0" * 64, size=1, signature="-",
+                          labels=LABELS, input=ModelInput(height=32, width=32))
+    record = VersionRecord(model=model, version="v1", run_id="run-v1", created=datetime.now(timezone.utc),
+                           stage=Stage.PRODUCTION, ref=production, metrics={"int8_accuracy": GATE_ACCURACY},
+                           baseline=baseline)
+    client.document(layout.version_doc(model, "v1")).set({**record.model_dump(mode="json"), "created": record.created})
+    client.document(layout.model_doc(model)).set({"production": production.model_dump(mode="json")}, merge=True)
+    return baseline
 
 
-def captures(stack, model: str, images: list[np.ndarray], confidence: float) -> None:
-    blobs = [upload(stack, f"uploads/{model}/u1/{i}.png", png(rgb),
-                    metadata={"predicted_label": str(i % 10), "confidence": str(confidence), "model_version": "v1"})
-             for i, rgb in enumerate(images)]
-    eventually(lambda: len(image_docs(stack, model)) == len(blobs), 60, "captures registered")
+def captures(stack, model: str, digits, images: list[np.ndarray], confidences: list[float], reason: str | None) -> None:
+    """Uploads as the client SDK makes them (``reason`` None: an app from before capture reasons)."""
+    before = len(image_docs(stack, model))
+    tag = reason or "unsaid"
+    blobs = [upload(stack, f"uploads/{model}/u1/{tag}-{i}.png", png(rgb),
+                    metadata={"predicted_label": digit.label, "confidence": f"{confidence:.6f}", "model_version": "v1",
+                              **({"capture_reason": reason} if reason else {})})
+             for i, (digit, rgb, confidence) in enumerate(zip(digits, images, confidences))]
+    eventually(lambda: len(image_docs(stack, model)) == before + len(blobs), 60, "captures registered")
+
+
+def random_sample(stack, model: str, digits, images: list[np.ndarray] | None = None, seed: int = 2) -> None:
+    captures(stack, model, digits, images or [d.rgb for d in digits], healthy_confidences(len(digits), seed),
+             "random_sample")
+
+
+def hard_cases(stack, model: str, digits, seed: int = 3) -> None:
+    """What a healthy fleet also uploads: every prediction below the capture threshold."""
+    rng = np.random.default_rng(seed)
+    captures(stack, model, digits, [d.rgb for d in digits], list(rng.uniform(0.2, 0.5, len(digits))), "low_confidence")
 
 
 def drift_check(stack, model: str) -> dict:
@@ -351,26 +383,73 @@ def drift_check(stack, model: str) -> dict:
     return report.reference.get().to_dict()
 
 
-def test_low_light_captures_are_reported_as_drift_and_request_a_retrain(local_stack):
-    model = fresh_model(local_stack, "drift")
-    publish_production(local_stack, model, SHUFFLED[:200])
-    dim = [(d.rgb.astype(np.float32) * 0.3).astype(np.uint8) for d in SHUFFLED[200:240]]
-    captures(local_stack, model, dim, confidence=0.45)
-    report = drift_check(local_stack, model)
-    assert report["status"] == "drift" and report["version"] == "v1"
-    drifted = {t["name"] for t in report["tests"] if t["drifted"]}
-    assert "brightness" in drifted
-    (request,) = eventually(lambda: control(local_stack, model).get("pending"), what="a drift request")
-    assert request["reason"] == "drift" and request["evidence"]["model_version"] == "v1"
-    assert wait_for_entry(local_stack, "check_drift", lambda e: e.get("event") == "drift_detected" and e.get("model") == model)
+def field_reports(stack, model: str, correct: int, wrong: int) -> None:
+    """Users' reports on v1, each handled (counted) by on_feedback."""
+    outcomes = [True] * correct + [False] * wrong
+    for start in range(0, len(outcomes), 10):  # a few at a time: on_feedback keeps up on a loaded machine
+        documents = [feedback(stack, model, correct=right, predicted_label="3") for right in outcomes[start:start + 10]]
+        for document in documents:
+            handled(stack, document)
 
 
-def test_captures_like_the_training_data_are_not_drift(local_stack):
+def dim(digits, kept: float = 0.3) -> list[np.ndarray]:
+    return [(d.rgb.astype(np.float32) * kept).astype(np.uint8) for d in digits]
+
+
+def test_a_healthy_fleet_uploading_its_hard_cases_too_is_not_drift(local_stack):
+    from shared.drift import detect_drift
+    from shared.gcp.drift import thresholds_of
+
     model = fresh_model(local_stack, "nodrift")
-    publish_production(local_stack, model, SHUFFLED[:300])
-    captures(local_stack, model, [d.rgb for d in SHUFFLED[300:340]], confidence=0.95)
+    baseline = publish_production(local_stack, model, SHUFFLED[:300])
+    random_sample(local_stack, model, SHUFFLED[300:340])
+    hard_cases(local_stack, model, SHUFFLED[340:380])  # as many hard cases as sampled ones: a realistic mix
+    captures(local_stack, model, SHUFFLED[380:420], dim(SHUFFLED[380:420], 0.2), [0.3] * 40, None)  # an old app's
     report = drift_check(local_stack, model)
     assert report["status"] == "no_drift", report["tests"]
+    assert report["samples"] == 40 and report["input"] == "random_sample"
+    assert not control(local_stack, model).get("pending")
+    # What the check compared before capture reasons: every capture, hard cases included.
+    everything = detect_drift(baseline, image_docs(local_stack, model), thresholds_of(SETTINGS))
+    assert "confidence" in {t.name for t in everything.tests if t.drifted}
+
+
+def test_a_drifted_random_sample_that_hurts_field_success_requests_a_retrain(local_stack):
+    model = fresh_model(local_stack, "drift")
+    publish_production(local_stack, model, SHUFFLED[:200])
+    random_sample(local_stack, model, SHUFFLED[200:240], dim(SHUFFLED[200:240]))
+    hard_cases(local_stack, model, SHUFFLED[240:280])
+    # 34 of 40 right: 85%, not low enough for the success-rate rule, confidently below 97% - 3%.
+    field_reports(local_stack, model, correct=34, wrong=6)
+    assert not control(local_stack, model).get("pending")
+    report = drift_check(local_stack, model)
+    assert report["status"] == "drift" and report["version"] == "v1" and report["samples"] == 40
+    assert "brightness" in {t["name"] for t in report["tests"] if t["drifted"]}
+    harm = report["harm"]
+    assert report["action"] == "retrain" and harm["verdict"] == "harmful"
+    assert (harm["correct"], harm["total"], harm["bar"]) == (34, 40, 0.94) and harm["upper_bound"] < 0.94
+    (request,) = eventually(lambda: control(local_stack, model).get("pending"), what="a drift request")
+    assert request["reason"] == "drift" and request["evidence"]["model_version"] == "v1"
+    line = wait_for_entry(local_stack, "check_drift", lambda e: e.get("event") == "drift_detected" and e.get("model") == model)
+    assert line["action"] == "retrain" and line["message"].startswith("drift, harmful: retrained")
+
+
+def test_a_drift_that_does_not_hurt_is_reported_not_retrained_on(local_stack):
+    model = fresh_model(local_stack, "harmless")
+    publish_production(local_stack, model, SHUFFLED[:200])
+    random_sample(local_stack, model, SHUFFLED[200:240], dim(SHUFFLED[200:240]))
+    # No reports yet: whether the drift hurts is not known, and nothing is retrained on a guess.
+    unknown = drift_check(local_stack, model)
+    assert unknown["status"] == "drift" and unknown["harm"]["verdict"] == "unknown" and unknown["action"] == "reported"
+    field_reports(local_stack, model, correct=SETTINGS.thresholds.min_feedback_samples + 10, wrong=0)
+    report = drift_check(local_stack, model)
+    assert report["status"] == "drift" and report["harm"]["verdict"] == "harmless" and report["action"] == "reported"
+    assert report["retrain_policy"] == "when_harmful"
+    assert report["decision"].startswith("drift, harmless: not retrained") and "0.940" in report["decision"]
+    line = wait_for_entry(local_stack, "check_drift",
+                          lambda e: e.get("event") == "drift_detected" and e.get("model") == model
+                          and e["harm"]["verdict"] == "harmless")
+    assert line["message"] == report["decision"] and line["action"] == "reported"
     assert not control(local_stack, model).get("pending")
 
 
