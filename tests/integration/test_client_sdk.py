@@ -289,7 +289,8 @@ def test_captures_respect_the_daily_budget_and_carry_their_prediction(local_stac
     for prediction in predictions[:2]:
         blob = blobs[prediction.capture]
         assert blob.metadata == {"predicted_label": prediction.label, "confidence": f"{prediction.confidence:.6f}",
-                                 "model_version": "v1"}
+                                 "model_version": "v1", "capture_reason": "random_sample"}
+        assert prediction.capture_reason == "random_sample"
         assert blob.content_type == "image/png"
         assert Image.open(io.BytesIO(blob.download_as_bytes())).size == (32, 32)
     restarted = device(local_stack, tmp_path, model, signing_key, uid="carol", settings=settings)
@@ -332,6 +333,29 @@ def test_offline_captures_and_feedback_survive_a_restart_and_become_a_labelled_i
 
     (image,) = eventually(labelled, what="on_upload + on_feedback to label the capture")
     assert image["labelled"] is True and image["confirmed_by"] == "dave"
+    assert image["capture_reason"] == "random_sample"
+
+
+def test_a_wrong_prediction_the_user_reports_with_its_input_is_uploaded_as_a_user_report(local_stack, published, signing_key, tmp_path, digits):
+    model, v1 = published
+    settings = FAST.model_copy(update={"capture_sample_rate": 0.0, "capture_below_confidence": 0.0})  # captures nothing
+    client = device(local_stack, tmp_path, model, signing_key, uid="hank", settings=settings)
+    client.ensure_model()
+    right, wrong = client.classify(digits[1].rgb), client.classify(digits[2].rgb)
+    assert right.capture is None and wrong.capture is None
+    assert client.report(right, correct=True, image=digits[1].rgb).capture is None  # a right answer is not uploaded
+    true_label = "2" if wrong.label != "2" else "7"
+    reported = client.report(wrong, true_label=true_label, image=digits[2].rgb)
+    assert reported.capture_reason == "user_report" and reported.capture.startswith(f"uploads/{model}/hank/")
+    assert client.flush().delivered == 3  # one upload, two reports
+    images = db(local_stack).collection(layout.images_collection(model))
+
+    def labelled():
+        docs = [s.to_dict() for s in images.where(filter=firestore.FieldFilter("object", "==", reported.capture)).stream()]
+        return docs if docs and docs[0].get("label") == true_label else None
+
+    (image,) = eventually(labelled, what="on_upload + on_feedback to label the reported input")
+    assert image["capture_reason"] == "user_report" and image["confirmed_by"] == "hank"
 
 
 # --- security rules, as the device sees them -------------------------------------------------------
