@@ -69,7 +69,7 @@ fi
 # firebase-tools: the Firebase Auth emulator of the local stack; firebase: the Web SDK test.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
   || die "Node.js 20+ and npm are missing (the Firebase Auth emulator is firebase-tools). Install them with: sudo apt-get install -y nodejs npm (Debian 12+/Ubuntu 24.04+; elsewhere Node 20 from https://nodejs.org)"
-node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' \
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' \
   || die "Node.js 20+ is needed, found $(node --version). Install Node 20 from https://nodejs.org"
 node_stamp=node_modules/.edgeloop-installed
 node_want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
