@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from rich.console import Console
 
 from edgeloop.seed import seed_dataset, wait_for_outcome
 from shared import integrity, layout
 from shared.config import Settings
+from shared.digits import load_digits_rgb
 from shared.gcp import launch, training_lock
 from shared.gcp.images import mark_images_used
 from shared.registry import ModelPointer
 from shared.retrain import manual_request
 from tests.integration.helpers import bucket, control, db, eventually
+from trainer_job import evaluate
+from trainer_job.augment import low_light
 from trainer_job.model import Hyperparameters
 from trainer_job.pipeline import TrainConfig
 from trainer_job.run import PAUSE_AT_ENV, STAGES, save_train_config
+from trainer_job.snapshot import decode_rgb
+from trainer_job.split import in_field_holdout
 
 SEEDED_IMAGES = 500
 QUICK = TrainConfig(grid=(Hyperparameters(filters=8, dense_units=64, epochs=6),), latency_repeats=20)
@@ -203,3 +212,68 @@ def test_a_terminated_trainer_marks_its_own_run_failed_with_the_stage(local_stac
     run = eventually(lambda: (r := run_ref.get().to_dict())["status"] == "failed" and r, 30, "the run marked failed")
     assert run["failed_stage"] == "download" and run["error"].startswith("Terminated")
     assert control(local_stack, model)["active_run"] is None
+
+
+# --- the field holdout ---------------------------------------------------------------------------
+
+FIELD_CAPTURES = 60
+
+
+def dark_png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(low_light(rgb[None], 0.88)[0], mode="RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def confirmed_dark_captures(stack, model: str, count: int) -> list[tuple[str, str, bytes]]:
+    """Dark captures uploaded the way devices do, then labelled as a user's confirmation labels them."""
+    digits = load_digits_rgb()[-count:]  # the end of the bundled set: not among the seeded images
+    captures = []
+    for digit in digits:
+        name = layout.upload_object(model, "u1", uuid.uuid4().hex, "png")
+        content = dark_png(digit.rgb)
+        blob = bucket(stack).blob(name)
+        blob.metadata = {"predicted_label": "0", "confidence": "0.3", "model_version": "v1"}
+        blob.upload_from_string(content, content_type="image/png")
+        captures.append((name, digit.label, content))
+    names = {name for name, _, _ in captures}
+    images = db(stack).collection(layout.images_collection(model))
+
+    def registered():
+        found = {s.to_dict()["object"]: s for s in images.stream() if s.to_dict().get("object") in names}
+        return found if len(found) == count else None
+
+    found = eventually(registered, 120, "every capture registered")
+    for name, label, _ in captures:
+        found[name].reference.update({"label": label, "labelled": True, "confirmed_by": "u1"})
+    return captures
+
+
+def test_a_candidate_is_judged_on_held_out_field_captures_and_production_on_the_same_images(
+        local_stack, settings, model, monkeypatch):
+    production = pointer(local_stack, model).production
+    captures = confirmed_dark_captures(local_stack, model, FIELD_CAPTURES)
+    held = [(name, label, content) for name, label, content in captures
+            if in_field_holdout(name, settings.gate.field_holdout_share)]
+    assert 0 < len(held) < FIELD_CAPTURES
+    monkeypatch.setenv("EDGELOOP_GATE__MIN_FIELD_HOLDOUT", str(len(held)))  # enough to be gated
+
+    run = train(model, settings)
+    assert run["status"] in ("published", "rejected"), run.get("error")
+    record = version_record(local_stack, model, run["result"]["version"])
+    metrics = record["metrics"]
+    assert record["manifest"]["objects"] == SEEDED_IMAGES + FIELD_CAPTURES  # every confirmed capture was snapshotted …
+    assert metrics["field_holdout_images"] == len(held)  # … and exactly the hashed slice of them held out
+
+    pixels = np.stack([decode_rgb(content, 32) for _, _, content in held])
+    labels = np.array([int(label) for _, label, _ in held])
+    reference = bucket(local_stack).blob(production.path).download_as_bytes()
+    assert metrics["production_int8_field_accuracy"] == evaluate.accuracy(reference, pixels, labels)
+    if record["ref"] is not None:  # a published candidate: its own score, recomputed from its file
+        published = bucket(local_stack).blob(record["ref"]["path"]).download_as_bytes()
+        assert metrics["int8_field_accuracy"] == evaluate.accuracy(published, pixels, labels)
+    check = next(c for c in record["gate"]["checks"] if c["name"] == "int8_field_accuracy_regression")
+    assert check["value"] == round(metrics["production_int8_field_accuracy"] - metrics["int8_field_accuracy"], 6)
+    assert (run["status"] == "published") == all(c["passed"] for c in record["gate"]["checks"])
+    for stress in ("int8_drifted_accuracy", "int8_blur_accuracy", "int8_noise_accuracy"):
+        assert 0 <= metrics[stress] <= 1 and 0 <= metrics[f"production_{stress}"] <= 1
