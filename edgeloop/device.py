@@ -1,8 +1,10 @@
 """``edgeloop device simulate``: a fleet of simulated devices running client_sdk against the local stack.
 
-Each device is a thread with its own user id, device id and state directory
+Each device is a thread with its own device id and state directory
 (``{stack dir}/devices/{device id}``, kept between runs like a phone's app
-data). It installs the model its rollout bucket gets, classifies digits
+data). It is registered the way an operator registers one (a custom token minted
+with firebase-admin, claims ``role: device`` and its model) and signs in with it
+through the stack's Firebase Auth emulator; its user id is the one Auth gives it. It installs the model its rollout bucket gets, classifies digits
 (optionally dimmed: the low-light drift the loop has to learn), captures hard
 cases, and reports feedback the way a user would: now and then it says whether
 a prediction was right, and for a share of the wrong ones it confirms the true
@@ -11,6 +13,7 @@ label, which turns that capture into a labelled training image.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,15 +66,18 @@ def load_public_key(path: Path) -> str:
 def run_device(index: int, args: dict, tally: DeviceTally, advance) -> None:
     """One device session: check for an update, classify ``images`` digits, report, flush (errors land on the tally)."""
     from client_sdk import ClientError, DownloadPolicy, EdgeloopClient
-    from client_sdk.emulator_auth import unsigned_id_token
+    from client_sdk.auth import AuthEndpoints, AuthSession
+    from edgeloop import identities
 
-    uid = f"sim-user-{index:03d}"
     rng = np.random.default_rng([args["seed"], index])
     try:
+        session = AuthSession.with_custom_token(
+            args.get("auth_endpoints") or AuthEndpoints.from_client_env(dict(os.environ)),  # connect() set it
+            identities.device_token(tally.device_id, args["model"], args["project_id"]))
         client = EdgeloopClient(
-            args["model"], uid=uid, device_id=tally.device_id, directory=args["devices_dir"] / tally.device_id,
+            args["model"], uid=session.uid, device_id=tally.device_id, directory=args["devices_dir"] / tally.device_id,
             public_key_pem=args["public_key"], endpoints=args["endpoints"],
-            id_token=lambda: unsigned_id_token(uid, args["project_id"]), settings=args["settings"],
+            id_token=session.id_token, settings=args["settings"],
             policy=DownloadPolicy.LATEST, seed=int(rng.integers(2**31)),
         )
         tally.update = client.check_for_update().status.value
@@ -124,6 +130,7 @@ def simulate(
 ) -> None:
     """Run N simulated devices against the local stack and summarise what they saw and sent."""
     from client_sdk import Endpoints
+    from client_sdk.auth import AuthEndpoints
     from shared.config import get_settings
     from shared.digits import load_digits_rgb
 
@@ -135,6 +142,7 @@ def simulate(
         "confirm_rate": confirm_rate, "seed": seed, "project_id": state.project_id, "settings": settings.client,
         "public_key": load_public_key(public_key or state.path / "signing-key.pem"),
         "endpoints": Endpoints.from_client_env(state.client_env()), "devices_dir": state.path / "devices",
+        "auth_endpoints": AuthEndpoints.from_client_env(state.client_env()),
         "digits": load_digits_rgb(),
     }
     tallies = [DeviceTally(f"sim-device-{i:03d}") for i in range(devices)]
@@ -155,6 +163,26 @@ def simulate(
         console.print(f"[red]{tally.device_id}[/]: {tally.error}")
     if failed:
         raise typer.Exit(1)
+
+
+@app.command()
+def register(
+    device_id: str = typer.Argument(..., help="the device's id ([A-Za-z0-9_-], up to 64)"),
+    model: str = typer.Option("digits", help="the model the device may write feedback and captures for"),
+    directory: Optional[Path] = typer.Option(None, "--dir", help="State directory of the local stack"),
+) -> None:
+    """Mint a custom token for a device (firebase-admin; claims role=device and its model): the device exchanges it
+    for ID tokens with signInWithCustomToken. Against the local stack's Auth emulator; production signs with a
+    service account."""
+    from edgeloop import identities
+
+    state = connect(directory)
+    try:
+        token = identities.device_token(device_id, model, state.project_id)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    Console(stderr=True).print(f"uid {identities.device_uid(device_id)}, claims {identities.device_claims(model)}")
+    print(token)
 
 
 def _summary(tallies: list[DeviceTally]) -> Table:

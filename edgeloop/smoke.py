@@ -1,5 +1,9 @@
 """A smoke run over the local stack: one real upload and one real feedback document,
-each observed arriving at its function."""
+each observed arriving at its function.
+
+The upload is an operator's (the admin Storage client, into ``dataset/``); the
+feedback is a device's: registered with a custom token, signed in through the
+stack's Firebase Auth emulator, written through Firestore REST under the rules."""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from client_sdk.auth import AuthEndpoints, AuthSession
+from client_sdk.transport import Endpoints, Transport
+from edgeloop import identities
 from edgeloop.localstack.function_logs import wait_for_entry
 from edgeloop.localstack.state import StackState
 from shared import layout
@@ -42,9 +49,11 @@ def run_smoke(state: StackState, model: str = "digits", timeout_s: float = 30.0)
 
     feedback_id = f"smoke-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()
-    db.document(layout.feedback_doc(model, feedback_id)).set(
-        {"uid": "smoke", "model_version": "v0", "predicted_label": digit.label, "confidence": 1.0, "correct": True}
-    )
+    device = AuthSession.with_custom_token(AuthEndpoints.from_client_env(state.client_env()),
+                                           identities.device_token("smoke", model, state.project_id))
+    transport = Transport(Endpoints.from_client_env(state.client_env()), device.id_token)
+    transport.create_document(layout.feedback_collection(model), feedback_id, {
+        "uid": device.uid, "model_version": "v0", "predicted_label": digit.label, "confidence": 1.0, "correct": True})
     document = layout.feedback_doc(model, feedback_id)
     entry = wait_for_entry(state, "on_feedback", lambda e: e.get("document") == document and e["event"] == "feedback_handled", timeout_s)
     steps.append(SmokeStep(f"write {document} ({entry['status']})", "on_feedback", time.monotonic() - started, entry["event_id"]))

@@ -12,7 +12,7 @@ FORBIDDEN = ("tensorflow", "tflite_support", "tensorflow_lite_support", "trainer
 
 def test_importing_and_using_the_client_sdk_loads_none_of_the_server_side_packages():
     code = (
-        "import sys, client_sdk, client_sdk.contract, client_sdk.runtime, client_sdk.emulator_auth\n"
+        "import sys, client_sdk, client_sdk.contract, client_sdk.runtime, client_sdk.auth\n"
         "from ai_edge_litert.interpreter import Interpreter\n"
         f"bad = sorted(m for m in sys.modules if any(m == f or m.startswith(f + '.') for f in {FORBIDDEN!r}))\n"
         "print(bad)\n"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from functools import lru_cache
 from typing import Any, Callable
 
 from google.cloud import firestore, storage
 
-from client_sdk.emulator_auth import unsigned_id_token
+from client_sdk.auth import AuthEndpoints, AuthSession
+from edgeloop import identities
 from shared import layout
 from shared.gcp.clients import firestore_client, storage_client
 
@@ -16,9 +19,23 @@ from shared.gcp.clients import firestore_client, storage_client
 ADMIN = {"Authorization": "Bearer owner"}
 
 
-def user_headers(uid: str, project: str) -> dict[str, str]:
-    """Headers of signed-in (anonymous-provider) Firebase user ``uid``, with the token devices send the emulator."""
-    return {"Authorization": f"Bearer {unsigned_id_token(uid, project)}"}
+def signed_in(uid: str, project: str, **claims: str) -> AuthSession:
+    """Firebase user ``uid`` (with ``claims``) signed in through the stack's Auth emulator, as a device signs in:
+    a custom token minted by firebase-admin, exchanged with ``accounts:signInWithCustomToken``. One session per user."""
+    return _session(os.environ["FIREBASE_AUTH_EMULATOR_HOST"], uid, project, tuple(sorted(claims.items())))
+
+
+@lru_cache(maxsize=None)
+def _session(auth_host: str, uid: str, project: str, claims: tuple) -> AuthSession:
+    from firebase_admin import auth
+
+    token = auth.create_custom_token(uid, dict(claims) or None, app=identities.admin_app(project))
+    return AuthSession.with_custom_token(AuthEndpoints.emulator(auth_host), token)
+
+
+def user_headers(uid: str, project: str, **claims: str) -> dict[str, str]:
+    """Headers of signed-in Firebase user ``uid``: a real ID token from the stack's Auth emulator."""
+    return {"Authorization": f"Bearer {signed_in(uid, project, **claims).id_token()}"}
 
 
 def db(stack) -> firestore.Client:

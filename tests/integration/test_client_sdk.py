@@ -25,13 +25,12 @@ from PIL import Image
 from client_sdk import (
     Conditions, DownloadPolicy, EdgeloopClient, Endpoints, PermissionDenied, PointerError, RefusalReason, UpdateStatus,
 )
-from client_sdk.emulator_auth import unsigned_id_token
 from shared import integrity, layout
 from shared.config import Client
 from shared.digits import LABELS
 from shared.registry import ModelPointer, Rollout
 from shared.rollout import rollout_bucket
-from tests.integration.helpers import bucket, db, eventually
+from tests.integration.helpers import bucket, db, eventually, signed_in, user_headers
 from tests.integration.netfault import FaultyLink
 from tests.model_fixtures import digits, make_ref, signing_key, trained_models  # noqa: F401 (fixtures)
 
@@ -60,7 +59,7 @@ def device(stack, tmp_path, model, key, uid="alice", device_id=None, storage_url
     )
     return EdgeloopClient(
         model, uid=uid, device_id=device_id or f"{uid}-phone", directory=tmp_path / (device_id or uid),
-        public_key_pem=key.public_pem, endpoints=endpoints, id_token=lambda: unsigned_id_token(uid, stack.project_id),
+        public_key_pem=key.public_pem, endpoints=endpoints, id_token=signed_in(uid, stack.project_id).id_token,
         settings=options.pop("settings", FAST), seed=0, **options,
     )
 
@@ -377,7 +376,7 @@ def test_a_device_cannot_write_outside_its_own_user(local_stack, published, sign
             collection, uuid.uuid4().hex, {**feedback, "true_label": "5", "capture": f"uploads/{model}/erin/{prediction}.png"})
     assert client.transport.create_document(
         collection, prediction, {**feedback, "true_label": "5", "capture": f"uploads/{model}/erin/{prediction}.png"})
-    headers = {"Authorization": f"Bearer {unsigned_id_token('erin', local_stack.project_id)}"}
+    headers = user_headers("erin", local_stack.project_id)
     hijack = requests.patch(client.transport.endpoints.document_url(layout.model_doc(model)), headers=headers, timeout=10,
                             json={"fields": {"model": {"stringValue": model}}})
     assert hijack.status_code == 403

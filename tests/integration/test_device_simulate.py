@@ -1,5 +1,6 @@
-"""``edgeloop device simulate`` runs a small fleet against the local stack: each device installs the
-published model, classifies dimmed digits, and its captures and feedback arrive."""
+"""``edgeloop device simulate`` runs a small fleet against the local stack: each device signs in through the
+Auth emulator as a registered device, installs the published model, classifies dimmed digits, and its captures
+and feedback arrive."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def test_a_simulated_fleet_runs_the_published_model_and_reports_back(local_stack
     assert "sim-device-002" in result.output and "all 3" in result.output
 
     uploads = list(bucket(local_stack).list_blobs(prefix=f"uploads/{model}/"))
-    assert {blob.name.split("/")[2] for blob in uploads} <= {"sim-user-000", "sim-user-001", "sim-user-002"}
+    # Each device signed in as the registered device it is (custom token, uid device-<device id>).
+    assert {blob.name.split("/")[2] for blob in uploads} <= {f"device-sim-device-{i:03d}" for i in range(3)}
     feedback = db(local_stack).collection(layout.feedback_collection(model))
     assert feedback.count().get()[0][0].value == 45  # every prediction reported (feedback rate 1)
     confirmed = feedback.where(filter=FieldFilter("correct", "==", False)).stream()
