@@ -1,7 +1,8 @@
-"""Adapter: the HTTP a device speaks — Firestore REST and the Storage JSON API.
+"""Adapter: the HTTP a device speaks — Firestore REST and Firebase Storage's REST protocol.
 
-Every request carries the user's Firebase ID token, so the security rules
-apply exactly as they do to an app. Responses are mapped to the SDK's errors:
+Every request carries the user's Firebase ID token (``Bearer`` to Firestore,
+``Firebase`` to Firebase Storage), so the security rules apply exactly as they
+do to an app. Responses are mapped to the SDK's errors:
 unreachable, 5xx, 408 and 429 are ``Offline`` (retry later), 401/403
 ``PermissionDenied``, 404 ``NotFound``, any other 4xx ``RequestRejected``.
 
@@ -9,8 +10,13 @@ unreachable, 5xx, 408 and 429 are ``Offline`` (retry later), 401/403
 bytes), which is how the tests prove an unchanged model costs one read and no
 model bytes.
 
-Storage is spoken in the GCS JSON API dialect (``/storage/v1/b/…``,
-``/upload/storage/v1/b/…``), which the local emulator serves.
+Storage is spoken as the Firebase SDKs speak it (``/v0/b/{bucket}/o…`` on
+``firebasestorage.googleapis.com``, or the local stack's front on its storage
+port): uploads up to 256 KiB in one multipart request, larger ones as a
+resumable session (``X-Goog-Upload-Command: start``, chunks, ``upload,
+finalize``), metadata with ``GET …/o/{name}``, bytes with ``?alt=media`` and a
+``Range`` header to resume. Never the Cloud Storage JSON API: it does not take
+Firebase ID tokens and never applies storage.rules.
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ from client_sdk.errors import NotFound, Offline, PermissionDenied, RequestReject
 from shared.firestore_values import encode_fields
 
 CHUNK_BYTES = 64 * 1024
+MULTIPART_MAX_BYTES = 256 * 1024  # the Firebase SDKs' threshold: larger uploads are resumable
+RESUMABLE_CHUNK_BYTES = 4 * 256 * 1024  # a multiple of the protocol's 256 KiB granularity
+RESUMABLE_ATTEMPTS = 3  # per chunk, asking the session how much arrived in between
+FIREBASE_STORAGE_URL = "https://firebasestorage.googleapis.com"
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
@@ -38,27 +48,29 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 class Endpoints:
     project_id: str
     bucket: str
-    storage_url: str  # e.g. http://127.0.0.1:9199 for the local stack
+    storage_url: str = FIREBASE_STORAGE_URL  # Firebase Storage; the local stack's storage port serves it too
     firestore_url: str = "https://firestore.googleapis.com"
 
     @classmethod
     def from_client_env(cls, env: dict[str, str]) -> "Endpoints":
         """The local stack's endpoints from the variables ``edgeloop up`` prints."""
+        firebase_storage = env.get("FIREBASE_STORAGE_EMULATOR_HOST")  # host:port, as the Firebase SDKs take it
         return cls(
             project_id=env["EDGELOOP_PROJECT_ID"],
             bucket=env["EDGELOOP_BUCKET"],
-            storage_url=env["STORAGE_EMULATOR_HOST"],
+            storage_url=f"http://{firebase_storage}" if firebase_storage else env["STORAGE_EMULATOR_HOST"],
             firestore_url=f"http://{env['FIRESTORE_EMULATOR_HOST']}",
         )
 
     def document_url(self, path: str) -> str:
         return f"{self.firestore_url}/v1/projects/{self.project_id}/databases/(default)/documents/{path}"
 
-    def download_url(self, object_name: str) -> str:
-        return f"{self.storage_url}/storage/v1/b/{self.bucket}/o/{quote(object_name, safe='')}"
+    def object_url(self, object_name: str) -> str:
+        """Firebase Storage's URL of one object (metadata; ``?alt=media`` for its bytes)."""
+        return f"{self.storage_url}/v0/b/{self.bucket}/o/{quote(object_name, safe='')}"
 
     def upload_url(self) -> str:
-        return f"{self.storage_url}/upload/storage/v1/b/{self.bucket}/o"
+        return f"{self.storage_url}/v0/b/{self.bucket}/o"
 
 
 @dataclass
@@ -107,13 +119,11 @@ class Transport:
         self._session = requests.Session()
         self.stats = TransportStats()
 
-    def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._id_token()}"}
-
-    def _request(self, method: str, url: str, what: str, **kwargs) -> requests.Response:
+    def _request(self, method: str, url: str, what: str, scheme: str = "Bearer", **kwargs) -> requests.Response:
+        # Firestore takes the ID token as a Bearer token; Firebase Storage as "Firebase <token>".
+        headers = {"Authorization": f"{scheme} {self._id_token()}", **kwargs.pop("headers", {})}
         try:
-            return self._session.request(method, url, headers={**self._headers(), **kwargs.pop("headers", {})},
-                                         timeout=self._timeout, **kwargs)
+            return self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
         except requests.RequestException as exc:
             raise Offline(f"{what}: {type(exc).__name__}: {exc}") from None
 
@@ -137,14 +147,23 @@ class Transport:
         self.stats.add(documents_created=1)
         return True
 
-    # --- Storage ------------------------------------------------------------------------
+    # --- Storage (Firebase Storage's protocol) ------------------------------------------------
+
+    def _storage(self, method: str, url: str, what: str, **kwargs) -> requests.Response:
+        return self._request(method, url, what, scheme="Firebase", **kwargs)
+
+    def metadata(self, object_name: str) -> dict:
+        """The object's Firebase Storage metadata (``size``, ``contentType``, custom ``metadata``…)."""
+        response = self._storage("GET", self.endpoints.object_url(object_name), f"metadata of {object_name}")
+        _check(response, f"metadata of {object_name}")
+        return response.json()
 
     @contextmanager
     def download(self, object_name: str, start: int = 0) -> Iterator[Download]:
         """Stream ``object_name`` from byte ``start``; the server may ignore the range (start 0)."""
         # identity: byte ranges must count bytes of the file itself, not of a compressed stream
         headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={start}-"} if start else {})}
-        response = self._request("GET", self.endpoints.download_url(object_name), f"download {object_name}",
+        response = self._storage("GET", self.endpoints.object_url(object_name), f"download {object_name}",
                                  params={"alt": "media"}, headers=headers, stream=True)
         try:
             _check(response, f"download {object_name}")
@@ -171,23 +190,80 @@ class Transport:
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise Offline(f"download {object_name} interrupted: {type(exc).__name__}: {exc}") from None
 
-    def upload(self, object_name: str, data: bytes, content_type: str, metadata: dict[str, str]) -> None:
-        """Create ``object_name``; an object already there (an earlier try got through) counts as done."""
-        boundary = f"edgeloop-{uuid.uuid4().hex}"
+    def upload(self, object_name: str, data: bytes, content_type: str, metadata: dict[str, str]) -> dict:
+        """Create ``object_name`` with custom ``metadata``; its Firebase Storage metadata.
+
+        storage.rules let a user create an upload once and never overwrite or read it, so a retry
+        whose earlier try got through is refused (``PermissionDenied``) like any other write.
+        """
         resource = {"name": object_name, "contentType": content_type, "metadata": metadata}
-        body = b"".join([
-            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
-            json.dumps(resource).encode(), b"\r\n",
-            f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode(), data, b"\r\n",
-            f"--{boundary}--\r\n".encode(),
-        ])
-        response = self._request(
-            "POST", self.endpoints.upload_url(), f"upload {object_name}",
-            # ifGenerationMatch=0: create only, so a retried upload never overwrites (GCS answers 412).
-            params={"uploadType": "multipart", "name": object_name, "ifGenerationMatch": "0"},
-            headers={"Content-Type": f"multipart/related; boundary={boundary}"}, data=body,
-        )
-        if response.status_code == 412:
-            return
+        if len(data) <= MULTIPART_MAX_BYTES:
+            response = self._multipart(object_name, data, content_type, resource)
+        else:
+            response = self._resumable(object_name, data, content_type, resource)
         _check(response, f"upload {object_name}")
         self.stats.add(uploads=1, upload_bytes=len(data))
+        return response.json()
+
+    def _multipart(self, object_name: str, data: bytes, content_type: str, resource: dict) -> requests.Response:
+        boundary = f"edgeloop-{uuid.uuid4().hex}"
+        body = b"".join([
+            f"--{boundary}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n".encode(),
+            json.dumps(resource).encode(),
+            f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode(), data,
+            f"\r\n--{boundary}--".encode(),
+        ])
+        return self._storage(
+            "POST", self.endpoints.upload_url(), f"upload {object_name}", params={"name": object_name},
+            headers={"X-Goog-Upload-Protocol": "multipart", "Content-Type": f"multipart/related; boundary={boundary}"},
+            data=body,
+        )
+
+    def _resumable(self, object_name: str, data: bytes, content_type: str, resource: dict) -> requests.Response:
+        what = f"upload {object_name}"
+        started = self._storage(
+            "POST", self.endpoints.upload_url(), what, params={"name": object_name}, json=resource,
+            headers={"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
+                     "X-Goog-Upload-Header-Content-Length": str(len(data)),
+                     "X-Goog-Upload-Header-Content-Type": content_type},
+        )
+        _check(started, what)
+        session = started.headers.get("X-Goog-Upload-URL")
+        if not session:
+            raise RequestRejected(f"{what}: the resumable upload started without an X-Goog-Upload-URL")
+        offset, failures = 0, 0
+        while True:
+            last = offset + RESUMABLE_CHUNK_BYTES >= len(data)
+            chunk = data[offset:offset + RESUMABLE_CHUNK_BYTES]
+            try:
+                response = self._storage(
+                    "POST", session, what, data=chunk,
+                    headers={"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Offset": str(offset),
+                             "X-Goog-Upload-Command": "upload, finalize" if last else "upload"},
+                )
+                if response.status_code >= 500:
+                    raise Offline(f"{what}: HTTP {response.status_code}")
+            except Offline:
+                failures += 1
+                if failures >= RESUMABLE_ATTEMPTS:
+                    raise
+                offset = self._received(session, what)  # ask the session what arrived, resume from there
+                if offset is None:  # the finalize got through, its answer did not: ask for it again
+                    return self._storage("POST", session, what, headers={
+                        "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "finalize"})
+                continue
+            if last or response.status_code >= 400:
+                return response
+            offset += len(chunk)
+
+    def _received(self, session: str, what: str) -> int | None:
+        """Bytes the session holds; None once it is final."""
+        response = self._storage("POST", session, what, headers={"X-Goog-Upload-Protocol": "resumable",
+                                                                 "X-Goog-Upload-Command": "query"})
+        _check(response, what)
+        status = response.headers.get("X-Goog-Upload-Status")
+        if status == "final":
+            return None
+        if status != "active":
+            raise RequestRejected(f"{what}: the upload session is {response.headers.get('X-Goog-Upload-Status')}")
+        return int(response.headers.get("X-Goog-Upload-Size-Received", "0"))

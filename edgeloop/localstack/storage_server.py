@@ -1,10 +1,15 @@
-"""The local storage emulator, which also publishes GCS notifications.
+"""The local storage emulator, which also publishes GCS notifications and serves Firebase Storage.
 
 gcp-storage-emulator speaks the JSON API that google-cloud-storage and
 firebase-admin use, but sends no notifications. Every finalized object passes
 through ``Storage.create_file`` (simple, multipart and resumable uploads, copy,
 rewrite, compose), so this process wraps that one method and publishes the
 same Pub/Sub message GCS would before the upload call returns.
+
+The same port serves the Firebase Storage REST protocol under ``/v0/``
+(``firebase_storage.py``): what apps and the client SDK speak, with ID tokens
+verified and ``infra/firebase/storage.rules`` deciding; its uploads go through
+the same ``create_file`` and raise the same notifications.
 
 Run as ``python -m edgeloop.localstack.storage_server --port P --bucket B --topic T``.
 """
@@ -13,19 +18,83 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
+from functools import partial
+from http import server as http_server
+from pathlib import Path
 
 from gcp_storage_emulator import server as emulator_server
 from gcp_storage_emulator.handlers import buckets
 from gcp_storage_emulator.storage import Storage
 from google.cloud import pubsub_v1
 
+from edgeloop.localstack import firebase_storage
 from edgeloop.localstack.gcs_notification import notification_message
 
 logger = logging.getLogger("edgeloop.storage")
 FLUSH_INTERVAL_S = 0.5
 STALLED_CLIENT_TIMEOUT_S = 5.0
+STORAGE_RULES = Path(__file__).resolve().parents[2] / "infra" / "firebase" / "storage.rules"
+
+
+class RequestHandler(emulator_server.RequestHandler):
+    """The emulator's JSON API handler, with ``/v0/…`` (Firebase Storage) answered by the front."""
+
+    # The emulator serves one request at a time: a client that stalls mid-request (a frozen or killed
+    # process) would otherwise hold every other client off for good. Drop such a connection instead.
+    timeout = STALLED_CLIENT_TIMEOUT_S
+
+    def __init__(self, storage, front, *args, **kwargs):
+        self.front = front
+        super().__init__(storage, *args, **kwargs)
+
+    def _dispatch(self, method: str) -> bool:
+        if self.path.startswith(firebase_storage.PREFIX):
+            self.front.handle(self, method)
+            return True
+        return False
+
+    def do_GET(self):
+        self._dispatch("GET") or super().do_GET()
+
+    def do_POST(self):
+        self._dispatch("POST") or super().do_POST()
+
+    def do_PUT(self):
+        self._dispatch("PUT") or super().do_PUT()
+
+    def do_PATCH(self):
+        self._dispatch("PATCH") or super().do_PATCH()
+
+    def do_DELETE(self):
+        self._dispatch("DELETE") or super().do_DELETE()
+
+    def do_HEAD(self):
+        if not self._dispatch("HEAD"):
+            self.send_error(501)
+
+    def do_OPTIONS(self):
+        if not self._dispatch("OPTIONS"):
+            self.send_error(501)
+
+    def log_message(self, format, *args):
+        # no query strings in the log: a download URL carries its token there
+        logger.info(format, *[a.split("?", 1)[0] if isinstance(a, str) else a for a in args])
+
+
+class APIThread(threading.Thread):
+    def __init__(self, host: str, port: int, handler):
+        super().__init__(daemon=True, name="storage-api")
+        self.httpd = http_server.HTTPServer((host, port), handler)
+
+    def run(self):
+        self.httpd.serve_forever()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 class NotifyingStorage(Storage):
@@ -73,20 +142,24 @@ def serve(host: str, port: int, data_dir: str, bucket: str, project: str, topic:
     )
     if bucket not in storage.buckets:
         buckets.create_bucket(bucket, storage)
-    # The emulator serves one request at a time: a client that stalls mid-request (a frozen or killed
-    # process) would otherwise hold every other client off for good. Drop such a connection instead.
-    emulator_server.RequestHandler.timeout = STALLED_CLIENT_TIMEOUT_S
-    api = emulator_server.APIThread(host, port, storage, daemon=True)
+    if not os.environ.get("FIREBASE_AUTH_EMULATOR_HOST"):
+        # A local stack only ever sees emulator ID tokens (unsigned); firebase-admin accepts those only in
+        # emulator mode, which a verification without check_revoked never contacts.
+        logger.warning("FIREBASE_AUTH_EMULATOR_HOST is not set: verifying ID tokens in emulator mode anyway")
+        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = "127.0.0.1:9099"
+    front = firebase_storage.FirebaseStorageFront(
+        storage, STORAGE_RULES.read_text(), firebase_storage.firebase_admin_verifier(project))
+    api = APIThread(host, port, partial(RequestHandler, storage, front))
     api.start()
-    api.is_running.wait()
-    logger.info("storage emulator on http://%s:%d, bucket %s, notifications to %s", host, port, bucket, topic)
+    logger.info("storage emulator on http://%s:%d (JSON API, Firebase Storage under /v0/), bucket %s, notifications to %s",
+                host, port, bucket, topic)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     flusher = threading.Thread(target=storage.flush_periodically, args=(stop,), name="flush-metadata", daemon=True)
     flusher.start()
     stop.wait()
-    api.join(timeout=1)
+    api.stop()
     flusher.join(timeout=2)
     storage.flush()
 

@@ -6,8 +6,9 @@ admin credentials. Bad publishes (corrupted, truncated, wrongly signed,
 contract-violating) are made the same way. Network faults go through a real
 TCP link to the emulators that a test can take down or cut mid-transfer.
 
-The storage emulator does not enforce storage.rules (they are checked
-statically in test_security_rules.py); the rules tests here are Firestore's.
+The SDK speaks Firebase Storage's protocol to the stack's endpoint, which
+verifies its ID token and enforces storage.rules (their whole matrix is in
+test_security_rules.py); Firestore enforces firestore.rules.
 """
 
 from __future__ import annotations
@@ -287,8 +288,10 @@ def test_captures_respect_the_daily_budget_and_carry_their_prediction(local_stac
     blobs = {b.name: b for b in uploads_of(local_stack, model, "carol")}
     for prediction in predictions[:2]:
         blob = blobs[prediction.capture]
-        assert blob.metadata == {"predicted_label": prediction.label, "confidence": f"{prediction.confidence:.6f}",
-                                 "model_version": "v1", "capture_reason": "random_sample"}
+        stored = dict(blob.metadata)
+        assert stored.pop("firebaseStorageDownloadTokens")  # Firebase Storage gives every new object one
+        assert stored == {"predicted_label": prediction.label, "confidence": f"{prediction.confidence:.6f}",
+                          "model_version": "v1", "capture_reason": "random_sample"}
         assert prediction.capture_reason == "random_sample"
         assert blob.content_type == "image/png"
         assert Image.open(io.BytesIO(blob.download_as_bytes())).size == (32, 32)
@@ -384,10 +387,26 @@ def test_a_device_cannot_write_outside_its_own_user(local_stack, published, sign
 
 
 def test_the_sdk_names_every_upload_under_its_own_uid(local_stack, published, signing_key, tmp_path, digits):
-    # storage.rules restricts uploads to uploads/{model}/{uid}/ (checked statically); the storage
-    # emulator here does not enforce them, so this checks the SDK never asks for anything else.
+    # storage.rules restricts uploads to uploads/{model}/{uid}/ (the stack enforces them, see below);
+    # this checks the SDK never asks for anything else.
     model, _ = published
     client = device(local_stack, tmp_path, model, signing_key, uid="gina", settings=FAST.model_copy(update={"capture_sample_rate": 1.0}))
     client.ensure_model()
     captures = [client.classify(d.rgb).capture for d in digits[:3]]
     assert all(c.startswith(f"uploads/{model}/gina/") and layout.parse_object_name(c).uid == "gina" for c in captures)
+
+
+def test_the_stack_refuses_a_device_upload_the_storage_rules_forbid(local_stack, published, signing_key, tmp_path):
+    model, v1 = published
+    client = device(local_stack, tmp_path, model, signing_key, uid="hana")
+    png = b"\x89PNG\r\n\x1a\n" + bytes(200)
+    metadata = {"label": "3"}
+    for name in (f"uploads/{model}/ivan/x.png", f"dataset/{model}/3/x.png", v1.path):
+        with pytest.raises(PermissionDenied):
+            client.transport.upload(name, png, "image/png", metadata)
+    with pytest.raises(PermissionDenied):  # manifest.json names other users' uploads
+        client.transport.metadata(f"models/{model}/v1/manifest.json")
+    assert client.transport.metadata(v1.path)["size"] == str(v1.size)
+    assert client.transport.upload(f"uploads/{model}/hana/x.png", png, "image/png", metadata)["name"] == f"uploads/{model}/hana/x.png"
+    with pytest.raises(PermissionDenied):  # created once: no overwrite
+        client.transport.upload(f"uploads/{model}/hana/x.png", png, "image/png", metadata)
