@@ -12,22 +12,27 @@ Every document path the product reads or writes (shared/layout.py, the
 ``PATHS``; ``test_the_matrix_covers_every_path_the_layout_builds`` fails when
 layout grows a path the matrix does not test.
 
-Storage: no Storage rules emulator runs here (the Firebase one downloads its
-runtime at start), so storage.rules is parsed and its conditions evaluated by a
-small interpreter of the subset the file uses, against ``STORAGE_OBJECTS``:
-every prefix (dataset/, uploads/, models/ and each artifact under it,
-quarantine/, unmentioned paths) × the three principals × get/list/create/update/delete.
+Storage: through the stack's Firebase Storage endpoint (``/v0/b/{bucket}/o…``,
+the protocol apps speak), which verifies each request's ID token and decides
+with storage.rules, against ``STORAGE_OBJECTS``: every prefix (dataset/,
+uploads/, models/ and each artifact under it, quarantine/, unmentioned paths) ×
+the three principals × get/list/create/update/delete, plus malformed uploads,
+the size limit (a resumable upload), metadata keys, tokens, ranges and
+download tokens.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
 
+from client_sdk.emulator_auth import unsigned_id_token
 from shared.config import Settings
 from shared.firestore_values import encode_fields
 from tests.integration.helpers import ADMIN, user_headers as user_token
@@ -337,184 +342,113 @@ def test_the_emulator_loaded_the_rules_file_terraform_releases():
     assert stack.FIRESTORE_RULES.resolve() == (RULES / "firestore.rules").resolve()
 
 
-# --- Storage rules (static) ----------------------------------------------------------
+# --- Storage, through the stack's Firebase Storage endpoint ------------------------------
+#
+# Every request below is an app's: Firebase Storage's REST protocol (/v0/b/{bucket}/o…) with
+# "Authorization: Firebase <ID token>", served by the local stack in front of its storage emulator
+# and decided there by infra/firebase/storage.rules. Objects are seeded with the service path
+# (google-cloud-storage, the JSON API), which the rules do not apply to.
 
-def _rules_blocks(text: str) -> dict[str, list[tuple[str, str]]]:
-    """Full match path -> [(operations, condition)] for every allow statement of a rules file."""
-    text = re.sub(r"//[^\n]*", "", text)
-    blocks: dict[str, list[tuple[str, str]]] = {}
-    stack: list[str] = []
-    kinds: list[str] = []
-    position = 0
-    token = re.compile(r"match\s+(\S+)\s*\{|service\s+[\w.]+\s*\{|function\s+\w+\([^)]*\)\s*\{|allow\s+([\w, ]+?)\s*:\s*if\s+(.*?);|\{|\}", re.S)
-    while True:
-        found = token.search(text, position)
-        if not found:
-            break
-        position = found.end()
-        whole = found.group(0)
-        if whole.startswith("match"):
-            stack.append(found.group(1))
-            kinds.append("match")
-        elif whole.startswith("allow"):
-            path = "".join(stack)
-            blocks.setdefault(path, []).append((found.group(2).replace(" ", ""), " ".join(found.group(3).split())))
-        elif whole == "}":
-            if kinds.pop() == "match":
-                stack.pop()
-        else:  # service, function or a bare block
-            kinds.append("other")
-    return blocks
+VALID_METADATA = {"label": "3", "predicted_label": "5", "confidence": "0.4", "model_version": "v1"}
+IMAGE_BYTES = 2048
+
+
+def _image(content_type: str = "image/png", size: int = IMAGE_BYTES) -> bytes:
+    head = b"\x89PNG\r\n\x1a\n" if content_type == "image/png" else b"\xff\xd8\xff\xe0"
+    return (head + bytes(range(256)) * (size // 256 + 1))[:size]
+
+
+class FirebaseStorage:
+    """The stack's Firebase Storage endpoint, as each principal calls it."""
+
+    def __init__(self, stack):
+        from tests.integration.helpers import bucket
+
+        self.base = f"{stack.url('storage')}/v0/b/{stack.bucket}/o"
+        self.project = stack.project_id
+        self.bucket = bucket(stack)
+
+    def headers(self, principal: str) -> dict:
+        """An app's header: the ID token of a user signed in through the stack's Auth emulator."""
+        from tests.integration.helpers import signed_in
+
+        if principal == "anonymous":
+            return {}
+        uid = OWNER if principal == "owner" else OTHER
+        return {"Authorization": f"Firebase {signed_in(uid, self.project).id_token()}"}
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{quote(name, safe='')}"
+
+    def seed(self, name: str, content_type: str = "image/png") -> None:
+        blob = self.bucket.blob(name)
+        blob.metadata = dict(VALID_METADATA)
+        blob.upload_from_string(_image(content_type), content_type=content_type)
+
+    def exists(self, name: str) -> bool:
+        return self.bucket.blob(name).exists()
+
+    def upload(self, principal: str, name: str, data: bytes | None = None, content_type: str | None = None,
+               metadata: dict | None = VALID_METADATA) -> requests.Response:
+        """An upload as the Web SDK sends it: multipart up to 256 KiB, else a resumable session."""
+        content_type = content_type or ("image/jpeg" if name.endswith((".jpg", ".jpeg")) else "image/png")
+        data = _image(content_type) if data is None else data
+        resource = {"name": name, "contentType": content_type, **({"metadata": metadata} if metadata is not None else {})}
+        headers = self.headers(principal)
+        if len(data) <= 256 * 1024:
+            boundary = uuid.uuid4().hex
+            body = b"".join([
+                f"--{boundary}\r\nContent-Type: application/json; charset=utf-8\r\n\r\n".encode(), json.dumps(resource).encode(),
+                f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode(), data, f"\r\n--{boundary}--".encode(),
+            ])
+            return requests.post(self.base, params={"name": name}, data=body, timeout=30, headers={
+                **headers, "X-Goog-Upload-Protocol": "multipart", "Content-Type": f"multipart/related; boundary={boundary}"})
+        start = requests.post(self.base, params={"name": name}, json=resource, timeout=30, headers={
+            **headers, "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start",
+            "X-Goog-Upload-Header-Content-Length": str(len(data)), "X-Goog-Upload-Header-Content-Type": content_type})
+        if start.status_code != 200:
+            return start
+        assert start.headers["X-Goog-Upload-Status"] == "active"
+        session, chunk = start.headers["X-Goog-Upload-URL"], 1024 * 1024
+        for offset in range(0, len(data), chunk):
+            last = offset + chunk >= len(data)
+            response = requests.post(session, data=data[offset:offset + chunk], timeout=30, headers={
+                **headers, "X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Offset": str(offset),
+                "X-Goog-Upload-Command": "upload, finalize" if last else "upload"})
+            if last or response.status_code != 200:
+                return response
+
+    def request(self, principal: str, operation: str, name: str) -> requests.Response:
+        headers = self.headers(principal)
+        if operation == "get":
+            return requests.get(self.url(name), headers=headers, timeout=30)
+        if operation == "list":
+            folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+            return requests.get(self.base, params={"prefix": folder, "delimiter": "/"}, headers=headers, timeout=30)
+        if operation in ("create", "update"):
+            return self.upload(principal, name)
+        if operation == "delete":
+            return requests.delete(self.url(name), headers=headers, timeout=30)
+        raise ValueError(operation)
 
 
 @pytest.fixture(scope="module")
-def storage_rules():
-    return _rules_blocks((RULES / "storage.rules").read_text())
+def storage(local_stack):
+    return FirebaseStorage(local_stack)
 
 
-def test_storage_rules_parse_into_the_expected_paths(storage_rules):
-    assert set(storage_rules) == {
-        "/b/{bucket}/o/uploads/{model}/{uid}/{file}",
-        "/b/{bucket}/o/models/{model}/{version}/{file}",
-        "/b/{bucket}/o/{allPaths=**}",
-    }
-    assert (RULES / "storage.rules").read_text().startswith("rules_version = '2';")
+def _storage_model() -> str:
+    """A model of each test's own: uploads are created once, so no two tests may share a name."""
+    return f"rules-{uuid.uuid4().hex[:8]}"
 
 
-def test_users_may_only_create_uploads_under_their_own_uid(storage_rules):
-    uploads = dict(storage_rules["/b/{bucket}/o/uploads/{model}/{uid}/{file}"])
-    assert set(uploads) == {"create", "read,update,delete"}
-    condition = uploads["create"]
-    assert "request.auth != null" in condition
-    assert "request.auth.uid == uid" in condition
-    assert uploads["read,update,delete"] == "false", "users must not read back, overwrite or delete uploads"
+def _denied(response: requests.Response, principal: str) -> bool:
+    expected = 401 if principal == "anonymous" else 403
+    if response.status_code != expected:
+        return False
+    error = response.json()["error"]
+    return error["code"] == expected and error["message"]
 
-
-def test_only_uploads_are_writable_by_users_and_only_models_readable(storage_rules):
-    for path, statements in storage_rules.items():
-        for operations, condition in statements:
-            grants = condition != "false"
-            if not grants:
-                continue
-            if path.endswith("/uploads/{model}/{uid}/{file}"):
-                assert operations == "create"
-            elif path.endswith("/models/{model}/{version}/{file}"):
-                assert operations == "get" and condition.startswith("request.auth != null && ")
-            else:
-                pytest.fail(f"{path} grants {operations} if {condition}")
-    assert dict(storage_rules["/b/{bucket}/o/{allPaths=**}"]) == {"read,write": "false"}
-
-
-def test_upload_limits_agree_with_the_settings_and_the_layout(storage_rules):
-    condition = dict(storage_rules["/b/{bucket}/o/uploads/{model}/{uid}/{file}"])["create"]
-    size = re.search(r"request\.resource\.size <= ([0-9* ]+)", condition).group(1)
-    settings = Settings()
-    max_bytes = settings.images.max_bytes if hasattr(settings, "images") else settings.max_image_bytes
-    assert eval(size, {"__builtins__": {}}) == max_bytes  # noqa: S307 - digits and '*' only
-    assert "request.resource.size > 0" in condition
-    assert "request.resource.contentType.matches('image/(jpeg|png)')" in condition
-    pattern = re.search(r"file\.matches\('([^']+)'\)", condition).group(1)
-    assert re.fullmatch(pattern, "0b4c8e.png") and re.fullmatch(pattern, "capture.jpg")
-    assert not re.fullmatch(pattern, "x.gif") and not re.fullmatch(pattern, "../x.png") and not re.fullmatch(pattern, ".png")
-
-
-def test_upload_metadata_keys_are_the_ones_on_upload_accepts(storage_rules):
-    try:
-        from shared import validation
-    except ImportError:
-        pytest.skip("shared/validation.py (on_upload's checks) arrives with issue 4")
-    condition = dict(storage_rules["/b/{bucket}/o/uploads/{model}/{uid}/{file}"])["create"]
-    keys = re.search(r"metadata\.keys\(\)\.hasOnly\(\[([^\]]*)\]\)", condition).group(1)
-    assert {k.strip().strip("'") for k in keys.split(",")} == set(validation.METADATA_KEYS)
-
-
-# --- Storage rules, evaluated ----------------------------------------------------------
-#
-# A small interpreter of the subset of the rules language storage.rules uses
-# (&&, ||, !, ==, !=, <=, >, *, null/true/false, string.matches, map.keys().hasOnly):
-# a statement it cannot translate fails the test instead of being guessed.
-
-class _RulesString(str):
-    def matches(self, pattern: str) -> bool:
-        return re.fullmatch(pattern, self) is not None
-
-
-class _RulesList(list):
-    def hasOnly(self, allowed) -> bool:  # noqa: N802 - the rules language's name
-        return set(self) <= set(allowed)
-
-    def hasAll(self, required) -> bool:  # noqa: N802
-        return set(required) <= set(self)
-
-
-class _RulesMap(dict):
-    def keys(self):
-        return _RulesList(super().keys())
-
-
-class _Namespace:
-    def __init__(self, **fields):
-        self.__dict__.update(fields)
-
-
-_RULES_OPERATIONS = {"read": {"get", "list"}, "write": {"create", "update", "delete"}}
-_TRANSLATABLE = re.compile(r"^[\w\s.()=!<>&|*'\[\],+-]*$")
-
-
-def _python(condition: str) -> str:
-    strings: list[str] = []
-    text = re.sub(r"'[^']*'", lambda m: strings.append(m.group(0)) or f"__s{len(strings) - 1}__", condition)
-    assert _TRANSLATABLE.match(text), f"storage.rules uses syntax this interpreter does not know: {condition}"
-    text = text.replace("&&", " and ").replace("||", " or ")
-    text = re.sub(r"!(?!=)", " not ", text)
-    text = re.sub(r"\bnull\b", "None", text)
-    text = re.sub(r"\btrue\b", "True", text)
-    text = re.sub(r"\bfalse\b", "False", text)
-    return re.sub(r"__s(\d+)__", lambda m: strings[int(m.group(1))], text)
-
-
-def _match_pattern(match_path: str) -> re.Pattern:
-    pattern = ""
-    for segment in match_path.strip("/").split("/"):
-        wildcard = re.fullmatch(r"\{(\w+)(=\*\*)?\}", segment)
-        if wildcard and wildcard.group(2):
-            pattern += f"/(?P<{wildcard.group(1)}>.*)"
-        elif wildcard:
-            pattern += f"/(?P<{wildcard.group(1)}>[^/]+)"
-        else:
-            pattern += "/" + re.escape(segment)
-    return re.compile(pattern)
-
-
-def storage_allows(rules: dict, principal: str, operation: str, name: str, resource: dict | None = None) -> bool:
-    """Would storage.rules grant ``operation`` on object ``name`` to ``principal``? (Any matching allow grants.)"""
-    auth = None if principal == "anonymous" else _Namespace(uid=OWNER if principal == "owner" else OTHER)
-    request_resource = None
-    if operation in ("create", "update"):
-        fields = dict(VALID_UPLOAD, **(resource or {}))
-        metadata = fields["metadata"]
-        request_resource = _Namespace(
-            size=fields["size"], contentType=_RulesString(fields["contentType"]),
-            metadata=None if metadata is None else _RulesMap(metadata),
-        )
-    request = _Namespace(auth=auth, resource=request_resource)
-    for match_path, statements in rules.items():
-        found = _match_pattern(match_path).fullmatch(f"/b/{BUCKET}/o/{name}")
-        if not found:
-            continue
-        variables = {key: _RulesString(value) for key, value in found.groupdict().items()}
-        for operations, condition in statements:
-            granted = set()
-            for op in operations.split(","):
-                granted |= _RULES_OPERATIONS.get(op, {op})
-            if operation in granted and eval(_python(condition), {"__builtins__": {}}, {"request": request, **variables}):  # noqa: S307
-                return True
-    return False
-
-
-BUCKET = "edgeloop-data"
-STORAGE_MODEL = "digits"
-VALID_UPLOAD = {"size": 2048, "contentType": "image/png", "metadata": {"label": "3", "predicted_label": "5", "confidence": "0.4", "model_version": "v1"}}
 
 # Every kind of object in the bucket (shared/layout.py) and paths the rules do not mention:
 # object name template -> principals allowed per operation. The owner of an upload is alice.
@@ -530,21 +464,32 @@ STORAGE_OBJECTS = {
     "quarantined dataset image": ("quarantine/dataset/{model}/3/digit-0001.png", {}),
     # Not mentioned by the rules: the catch-all denies.
     "upload one folder too deep": ("uploads/{model}/alice/sub/0b4c8e.png", {}),
-    "upload without a model": ("uploads/alice/0b4c8e.png", {}),
+    "upload without a model": ("uploads/alice/{model}.png", {}),
     "model file one folder too deep": ("models/{model}/v1/x/model.tflite", {}),
     "unknown prefix": ("manifests/{model}/v1.json", {}),
-    "bucket root": ("0b4c8e.png", {}),
+    "bucket root": ("0b4c8e-{model}.png", {}),
 }
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
 @pytest.mark.parametrize("principal", PRINCIPALS)
 @pytest.mark.parametrize("kind", sorted(STORAGE_OBJECTS))
-def test_every_storage_path_allows_exactly_what_the_rules_promise(storage_rules, kind, principal, operation):
+def test_every_storage_path_allows_exactly_what_the_rules_promise(storage, kind, principal, operation):
     template, allowed = STORAGE_OBJECTS[kind]
-    name = template.format(model=STORAGE_MODEL)
-    expected = principal in allowed.get(operation, set())
-    assert storage_allows(storage_rules, principal, operation, name) is expected, f"{principal} {operation} {name}"
+    name = template.format(model=_storage_model())
+    if operation != "create":
+        storage.seed(name)
+    response = storage.request(principal, operation, name)
+    if principal in allowed.get(operation, set()):
+        assert response.status_code in (200, 204), f"{principal} {operation} {name}: {response.status_code} {response.text}"
+        if operation == "create":
+            assert response.json()["name"] == name  # (on_upload may already be taking a malformed upload away)
+    else:
+        assert _denied(response, principal), f"{principal} {operation} {name} should be denied: {response.status_code} {response.text}"
+        if operation == "create":
+            assert not storage.exists(name), "a refused upload was stored"
+        elif not name.startswith("uploads/"):  # on_upload takes malformed uploads away by itself
+            assert storage.exists(name), f"a refused {operation} changed the bucket"
 
 
 def test_the_storage_matrix_covers_every_object_the_layout_builds():
@@ -571,25 +516,117 @@ def test_the_storage_matrix_covers_every_object_the_layout_builds():
         assert artifact in exact.values(), artifact
 
 
+def _max_bytes() -> int:
+    settings = Settings()
+    return settings.images.max_bytes if hasattr(settings, "images") else settings.max_image_bytes
+
+
 @pytest.mark.parametrize(
-    "case, name, resource",
+    "case, name, upload",
     [
-        ("a gif", "uploads/{model}/alice/0b4c8e.gif", {"contentType": "image/gif"}),
+        ("a gif", "uploads/{model}/alice/0b4c8e.gif", {"content_type": "image/gif"}),
         ("a name starting with a dot", "uploads/{model}/alice/.png", {}),
-        ("an empty file", "uploads/{model}/alice/0b4c8e.png", {"size": 0}),
-        ("one byte over the limit", "uploads/{model}/alice/0b4c8e.png", {"size": 5 * 1024 * 1024 + 1}),
-        ("not an image content type", "uploads/{model}/alice/0b4c8e.png", {"contentType": "text/html"}),
+        ("an empty file", "uploads/{model}/alice/0b4c8e.png", {"data": b""}),
+        ("one byte over the limit", "uploads/{model}/alice/0b4c8e.png", {"data": "over"}),
+        ("not an image content type", "uploads/{model}/alice/0b4c8e.png", {"content_type": "text/html"}),
         ("an unexpected metadata key", "uploads/{model}/alice/0b4c8e.png", {"metadata": {"label": "3", "is_admin": "true"}}),
+        ("an unknown capture reason", "uploads/{model}/alice/0b4c8e.png", {"metadata": {"capture_reason": "because"}}),
         ("into the curated dataset", "dataset/{model}/3/0b4c8e.png", {}),
-        ("over a published model", "models/{model}/v1/model.tflite", {"contentType": "application/octet-stream"}),
+        ("over a published model", "models/{model}/v1/model.tflite", {"content_type": "application/octet-stream"}),
         ("into quarantine", "quarantine/uploads/{model}/alice/0b4c8e.png", {}),
     ],
 )
-def test_the_owner_cannot_upload_anything_but_a_well_formed_image_of_their_own(storage_rules, case, name, resource):
-    assert not storage_allows(storage_rules, "owner", "create", name.format(model=STORAGE_MODEL), resource), case
+def test_the_owner_cannot_upload_anything_but_a_well_formed_image_of_their_own(storage, case, name, upload):
+    name = name.format(model=_storage_model())
+    if upload.get("data") == "over":
+        upload = {"data": _image(size=_max_bytes() + 1)}  # a resumable upload, refused at its start
+    response = storage.upload("owner", name, **upload)
+    assert _denied(response, "owner"), f"{case}: {response.status_code} {response.text}"
+    assert not storage.exists(name), case
 
 
-def test_the_largest_allowed_upload_without_metadata_is_accepted(storage_rules):
-    name = f"uploads/{STORAGE_MODEL}/alice/0b4c8e.png"
-    assert storage_allows(storage_rules, "owner", "create", name, {"size": 5 * 1024 * 1024, "metadata": None})
-    assert storage_allows(storage_rules, "owner", "create", name, {"metadata": {}})
+def test_the_capture_reasons_the_rules_allow_are_the_ones_on_upload_accepts(storage):
+    from shared import validation
+
+    for reason in sorted(validation.CAPTURE_REASONS):
+        name = f"uploads/{_storage_model()}/alice/0b4c8e.png"
+        response = storage.upload("owner", name, metadata={**VALID_METADATA, "capture_reason": reason})
+        assert response.status_code == 200, f"{reason}: {response.status_code} {response.text}"
+
+
+def test_the_largest_allowed_upload_without_metadata_is_accepted(storage):
+    name = f"uploads/{_storage_model()}/alice/0b4c8e.png"
+    response = storage.upload("owner", name, data=_image(size=_max_bytes()), metadata=None)
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Goog-Upload-Status"] == "final"  # it went through a resumable session
+    assert response.json()["size"] == str(_max_bytes()) and response.json()["downloadTokens"]
+    name = f"uploads/{_storage_model()}/alice/0b4c8e.png"
+    assert storage.upload("owner", name, metadata={}).status_code == 200
+
+
+def test_every_metadata_key_on_upload_accepts_is_allowed_and_no_other(storage):
+    from shared import validation
+
+    for key in sorted(validation.METADATA_KEYS):
+        name = f"uploads/{_storage_model()}/alice/0b4c8e.png"
+        value = {"confidence": "0.4"}.get(key, "3")
+        response = storage.upload("owner", name, metadata={key: value})
+        assert response.status_code == 200, f"{key}: {response.status_code} {response.text}"
+    response = storage.upload("owner", f"uploads/{_storage_model()}/alice/0b4c8e.png", metadata={"uid": "alice"})
+    assert _denied(response, "owner")
+
+
+def test_an_upload_through_firebase_storage_is_registered_by_on_upload(local_stack, storage):
+    import io
+
+    from PIL import Image
+
+    from tests.integration.helpers import eventually, image_docs, register_model
+
+    model = _storage_model()
+    register_model(local_stack, model)
+    name = f"uploads/{model}/alice/0b4c8e.png"
+    png = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(png, format="PNG")
+    response = storage.upload("owner", name, data=png.getvalue())
+    assert response.status_code == 200, response.text
+    docs = eventually(lambda: image_docs(local_stack, model), 60, f"on_upload registering {name}")
+    assert docs[0]["object"] == name
+
+
+@pytest.mark.parametrize("authorization", ["Firebase not-a-token", "Bearer {token}", "Firebase ", "{token}"])
+def test_a_request_without_a_valid_firebase_id_token_is_unauthenticated(storage, authorization):
+    token = unsigned_id_token(OWNER, storage.project)
+    name = f"models/{_storage_model()}/v1/model.tflite"
+    storage.seed(name, "application/octet-stream")
+    response = requests.get(storage.url(name), headers={"Authorization": authorization.format(token=token)}, timeout=30)
+    assert response.status_code == 401 and response.json()["error"]["code"] == 401, response.text
+
+
+def test_a_token_of_another_project_is_unauthenticated(storage):
+    """A hand-made token, on purpose: another project's user must not get in."""
+    name = f"models/{_storage_model()}/v1/model.tflite"
+    storage.seed(name, "application/octet-stream")
+    headers = {"Authorization": f"Firebase {unsigned_id_token(OWNER, 'someone-elses-project')}"}
+    assert requests.get(storage.url(name), headers=headers, timeout=30).status_code == 401
+
+
+def test_a_model_download_honours_ranges_and_its_download_token(storage):
+    name = f"models/{_storage_model()}/v1/model.tflite"
+    storage.seed(name, "application/octet-stream")
+    whole = storage.bucket.blob(name).download_as_bytes()
+    owner = storage.headers("owner")
+    metadata = requests.get(storage.url(name), headers=owner, timeout=30).json()
+    assert metadata["name"] == name and metadata["size"] == str(len(whole)) and metadata["downloadTokens"]
+    part = requests.get(storage.url(name), params={"alt": "media"}, headers={**owner, "Range": "bytes=100-"}, timeout=30)
+    assert part.status_code == 206 and part.content == whole[100:]
+    assert part.headers["Content-Range"] == f"bytes 100-{len(whole) - 1}/{len(whole)}"
+    token = metadata["downloadTokens"].split(",")[0]
+    assert requests.get(storage.url(name), params={"alt": "media", "token": token}, timeout=30).content == whole
+    assert requests.get(storage.url(name), params={"alt": "media", "token": "guess"}, timeout=30).status_code == 401
+
+
+def test_the_stack_decides_with_the_rules_file_terraform_releases():
+    from edgeloop.localstack import storage_server
+
+    assert storage_server.STORAGE_RULES.resolve() == (RULES / "storage.rules").resolve()
