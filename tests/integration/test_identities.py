@@ -143,3 +143,16 @@ def test_operators_and_labellers_get_their_role_as_a_claim_the_rules_check(local
             write = requests.patch(_document_url(local_stack, path), headers=_bearer(session), timeout=10,
                                    json={"fields": {"model": {"stringValue": "x"}}})
             assert write.status_code == 403
+
+
+def test_edgeloop_device_register_prints_a_token_the_device_signs_in_with(local_stack, auth_endpoints, monkeypatch):
+    from typer.testing import CliRunner
+
+    from edgeloop.cli import app
+
+    monkeypatch.setenv("EDGELOOP_STACK_DIR", str(local_stack.path))  # connect() sets it; restored afterwards
+    result = CliRunner().invoke(app, ["device", "register", "kiosk-3", "--model", "digits", "--dir", str(local_stack.path)])
+    assert result.exit_code == 0, result.output
+    token = result.stdout.strip().splitlines()[-1]
+    claims = token_claims(AuthSession.with_custom_token(auth_endpoints, token).id_token())
+    assert (claims["user_id"], claims["role"], claims["model"]) == ("device-kiosk-3", "device", "digits")
