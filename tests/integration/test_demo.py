@@ -47,6 +47,11 @@ def test_the_loop_fixes_a_drifting_model_with_no_human_step(tmp_path):
     v2_clean, v2_dark = percent_pair(demo.stdout, "v2")
     assert v1_clean > 90 and v1_dark < 75  # v1 never saw a dark room
     assert v2_dark > v1_dark + 20 and v2_clean > 90  # the field captures taught v2 the dark room
+    field = re.search(r"v2: int8 accuracy field holdout, vs production\s*│\s*([\d.]+)% vs ([\d.]+)% \((\d+) images\)",
+                      demo.stdout)
+    assert field, demo.stdout[-6000:]  # judged on held-out dark captures, and v1 (production then) on the same ones
+    v2_field, v1_field, _ = (float(g) for g in field.groups())
+    assert v2_field > v1_field  # a small holdout (a fifth of the confirmed captures a minutes-long run gets)
     last = re.search(r"field success, dark room, last round \(v2\)\s*│\s*([\d.]+)%", demo.stdout)
     assert last and float(last.group(1)) > 85, demo.stdout[-4000:]
     assert re.search(r"loop close: .*?│\s*\d+ s", demo.stdout, re.S)
