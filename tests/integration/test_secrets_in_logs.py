@@ -28,13 +28,12 @@ from google.cloud.firestore import FieldFilter
 from pydantic import SecretStr
 from rich.console import Console
 
-from client_sdk.emulator_auth import unsigned_id_token
 from shared import integrity, layout
 from shared.config import Settings
 from shared.gcp import model_registry, retrain_requests, training_lock
 from shared.registry import Stage, VersionRecord
 from shared.retrain import manual_request
-from tests.integration.helpers import db, eventually, register_model
+from tests.integration.helpers import db, eventually, register_model, signed_in
 from tests.integration.test_client_sdk import FAST, device
 from tests.model_fixtures import SigningKey, digits, trained_models  # noqa: F401 (fixtures)
 from trainer_job.pipeline import TrainConfig
@@ -113,11 +112,13 @@ def exercised(local_stack, trained_models, digits, tmp_path_factory):
     (run,) = eventually(failed_run, timeout_s=TRAINER_WAIT_S, what="the trainer of an empty model to fail")
     assert (Path(local_stack.directory) / "logs" / f"trainer-{run['run_id']}.log").exists()
 
-    tokens = [unsigned_id_token(uid, local_stack.project_id), unsigned_id_token("alice", local_stack.project_id)]
+    sessions = [signed_in(uid, local_stack.project_id), signed_in("alice", local_stack.project_id)]
+    tokens = [session.id_token() for session in sessions]
     secrets = {
         "development signing key": _pem_fragments(dev_pem),
         "configured signing key": _pem_fragments(configured_pem),
         "device ID token": [t for token in tokens for t in (token, token.split(".")[1])],
+        "device refresh token": [session._refresh_token for session in sessions],
     }
     return secrets
 
