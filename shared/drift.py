@@ -28,6 +28,10 @@ from shared.image_stats import STATISTICS
 from shared.success_rate import success_rate
 
 BASELINE_SAMPLE = 500  # values kept per statistic in a baseline
+# A baseline stores values to this many decimals; recent values are compared at the same precision, since
+# int8 confidences are steps of 1/256 and a baseline's 0.99609 must tie with a capture's 0.996094, not
+# sort below every one of them (which made a healthy fleet look drifted in confidence).
+STORED_DECIMALS = 5
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ def baseline_statistics(
         values = np.asarray(values, dtype=float)
         if len(values) > BASELINE_SAMPLE:
             values = rng.choice(values, BASELINE_SAMPLE, replace=False)
-        return [round(float(v), 5) for v in values]
+        return [round(float(v), STORED_DECIMALS) for v in values]
 
     return {
         "image_stats": {name: sample([s[name] for s in image_stats]) for name in STATISTICS},
@@ -118,10 +122,12 @@ def detect_drift(baseline: Mapping[str, Any], recent: Sequence[Mapping[str, Any]
     planned: list[tuple[str, list[float], list[float]]] = []
     for name in STATISTICS:
         reference = (baseline.get("image_stats") or {}).get(name) or []
-        values = [float(r["stats"][name]) for r in recent if isinstance(r.get("stats"), Mapping) and name in r["stats"]]
+        values = [round(float(r["stats"][name]), STORED_DECIMALS)
+                  for r in recent if isinstance(r.get("stats"), Mapping) and name in r["stats"]]
         if reference and len(values) >= thresholds.min_samples:
             planned.append((name, reference, values))
-    confidences = [float(r["confidence"]) for r in recent if isinstance(r.get("confidence"), (int, float))]
+    confidences = [round(float(r["confidence"]), STORED_DECIMALS)
+                   for r in recent if isinstance(r.get("confidence"), (int, float))]
     if baseline.get("confidences") and len(confidences) >= thresholds.min_samples:
         planned.append(("confidence", baseline["confidences"], confidences))
 

@@ -38,6 +38,16 @@ def test_inputs_like_the_training_data_show_no_drift(baseline):
     assert report.status == "no_drift", report.tests
 
 
+def test_int8_confidences_stored_at_a_baseline_s_precision_tie_with_the_same_scores_from_the_field():
+    # int8 scores are steps of 1/256: the baseline keeps 255/256 as 0.99609, a capture carries 0.996094.
+    steps = np.random.default_rng(1).choice([250, 252, 254, 255], size=600) / 256
+    train = [{"brightness": 0.5, "contrast": 0.3, "sharpness": 0.05}] * 600
+    stored = baseline_statistics(train, steps, ["1"] * 600)
+    field = [{"stats": train[0], "confidence": float(f"{c:.6f}"), "predicted_label": "1"} for c in steps[:100]]
+    report = detect_drift(stored, field, THRESHOLDS)
+    assert report.status == "no_drift", report.tests
+
+
 def test_low_light_inputs_drift_in_brightness_and_confidence(baseline):
     report = detect_drift(baseline, inputs(200, brightness=0.2, confidence=0.6), THRESHOLDS)
     assert report.drifted
