@@ -43,12 +43,6 @@ class Thresholds(BaseModel):
                     "stored (and label their captures) but count toward no decision")
     min_distinct_users: int = Field(
         10, ge=1, description="distinct users with counted reports in the window before a success-rate retrain is asked")
-    feedback_per_user_cap: int = Field(
-        10, ge=1, le=1000,
-        description="reports of one user counted per version within success_window_s; the user's further reports are "
-                    "stored (and label their captures) but count toward no decision")
-    min_distinct_users: int = Field(
-        10, ge=1, description="distinct users with counted reports in the window before a success-rate retrain is asked")
     drift_min_samples: int = Field(50, ge=1, description="recent inputs needed before a drift test is run")
     drift_p_value: float = Field(0.01, gt=0, lt=1, description="KS-test significance (family-wise, Bonferroni)")
     drift_min_effect: float = Field(0.2, gt=0, le=1, description="smallest KS statistic that counts as drift")
@@ -166,9 +160,6 @@ class Release(BaseModel):
         description="chance, over a canary's whole rollout, of promoting one worse than production by more than max_drop")
     max_drop: float = Field(0.03, ge=0, lt=1, description="largest success-rate drop vs production still judged not worse")
     watch_samples: int = Field(300, ge=0, description="feedback reports after a promotion during which production is compared with its parent")
-    canary_min_users: int = Field(
-        10, ge=1, description="distinct users with counted reports on each version in a step (on production since its "
-                              "promotion, when watched) before any verdict, a rollback included")
     canary_min_users: int = Field(
         10, ge=1, description="distinct users with counted reports on each version in a step (on production since its "
                               "promotion, when watched) before any verdict, a rollback included")
