@@ -569,7 +569,7 @@ def test_every_metadata_key_on_upload_accepts_is_allowed_and_no_other(storage):
 
     for key in sorted(validation.METADATA_KEYS):
         name = f"uploads/{_storage_model()}/alice/0b4c8e.png"
-        value = {"confidence": "0.4"}.get(key, "3")
+        value = {"confidence": "0.4", "capture_reason": "random_sample"}.get(key, "3")
         response = storage.upload("owner", name, metadata={key: value})
         assert response.status_code == 200, f"{key}: {response.status_code} {response.text}"
     response = storage.upload("owner", f"uploads/{_storage_model()}/alice/0b4c8e.png", metadata={"uid": "alice"})
