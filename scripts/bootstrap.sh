@@ -48,6 +48,26 @@ if [ -z "$sdk_root" ] \
 Set EDGELOOP_GCLOUD_SDK_ROOT if the SDK is installed somewhere else."
 fi
 
+# --- Node packages (package-lock.json) -------------------------------------------
+# firebase-tools: the Firebase Auth emulator of the local stack; firebase: the Web SDK test.
+# npm ci waits mostly on the network, so it runs in the background while pip installs.
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+  || die "Node.js 20+ and npm are missing (the Firebase Auth emulator is firebase-tools). Install them with: sudo apt-get install -y nodejs npm (Debian 12+/Ubuntu 24.04+; elsewhere Node 20 from https://nodejs.org)"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' \
+  || die "Node.js 20+ is needed, found $(node --version). Install Node 20 from https://nodejs.org"
+node_stamp=node_modules/.edgeloop-installed
+node_want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
+node_pid=""
+node_log=""
+if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ] || [ ! -f node_modules/firebase-tools/lib/bin/firebase.js ]; then
+  say "installing pinned Node packages into node_modules in the background (npm ci; first run: a few minutes)"
+  node_log=$(mktemp)
+  ( npm ci --no-audit --no-fund --loglevel=error && echo "$node_want" > "$node_stamp" ) >"$node_log" 2>&1 &
+  node_pid=$!
+else
+  say "Node packages up to date"
+fi
+
 # --- virtualenv and packages ---------------------------------------------------
 VENV=.venv
 [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
@@ -64,21 +84,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 else
   say "Python packages up to date"
-fi
-# --- Node packages (package-lock.json) -------------------------------------------
-# firebase-tools: the Firebase Auth emulator of the local stack; firebase: the Web SDK test.
-command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
-  || die "Node.js 20+ and npm are missing (the Firebase Auth emulator is firebase-tools). Install them with: sudo apt-get install -y nodejs npm (Debian 12+/Ubuntu 24.04+; elsewhere Node 20 from https://nodejs.org)"
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' \
-  || die "Node.js 20+ is needed, found $(node --version). Install Node 20 from https://nodejs.org"
-node_stamp=node_modules/.edgeloop-installed
-node_want=$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)
-if [ "$(cat "$node_stamp" 2>/dev/null)" != "$node_want" ] || [ ! -f node_modules/firebase-tools/lib/bin/firebase.js ]; then
-  say "installing pinned Node packages into node_modules (npm ci; first run: a few minutes)"
-  npm ci --no-audit --no-fund --loglevel=error
-  echo "$node_want" > "$node_stamp"
-else
-  say "Node packages up to date"
 fi
 # --- BEGIN checkov (infra tests) -----------------------------------------------
 # tests/infra/test_terraform.py runs checkov over infra/terraform. Its dependency
@@ -98,4 +103,14 @@ else
   say "checkov up to date"
 fi
 # --- END checkov -------------------------------------------------------------------
+# --- wait for the Node packages ------------------------------------------------
+if [ -n "$node_pid" ]; then
+  if wait "$node_pid"; then
+    say "Node packages installed"
+  else
+    cat "$node_log" >&2
+    die "npm ci failed (output above); run it again with: npm ci"
+  fi
+  rm -f "$node_log"
+fi
 say "ready"
