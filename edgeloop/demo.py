@@ -33,6 +33,9 @@ DEMO_ENV = {
     "EDGELOOP_TRAINING__COOLDOWN_S": "40",
     "EDGELOOP_RELEASE__ROLLOUT_STEPS": "[20, 50, 100]",
     "EDGELOOP_RELEASE__CANARY_MIN_SAMPLES": "25",
+    # A day of field traffic compressed into a minute: a drift check (and the field success that says whether
+    # the drift hurts) looks at the last minute, so the dark room is not diluted by the clean rounds before it.
+    "EDGELOOP_THRESHOLDS__DRIFT_WINDOW_S": "60",
     # Tens of devices, one user each, a few on the canary: every report counts, one user is enough.
     "EDGELOOP_THRESHOLDS__FEEDBACK_PER_USER_CAP": "1000",
     "EDGELOOP_THRESHOLDS__MIN_DISTINCT_USERS": "1",
@@ -43,7 +46,9 @@ CLEAN_ROUNDS = 2
 ROUND_PAUSE_S = 1.5  # lets the functions keep up on two cores: a round's events are handled before the next
 FEEDBACK_RATE = 0.6  # share of predictions users report on
 CAPTURE_BELOW = 0.8  # devices capture predictions less confident than this (the product default is 0.5) …
-CAPTURE_SAMPLE = 0.05  # … plus an unbiased sample of the rest
+# … plus a random sample of every prediction, the only captures drift checks read: 0.25 gives the check
+# its DRIFT_MIN_SAMPLES within the first dark round (the product default, 0.02, suits fleets of thousands).
+CAPTURE_SAMPLE = 0.25
 
 
 @dataclass

@@ -31,7 +31,7 @@ from shared.gcp.release import ReleaseOutcome, evaluate_release
 from shared.gcp.tallies import admit_report, distinct_users, version_tally
 from shared.gcp.training_lock import training_state
 from shared.logs import log
-from shared.retrain import RetrainRequest, success_rate_request
+from shared.retrain import RetrainRequest, is_recorded, success_rate_request
 from shared.success_rate import SuccessRate, success_rate
 
 
@@ -97,8 +97,11 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
                                         thresholds.min_success_rate, state.get("last_run_id"),
                                         users, thresholds.min_distinct_users)
 
-        # Distinct users are counted only when the rate alone would ask (one more count query).
-        wanted = request(None) and request(distinct_users(db, model, feedback.model_version, since))
+        # Distinct users are counted only when the rate alone would ask and the cause is not yet asked for
+        # (one more count query, which a run's worth of low-success reports would otherwise each pay).
+        alone = request(None)
+        wanted = (alone if alone is None or is_recorded(state, alone.cause)
+                  else request(distinct_users(db, model, feedback.model_version, since)))
         low_success = retrain_requests.ask_once(wanted, state, settings)
     requests = tuple(request for request in (new_data, low_success) if request is not None)
     log("INFO", "feedback_counted", f"{model} {feedback.model_version}: {rate.correct}/{rate.total}",

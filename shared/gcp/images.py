@@ -163,16 +163,17 @@ def apply_confirmation(db: firestore.Client, model: str, feedback: Feedback) -> 
     db.document(layout.confirmation_doc(model, feedback.capture)).set(
         {"object": feedback.capture, "true_label": feedback.true_label, "uid": feedback.uid}
     )
-    labelled = 0
-    query = db.collection(layout.images_collection(model)).where(
-        filter=firestore.FieldFilter("object", "==", feedback.capture)
-    )
-    for snapshot in query.stream():
-        image = snapshot.to_dict()
-        if image.get("label") is None and image.get("status") in ("new", "used"):
-            snapshot.reference.update({"label": feedback.true_label, "labelled": True, "confirmed_by": feedback.uid})
-            labelled += 1
-    return labelled
+    # The object's head names its registered generation (older ones are superseded and never count): two
+    # reads by key instead of a query over every image of the model.
+    head = db.document(layout.object_head_doc(model, feedback.capture)).get()
+    if not head.exists:
+        return 0  # not registered yet: on_upload applies the confirmation when it registers the upload
+    snapshot = db.document(layout.image_doc(model, head.get("image_id"))).get()
+    image = snapshot.to_dict() if snapshot.exists else {}
+    if image.get("label") is not None or image.get("status") not in ("new", "used"):
+        return 0
+    snapshot.reference.update({"label": feedback.true_label, "labelled": True, "confirmed_by": feedback.uid})
+    return 1
 
 
 def mark_images_used(model: str, image_ids: Iterable[str], run_id: str, settings: Settings) -> int:
