@@ -175,7 +175,7 @@ def report(
 
 @app.command()
 def demo(
-    devices: int = typer.Option(16, "--devices", "-n", min=2, max=200, help="simulated devices in the fleet"),
+    devices: int = typer.Option(10, "--devices", "-n", min=2, max=200, help="simulated devices in the fleet"),
     images: int = typer.Option(8, min=1, help="images each device classifies per round"),
     timeout: float = typer.Option(420.0, help="give up if the loop has not closed after this many seconds"),
     report_path: Path = typer.Option(Path("edgeloop-demo-report.png"), "--report", help="PNG to write"),

@@ -114,7 +114,7 @@ def _status_line(round_: Round, pointer, control: dict) -> str:
             f"{round_.confirmed} confirmed")
 
 
-def run_demo(console: Console, devices: int = 16, images: int = 8, timeout_s: float = 420.0,
+def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: float = 420.0,
              directory: Path | None = None, keep: bool = False, report_path: Path = Path("edgeloop-demo-report.png")) -> DemoResult:
     from client_sdk import Endpoints
     from edgeloop import report as report_png
