@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from edgeloop.identities import device_uid
 from shared.drift import DriftThresholds, detect_drift
 
 RANDOM_SAMPLE = "random_sample"
@@ -301,16 +302,20 @@ class Fleet:
 def _device(index: int, scenario: str, args: dict, fleet: Fleet, enough: Callable[[], bool],
             advance: Callable[[int], None]) -> None:
     from client_sdk import ClientError, DownloadPolicy, EdgeloopClient
-    from client_sdk.emulator_auth import unsigned_id_token
+    from client_sdk.auth import AuthEndpoints
+    from edgeloop.identities import signed_in_device
 
     s: DriftBenchSettings = args["bench"]
-    uid = f"{args['uid_prefix']}{index:03d}"
+    device_id = f"{args['uid_prefix']}{index:03d}"
     rng = np.random.default_rng([s.seed, index, len(scenario)])
     day = [date(2026, 1, 1)]
     try:
-        client = EdgeloopClient(args["model"], uid=uid, device_id=uid, directory=args["directory"] / uid,
+        session = signed_in_device(device_id, args["model"], args["project_id"],
+                                   AuthEndpoints.from_client_env(args["client_env"]))
+        client = EdgeloopClient(args["model"], uid=session.uid, device_id=device_id,
+                                directory=args["directory"] / device_id,
                                 public_key_pem=args["public_key"], endpoints=args["endpoints"],
-                                id_token=lambda: unsigned_id_token(uid, args["project_id"]), settings=args["client"],
+                                id_token=session.id_token, settings=args["client"],
                                 policy=DownloadPolicy.LATEST, seed=int(rng.integers(2**31)), today=lambda: day[0])
         client.check_for_update()
         if client.active is None:
@@ -334,7 +339,7 @@ def _device(index: int, scenario: str, args: dict, fleet: Fleet, enough: Callabl
             day[0] += timedelta(days=1)
     except ClientError as exc:
         with fleet.lock:
-            fleet.errors.append(f"{uid}: {exc}")
+            fleet.errors.append(f"{device_id}: {exc}")
 
 
 def run_fleet(scenario: str, args: dict, wanted_random: int, max_uploads: int, progress, task) -> Fleet:
@@ -402,7 +407,8 @@ def run(s: DriftBenchSettings, state, settings, console, directory: Path,
     field_digits = load_digits_rgb()[s.seed_images:]
     args = {"bench": s, "model": model, "project_id": state.project_id, "client": settings.client,
             "public_key": load_public_key(state.path / "signing-key.pem"),
-            "endpoints": Endpoints.from_client_env(state.client_env()), "directory": directory, "digits": field_digits}
+            "endpoints": Endpoints.from_client_env(state.client_env()), "client_env": state.client_env(),
+            "directory": directory, "digits": field_digits}
     meta: dict[str, Any] = {
         "version": version, "min_samples": t.drift_min_samples, "p_value": t.drift_p_value,
         "min_effect": t.drift_min_effect, "max_label_distance": t.drift_max_label_distance,
@@ -421,7 +427,7 @@ def run(s: DriftBenchSettings, state, settings, console, directory: Path,
                 raise RuntimeError(f"{scenario.name}: {fleet.errors[0]}")
             registering = progress.add_task(f"{scenario.name}: on_upload", total=fleet.delivered)
             deadline = time.monotonic() + 120 + fleet.delivered / 10
-            while len(docs := captures_of(db, model, version, prefix)) < fleet.delivered:
+            while len(docs := captures_of(db, model, version, device_uid(prefix))) < fleet.delivered:
                 progress.update(registering, completed=len(docs))
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{scenario.name}: {len(docs)} of {fleet.delivered} captures registered")

@@ -77,15 +77,18 @@ def ingest(model: str, state: StackState, settings: Settings, console: Console) 
 def client_poll(model: str, state: StackState, settings: Settings, directory) -> dict[str, Any]:
     """The SDK's update check (one pointer read, download only on change) vs downloading the model every poll."""
     from client_sdk import EdgeloopClient, Endpoints
-    from client_sdk.emulator_auth import unsigned_id_token
+    from client_sdk.auth import AuthEndpoints
     from edgeloop.device import load_public_key
+    from edgeloop.identities import signed_in_device
     from shared.registry import ModelPointer
 
+    session = signed_in_device("bench-device", model, state.project_id, AuthEndpoints.from_client_env(state.client_env()))
+
     def client() -> EdgeloopClient:
-        return EdgeloopClient(model, uid="bench", device_id="bench-device", directory=directory,
+        return EdgeloopClient(model, uid=session.uid, device_id="bench-device", directory=directory,
                               public_key_pem=load_public_key(state.path / "signing-key.pem"),
                               endpoints=Endpoints.from_client_env(state.client_env()),
-                              id_token=lambda: unsigned_id_token("bench", state.project_id), settings=settings.client)
+                              id_token=session.id_token, settings=settings.client)
 
     device = client()
     first = _timed(lambda: device.check_for_update(), 1)[0]

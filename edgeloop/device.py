@@ -66,14 +66,14 @@ def load_public_key(path: Path) -> str:
 def run_device(index: int, args: dict, tally: DeviceTally, advance) -> None:
     """One device session: check for an update, classify ``images`` digits, report, flush (errors land on the tally)."""
     from client_sdk import ClientError, DownloadPolicy, EdgeloopClient
-    from client_sdk.auth import AuthEndpoints, AuthSession
+    from client_sdk.auth import AuthEndpoints
     from edgeloop import identities
 
     rng = np.random.default_rng([args["seed"], index])
     try:
-        session = AuthSession.with_custom_token(
-            args.get("auth_endpoints") or AuthEndpoints.from_client_env(dict(os.environ)),  # connect() set it
-            identities.device_token(tally.device_id, args["model"], args["project_id"]))
+        session = identities.signed_in_device(
+            tally.device_id, args["model"], args["project_id"],
+            args.get("auth_endpoints") or AuthEndpoints.from_client_env(dict(os.environ)))  # connect() set it
         client = EdgeloopClient(
             args["model"], uid=session.uid, device_id=tally.device_id, directory=args["devices_dir"] / tally.device_id,
             public_key_pem=args["public_key"], endpoints=args["endpoints"],

@@ -61,6 +61,14 @@ def device_token(device_id: str, model: str, project_id: str, service_account_id
     return token.decode() if isinstance(token, bytes) else token
 
 
+def signed_in_device(device_id: str, model: str, project_id: str, endpoints):
+    """Registered device ``device_id`` signed in through the Auth REST API: an ``AuthSession`` whose
+    ``id_token()`` refreshes before expiry (``endpoints``: ``client_sdk.auth.AuthEndpoints``)."""
+    from client_sdk.auth import AuthSession
+
+    return AuthSession.with_custom_token(endpoints, device_token(device_id, model, project_id))
+
+
 def grant_role(uid: str, role: str, project_id: str) -> None:
     """Set ``role`` as user ``uid``'s custom claim (kept with the account; in its ID tokens from the next refresh)."""
     from firebase_admin import auth

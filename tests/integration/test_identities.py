@@ -17,7 +17,7 @@ import requests
 from client_sdk.auth import AuthEndpoints, AuthSession, SignInRejected, token_claims
 from edgeloop import identities
 from shared import layout
-from tests.integration.forged_tokens import forged_id_token
+from tests.forged_tokens import forged_id_token
 from tests.integration.helpers import ADMIN, register_model
 
 

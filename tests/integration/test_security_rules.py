@@ -32,9 +32,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from client_sdk.emulator_auth import unsigned_id_token
 from shared.config import Settings
 from shared.firestore_values import encode_fields
+from tests.forged_tokens import forged_id_token
 from tests.integration.helpers import ADMIN, user_headers as user_token
 
 RULES = Path(__file__).resolve().parents[2] / "infra" / "firebase"
@@ -596,7 +596,7 @@ def test_an_upload_through_firebase_storage_is_registered_by_on_upload(local_sta
 
 @pytest.mark.parametrize("authorization", ["Firebase not-a-token", "Bearer {token}", "Firebase ", "{token}"])
 def test_a_request_without_a_valid_firebase_id_token_is_unauthenticated(storage, authorization):
-    token = unsigned_id_token(OWNER, storage.project)
+    token = forged_id_token(OWNER, storage.project)
     name = f"models/{_storage_model()}/v1/model.tflite"
     storage.seed(name, "application/octet-stream")
     response = requests.get(storage.url(name), headers={"Authorization": authorization.format(token=token)}, timeout=30)
@@ -607,7 +607,7 @@ def test_a_token_of_another_project_is_unauthenticated(storage):
     """A hand-made token, on purpose: another project's user must not get in."""
     name = f"models/{_storage_model()}/v1/model.tflite"
     storage.seed(name, "application/octet-stream")
-    headers = {"Authorization": f"Firebase {unsigned_id_token(OWNER, 'someone-elses-project')}"}
+    headers = {"Authorization": f"Firebase {forged_id_token(OWNER, 'someone-elses-project')}"}
     assert requests.get(storage.url(name), headers=headers, timeout=30).status_code == 401
 
 

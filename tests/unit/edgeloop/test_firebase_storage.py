@@ -17,7 +17,7 @@ import pytest
 from gcp_storage_emulator.handlers import buckets
 from gcp_storage_emulator.storage import Storage
 
-from client_sdk.emulator_auth import unsigned_id_token
+from tests.forged_tokens import forged_id_token
 from client_sdk.errors import PermissionDenied
 from client_sdk.transport import MULTIPART_MAX_BYTES, RESUMABLE_CHUNK_BYTES, Endpoints, Transport
 from edgeloop.localstack import firebase_storage, storage_server
@@ -70,7 +70,7 @@ def front():
 
 
 def transport(url: str, uid: str = "alice") -> Transport:
-    return Transport(Endpoints("p", BUCKET, storage_url=url, firestore_url=url), lambda: unsigned_id_token(uid, "p"), timeout_s=5)
+    return Transport(Endpoints("p", BUCKET, storage_url=url, firestore_url=url), lambda: forged_id_token(uid, "p"), timeout_s=5)
 
 
 def png(size: int) -> bytes:
