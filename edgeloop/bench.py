@@ -280,7 +280,7 @@ def bench_decisions(rollouts: int = typer.Option(200, min=10, help="simulated ro
                   console=console) as progress:
         task = progress.add_task("scenarios", total=total)
         outcomes = decisions.measure(policy, rollouts, horizon, seed, lambda: progress.advance(task))
-    figure = decisions.draw(outcomes, BENCHMARKS_FILE.parent / "docs" / "decisions.png")
+    decisions.draw(outcomes, BENCHMARKS_FILE.parent / "docs" / "decisions.png")
     markdown = f"""## Release decisions (`edgeloop bench decisions`)
 
 {decisions.markdown(outcomes, policy, rollouts, horizon, seed)}

@@ -17,7 +17,6 @@ import io
 import time
 import uuid
 
-import numpy as np
 import pytest
 import requests
 from google.cloud import firestore, storage

@@ -18,7 +18,6 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator
 
-import numpy as np
 import pytest
 from cloudevents.http import CloudEvent
 from google.cloud import firestore
@@ -36,7 +35,7 @@ from shared.launch_rules import RunStatus
 from shared.retrain import RetrainRequest, manual_request
 from tests.integration.faults import InjectedCrash, crash_at, fault_points, paused, writes_of
 from tests.integration.helpers import bucket, control, db, eventually, fresh_model, image_docs, quarantine_record
-from tests.integration.test_functions import SHUFFLED, captures, publish_production
+from tests.integration.test_functions import SHUFFLED, dim, field_reports, publish_production, random_sample
 
 SETTINGS = Settings()
 DIGITS = load_digits_rgb()
@@ -305,7 +304,8 @@ DRIFT_WRITES = ["firestore.commit", "pubsub.publish"]  # the report, the request
 def drifting_model(stack) -> tuple[str, CloudEvent]:
     model = fresh_model(stack, "crash-drift")
     publish_production(stack, model, SHUFFLED[:200])
-    captures(stack, model, [(d.rgb.astype(np.float32) * 0.3).astype(np.uint8) for d in SHUFFLED[200:240]], 0.45)
+    random_sample(stack, model, SHUFFLED[200:240], dim(SHUFFLED[200:240]))
+    field_reports(stack, model, correct=34, wrong=6)  # a drift that hurts: field success confidently below the gate
     message = {"data": base64.b64encode(json.dumps({"model": model}).encode()).decode(), "attributes": {},
                "messageId": uuid.uuid4().hex, "publishTime": "2026-11-23T00:00:00Z"}
     return model, CloudEvent({"type": PUBSUB_PUBLISHED, "source": "//pubsub.googleapis.com/test",

@@ -1,6 +1,5 @@
 """How retrain requests become runs: one run per cause, at most one active run per model."""
 
-from datetime import datetime, timezone
 
 from hypothesis import given, settings as hsettings, strategies as st
 
