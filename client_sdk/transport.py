@@ -62,8 +62,14 @@ class Endpoints:
             firestore_url=f"http://{env['FIRESTORE_EMULATOR_HOST']}",
         )
 
+    def document_name(self, path: str) -> str:
+        return f"projects/{self.project_id}/databases/(default)/documents/{path}"
+
     def document_url(self, path: str) -> str:
-        return f"{self.firestore_url}/v1/projects/{self.project_id}/databases/(default)/documents/{path}"
+        return f"{self.firestore_url}/v1/{self.document_name(path)}"
+
+    def commit_url(self) -> str:
+        return f"{self.firestore_url}/v1/projects/{self.project_id}/databases/(default)/documents:commit"
 
     def object_url(self, object_name: str) -> str:
         """Firebase Storage's URL of one object (metadata; ``?alt=media`` for its bytes)."""
@@ -135,12 +141,16 @@ class Transport:
         _check(response, f"read {path}")
         return response.json()
 
-    def create_document(self, collection: str, document_id: str, values: dict) -> bool:
-        """Create ``collection/document_id``; False if it already exists (an earlier try got through)."""
-        response = self._request(
-            "POST", self.endpoints.document_url(collection), f"create in {collection}",
-            params={"documentId": document_id}, json={"fields": encode_fields(values)},
-        )
+    def create_document(self, collection: str, document_id: str, values: dict, server_time: tuple[str, ...] = ()) -> bool:
+        """Create ``collection/document_id``, its ``server_time`` fields set to the server's time of the write
+        (the SDKs' server timestamp); False if it already exists (an earlier try got through)."""
+        path = f"{collection}/{document_id}"
+        write = {
+            "update": {"name": self.endpoints.document_name(path), "fields": encode_fields(values)},
+            "currentDocument": {"exists": False},
+            "updateTransforms": [{"fieldPath": field, "setToServerValue": "REQUEST_TIME"} for field in server_time],
+        }
+        response = self._request("POST", self.endpoints.commit_url(), f"create {path}", json={"writes": [write]})
         if response.status_code == 409:
             return False
         _check(response, f"create {collection}/{document_id}")

@@ -30,8 +30,13 @@ class Feedback(BaseModel):
     correct: bool
     true_label: str | None = Field(None, min_length=1, max_length=64)
     capture: str | None = Field(None, max_length=1024)  # the user's own upload this prediction was about
-    # Set by on_feedback, never by a client (firestore.rules allow only the fields above): windowed counts use it.
+    # The server's time of the client's write (a server timestamp firestore.rules require of clients; admin tools
+    # may omit it): the scheduler's reconciliation finds reports whose trigger was lost by it.
+    sent_at: datetime | None = None
+    # Set by on_feedback, never by a client (firestore.rules allow only the fields above): windowed counts use
+    # received_at, decisions only reports with counted true.
     received_at: datetime | None = None
+    counted: bool | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "Feedback":

@@ -35,6 +35,7 @@ class CaptureReason(str, Enum):
 
 
 CAPTURE_REASON_KEY = "capture_reason"  # the upload's custom-metadata key
+FEEDBACK_SENT_AT = "sent_at"  # a report's server timestamp of its write (firestore.rules require it)
 
 
 class ObjectKind(str, Enum):
@@ -162,6 +163,11 @@ def confirmation_doc(model: str, object_name: str) -> str:
 def training_control_doc(model: str) -> str:
     """Training lock, cooldown, folded requests and causes already served (server-only)."""
     return f"{model_doc(model)}/control/training"
+
+
+def reconcile_doc(model: str) -> str:
+    """How far the scheduler's reconciliation has looked for lost feedback triggers (server-only)."""
+    return f"{model_doc(model)}/control/reconcile"
 
 
 def trainer_config_doc(model: str) -> str:

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from google.cloud import firestore
+
 from shared.config import Settings
 from shared.events import FirestoreDocumentEvent
 from shared.feedback import InvalidFeedback, parse_feedback
@@ -50,6 +52,33 @@ def _feedback_path(document: str) -> tuple[str, str] | None:
     if len(parts) == 4 and parts[0] == "models" and parts[2] == "feedback":
         return parts[1], parts[3]
     return None
+
+
+def judge_counted(db: firestore.Client, model: str, version: str, settings: Settings,
+                  state: dict) -> tuple[SuccessRate, ReleaseOutcome, RetrainRequest | None]:
+    """What newly counted reports on ``version`` may change: its windowed success rate, the release
+    verdict, and a success-rate retrain (asked once, by the production version only)."""
+    thresholds = settings.thresholds
+    since = datetime.now(timezone.utc) - timedelta(seconds=thresholds.success_window_s)
+    recent = version_tally(db, model, version, since=since)
+    rate = success_rate(recent.correct, recent.total)
+    release = evaluate_release(model, settings)
+    # Only the version serving the fleet asks for a retrain: a bad canary is rolled back by the release
+    # rules, and late reports about a replaced version say nothing about what devices run now.
+    if release.production not in (None, version):
+        return rate, release, None
+
+    def request(users: int | None) -> RetrainRequest | None:
+        return success_rate_request(model, version, rate, thresholds.min_feedback_samples,
+                                    thresholds.min_success_rate, state.get("last_run_id"),
+                                    users, thresholds.min_distinct_users)
+
+    # Distinct users are counted only when the rate alone would ask and the cause is not yet asked for
+    # (one more count query, which a run's worth of low-success reports would otherwise each pay).
+    alone = request(None)
+    wanted = (alone if alone is None or is_recorded(state, alone.cause)
+              else request(distinct_users(db, model, version, since)))
+    return rate, release, retrain_requests.ask_once(wanted, state, settings)
 
 
 def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> FeedbackOutcome:
@@ -84,25 +113,7 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
             labelled_images=labelled)
         return FeedbackOutcome("not_counted", "over the user's cap per version and window" if counted is False
                                else "the report no longer exists", labelled_images=labelled, retrain_requests=requests)
-    since = datetime.now(timezone.utc) - window
-    recent = version_tally(db, model, feedback.model_version, since=since)
-    rate = success_rate(recent.correct, recent.total)
-    release = evaluate_release(model, settings)
-    # Only the version serving the fleet asks for a retrain: a bad canary is rolled back by the release
-    # rules, and late reports about a replaced version say nothing about what devices run now.
-    low_success = None
-    if release.production in (None, feedback.model_version):
-        def request(users: int | None) -> RetrainRequest | None:
-            return success_rate_request(model, feedback.model_version, rate, thresholds.min_feedback_samples,
-                                        thresholds.min_success_rate, state.get("last_run_id"),
-                                        users, thresholds.min_distinct_users)
-
-        # Distinct users are counted only when the rate alone would ask and the cause is not yet asked for
-        # (one more count query, which a run's worth of low-success reports would otherwise each pay).
-        alone = request(None)
-        wanted = (alone if alone is None or is_recorded(state, alone.cause)
-                  else request(distinct_users(db, model, feedback.model_version, since)))
-        low_success = retrain_requests.ask_once(wanted, state, settings)
+    rate, release, low_success = judge_counted(db, model, feedback.model_version, settings, state)
     requests = tuple(request for request in (new_data, low_success) if request is not None)
     log("INFO", "feedback_counted", f"{model} {feedback.model_version}: {rate.correct}/{rate.total}",
         model=model, model_version=feedback.model_version, correct=rate.correct, total=rate.total,

@@ -10,8 +10,12 @@ have its event in flight),
 compares what exists with what was handled and hands each gap to the same
 idempotent code the event would have reached: ``ingest_object`` for a live
 object with neither an image document nor a quarantine record (with the
-generation it replaced, so an overwrite still retires the old one), and
-``images.apply_confirmation`` for a confirming report whose confirmation is missing.
+generation it replaced, so an overwrite still retires the old one),
+``images.apply_confirmation`` for a confirming report whose confirmation is
+missing, and ``tallies.admit_report`` then on_feedback's judgement for a report
+never admitted. Reports are found by their ``sent_at`` server timestamp (which
+firestore.rules require of clients) from where the last tick stopped
+(``layout.reconcile_doc``), so each report is read about once, not every tick.
 """
 
 from __future__ import annotations
@@ -28,12 +32,16 @@ from shared.events import object_from_resource
 from shared.feedback import InvalidFeedback, parse_feedback
 from shared.gcp import images, model_registry, retrain_requests
 from shared.gcp.clients import firestore_client, storage_client
+from shared.gcp.feedback import judge_counted
 from shared.gcp.images import QUARANTINE_COLLECTION
 from shared.gcp.ingest import ingest_object
+from shared.gcp.tallies import admit_report
+from shared.gcp.training_lock import training_state
 from shared.logs import log
 
 INGESTED_PREFIXES = (layout.DATASET_PREFIX, layout.UPLOADS_PREFIX)
 MAX_OBJECTS_PER_TICK = 500  # a tick after a long outage stays well inside check_drift's timeout
+MAX_REPORTS_PER_TICK = 5000  # reports read per tick; the rest at the next one
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class Reconciliation:
     objects_checked: int
     objects_ingested: tuple[str, ...]
     confirmations_applied: int
+    reports_admitted: int = 0
 
 
 def _registered(db: firestore.Client, model: str) -> tuple[dict[str, list[int]], set[str]]:
@@ -106,6 +115,46 @@ def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Set
     return len(missing)
 
 
+def _admit_lost_reports(db: firestore.Client, model: str, settings: Settings) -> int:
+    """Admit the reports sent since the last tick's look that on_feedback never decided, then judge each
+    version they counted for as on_feedback would have; returns how many were admitted."""
+    marker = db.document(layout.reconcile_doc(model))
+    thresholds = settings.thresholds
+    cutoff = _lost_before(settings)
+    # A first look goes back one success window: older reports could no longer change a decision.
+    since = (marker.get().to_dict() or {}).get("reports_until") or cutoff - timedelta(seconds=thresholds.success_window_s)
+    sent = layout.FEEDBACK_SENT_AT
+    reports = (db.collection(layout.feedback_collection(model))
+               .where(filter=firestore.FieldFilter(sent, ">=", since))
+               .where(filter=firestore.FieldFilter(sent, "<", cutoff))
+               .order_by(sent).limit(MAX_REPORTS_PER_TICK))
+    labels = model_registry.model_labels(model, settings)
+    window = timedelta(seconds=thresholds.success_window_s)
+    read, reached, admitted, versions = 0, since, 0, set()
+    for snapshot in reports.stream():
+        read += 1
+        fields = snapshot.to_dict() or {}
+        reached = fields[sent]
+        if "counted" in fields:
+            continue  # decided by on_feedback
+        try:
+            feedback = parse_feedback(model, fields, labels)
+        except InvalidFeedback:
+            continue  # on_feedback quarantines it (or did): it counts toward nothing
+        verdict = admit_report(db, model, snapshot.reference.path, feedback, snapshot.create_time,
+                               thresholds.feedback_per_user_cap, window)
+        admitted += verdict is not None
+        if verdict:
+            versions.add(feedback.model_version)
+    if versions:
+        state = training_state(model, settings)
+        for version in sorted(versions):
+            judge_counted(db, model, version, settings, state)
+    # A full page may end inside a run of equal timestamps: the next tick starts at (not after) the last one.
+    marker.set({"reports_until": reached if read == MAX_REPORTS_PER_TICK else cutoff})
+    return admitted
+
+
 def reconcile_model(model: str, settings: Settings) -> Reconciliation:
     """Do late what lost events would have done for ``model``; a no-op when nothing was lost."""
     db = firestore_client(settings.project_id)
@@ -121,8 +170,10 @@ def reconcile_model(model: str, settings: Settings) -> Reconciliation:
             continue
         ingested.append(f"{event.name}#{event.generation}:{outcome.status}")
     confirmations = _apply_missing_confirmations(db, model, settings, unlabelled)
-    result = Reconciliation(model, listed, tuple(ingested), confirmations)
-    if ingested or confirmations:
-        log("WARNING", "events_reconciled", f"{len(ingested)} objects and {confirmations} confirmations had no "
-            f"handled event", model=model, objects=list(ingested)[:50], confirmations=confirmations)
+    reports = _admit_lost_reports(db, model, settings)
+    result = Reconciliation(model, listed, tuple(ingested), confirmations, reports)
+    if ingested or confirmations or reports:
+        log("WARNING", "events_reconciled", f"{len(ingested)} objects, {confirmations} confirmations and {reports} "
+            f"reports had no handled event", model=model, objects=list(ingested)[:50], confirmations=confirmations,
+            reports=reports)
     return result

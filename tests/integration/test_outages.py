@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import firestore, pubsub_v1
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from edgeloop.localstack import stack as localstack
@@ -156,6 +156,38 @@ def test_confirmations_whose_trigger_was_lost_are_applied_by_the_next_scheduler_
                           image_docs(local_stack, model), 60, "every capture labelled by the tick")
     assert sorted(d["label"] for d in labelled) == sorted(d.label for d in DIGITS[:3])
     assert {d["confirmed_by"] for d in labelled} == {"u1"}
+
+
+def test_reports_whose_trigger_was_lost_are_admitted_and_judged_by_the_next_scheduler_tick(local_stack):
+    """A poor success rate reported while on_feedback was down still asks for its retrain, each report counted once."""
+    model = fresh_model(local_stack, "lostreport")
+    count = SETTINGS.thresholds.min_feedback_samples
+    reports = [layout.feedback_doc(model, uuid.uuid4().hex) for _ in range(count)]
+    with crashed(local_stack, "on_feedback"):
+        batch = db(local_stack).batch()
+        for i, path in enumerate(reports):  # distinct users, as an honest fleet's; sent_at as the SDKs stamp it
+            batch.create(db(local_stack).document(path), {
+                "uid": f"user-{i}", "model_version": "v1", "predicted_label": "3", "confidence": 0.4,
+                "correct": False, layout.FEEDBACK_SENT_AT: firestore.SERVER_TIMESTAMP})
+        batch.commit()
+        time.sleep(3)
+    assert not any("counted" in (db(local_stack).document(p).get().to_dict() or {}) for p in reports)
+    time.sleep(SETTINGS.thresholds.reconcile_after_s)
+    request_drift_check(model, SETTINGS)  # the scheduler's tick
+    (request,) = eventually(lambda: control(local_stack, model).get("pending"), 60, "the success-rate request")
+    assert request["reason"] == "success_rate" and request["evidence"]["total"] == count
+    assert all(db(local_stack).document(p).get().get("counted") is True for p in reports)
+    entry = wait_for_entry(local_stack, "check_drift", lambda e: e.get("event") == "events_reconciled"
+                           and e.get("model") == model)
+    assert entry["reports"] == count
+    request_drift_check(model, SETTINGS)  # the next tick starts where this one stopped: nothing more to admit
+    eventually(lambda: len([e for e in log_entries(local_stack, "check_drift") if e.get("model") == model
+                            and e.get("event") == "drift_check_done"]) >= 2, 60, "the second tick")
+    reconciled = [e for e in log_entries(local_stack, "check_drift") if e.get("event") == "events_reconciled"
+                  and e.get("model") == model]
+    assert len(reconciled) == 1
+    looked_until = db(local_stack).document(layout.reconcile_doc(model)).get().get("reports_until")
+    assert looked_until > max(db(local_stack).document(p).get().get(layout.FEEDBACK_SENT_AT) for p in reports)
 
 
 def test_messages_whose_deliveries_ran_out_are_replayed_and_malformed_ones_kept(local_stack):
