@@ -19,6 +19,10 @@ uploads/, models/ and each artifact under it, quarantine/, unmentioned paths) ×
 the three principals × get/list/create/update/delete, plus malformed uploads,
 the size limit (a resumable upload), metadata keys, tokens, ranges and
 download tokens.
+
+The matrices (``PATHS``, ``STORAGE_OBJECTS``) live in rules_matrix.py: the
+Web SDK test (test_web_sdk.py) attempts every forbidden cell of the same
+matrices through the official Firebase client.
 """
 
 from __future__ import annotations
@@ -35,29 +39,30 @@ import requests
 from shared.config import Settings
 from shared.firestore_values import encode_fields
 from tests.forged_tokens import forged_id_token
-from tests.integration.helpers import ADMIN, user_headers as user_token
+from tests.integration.helpers import ADMIN
+from tests.integration.helpers import user_headers as user_token
+from tests.integration.rules_matrix import (
+    MISSING,
+    OPERATIONS,
+    OTHER,
+    OWNER,
+    PATHS,
+    PRINCIPALS,
+    STORAGE_OBJECTS,
+    VALID_METADATA,
+    body_for,
+    feedback,
+)
 
 RULES = Path(__file__).resolve().parents[2] / "infra" / "firebase"
 # A model of its own: the session's stack is shared, and this module seeds control documents (a training lock).
 MODEL = f"rules-{uuid.uuid4().hex[:6]}"
-OWNER, OTHER = "alice", "bob"
-PRINCIPALS = ("anonymous", "other", "owner")
-OPERATIONS = ("get", "list", "create", "update", "delete")
 
 
 # --- Firestore REST against the emulator -----------------------------------------------
 
 def _document(fields: dict) -> dict:
     return {"fields": encode_fields(fields)}
-
-
-def _feedback(uid: str, changes: dict | None = None) -> dict:
-    fields = {"uid": uid, "model_version": "v1", "predicted_label": "3", "confidence": 0.42, "correct": False}
-    fields.update(changes or {})
-    return {k: v for k, v in fields.items() if v is not _MISSING}
-
-
-_MISSING = object()
 
 
 class Firestore:
@@ -113,53 +118,13 @@ def _seeded(db: Firestore, path_template: str, fields: dict) -> str:
     return path
 
 
-# (path template, seeded fields, principals allowed per operation). "owner" is
-# the user the document belongs to (uid == alice), "other" any other signed-in
-# user. A template without {id} names one fixed document (seeded fresh per test).
-SIGNED_IN = {"other", "owner"}
-PATHS = {
-    # What clients poll: readable by any signed-in user, written by the trainer and functions only.
-    "model pointer": ("models/{id}", {"version": "v1"}, {"get": SIGNED_IN, "list": SIGNED_IN}),
-    "version": ("models/{model}/versions/{id}", {"stage": "production"}, {"get": SIGNED_IN, "list": SIGNED_IN}),
-    # A user's own prediction outcome: create only.
-    "feedback": ("models/{model}/feedback/{id}", _feedback(OWNER), {"create": {"owner"}}),
-    # Server-only documents the product writes (shared/layout.py, shared/gcp_*.py, trainer_job/).
-    "image": ("models/{model}/images/{id}", {"status": "new", "object": "uploads/m/alice/x.png", "uid": OWNER}, {}),
-    "object head": ("models/{model}/objects/{id}", {"object": "uploads/m/alice/x.png", "generation": 2}, {}),
-    "confirmation": ("models/{model}/confirmations/{id}", {"object": "uploads/m/alice/x.png", "true_label": "3", "uid": OWNER}, {}),
-    "feedback user": ("models/{model}/feedback_users/{id}", {"model_version": "v1", "uid": OWNER, "admitted": []}, {}),
-    "training lock": ("models/{model}/control/training", {"active_run": None, "paused": False}, {}),
-    "trainer config": ("models/{model}/control/trainer", {"augment": {"low_light": 0.65}}, {}),
-    "training control (any id)": ("models/{model}/control/{id}", {"locked": True}, {}),
-    "drift report": ("models/{model}/drift_reports/{id}", {"drifted": False}, {}),
-    "run": ("runs/{id}", {"reason": "manual", "model": "digits", "uid": OWNER}, {}),
-    "quarantine record": ("quarantine/{id}", {"object": "uploads/m/alice/x.png", "reason": "not_an_image", "uid": OWNER}, {}),
-    # Paths the rules do not mention: denied by the catch-all.
-    "counter shard": ("models/{model}/counters/{id}", {"count": 3}, {}),
-    "version subcollection": ("models/{model}/versions/v1/gate/{id}", {"passed": True}, {}),
-    "feedback subcollection": ("models/{model}/feedback/f1/notes/{id}", {"uid": OWNER}, {}),
-    "pointer subcollection": ("models/{model}/secrets/{id}", {"uid": OWNER}, {}),
-    "run subcollection": ("runs/r1/stages/{id}", {"uid": OWNER}, {}),
-    "user profile": ("users/{id}", {"uid": OWNER}, {}),
-    "unknown collection": ("anything/{id}", {"x": 1}, {}),
-}
-
-
-def _body_for(kind: str, principal: str, seeded: dict) -> dict:
-    """What the caller tries to write: for feedback, a valid document with their own uid
-    (the owner), or one claiming the owner's uid (another user, an anonymous caller)."""
-    if kind == "feedback":
-        return _feedback(OWNER if principal in ("owner", "anonymous", "other") else principal)
-    return dict(seeded, extra="written by a client")
-
-
 @pytest.mark.parametrize("operation", OPERATIONS)
 @pytest.mark.parametrize("principal", PRINCIPALS)
 @pytest.mark.parametrize("kind", sorted(PATHS))
 def test_every_path_allows_exactly_what_the_rules_promise(db, kind, principal, operation):
     template, fields, allowed = PATHS[kind]
     path = _seeded(db, template, fields)
-    response = db.request(principal, operation, path, _body_for(kind, principal, fields))
+    response = db.request(principal, operation, path, body_for(kind, principal, fields))
     expected_allowed = principal in allowed.get(operation, set())
     if expected_allowed:
         assert response.status_code == 200, f"{principal} {operation} {path}: {response.status_code} {response.text}"
@@ -170,20 +135,20 @@ def test_every_path_allows_exactly_what_the_rules_promise(db, kind, principal, o
 
 
 def test_another_user_cannot_report_feedback_in_the_owners_name(db):
-    response = db.request("other", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER))
+    response = db.request("other", "create", f"models/{MODEL}/feedback/x", feedback(OWNER))
     assert response.status_code == 403
-    response = db.request("other", "create", f"models/{MODEL}/feedback/x", _feedback(OTHER))
+    response = db.request("other", "create", f"models/{MODEL}/feedback/x", feedback(OTHER))
     assert response.status_code == 200, response.text  # but may report in their own
 
 
 @pytest.mark.parametrize(
     "case, changes",
     [
-        ("uid missing", {"uid": _MISSING}),
-        ("model_version missing", {"model_version": _MISSING}),
-        ("predicted_label missing", {"predicted_label": _MISSING}),
-        ("confidence missing", {"confidence": _MISSING}),
-        ("correct missing", {"correct": _MISSING}),
+        ("uid missing", {"uid": MISSING}),
+        ("model_version missing", {"model_version": MISSING}),
+        ("predicted_label missing", {"predicted_label": MISSING}),
+        ("confidence missing", {"confidence": MISSING}),
+        ("correct missing", {"correct": MISSING}),
         ("correct not a bool", {"correct": "yes"}),
         ("confidence not a number", {"confidence": "0.9"}),
         ("confidence above 1", {"confidence": 1.5}),
@@ -198,7 +163,7 @@ def test_another_user_cannot_report_feedback_in_the_owners_name(db):
     ],
 )
 def test_feedback_must_be_well_typed(db, case, changes):
-    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER, changes))
+    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", feedback(OWNER, changes))
     assert response.status_code == 403, f"{case}: {response.status_code} {response.text}"
 
 
@@ -207,19 +172,19 @@ def test_feedback_must_be_well_typed(db, case, changes):
     [{}, {"confidence": 0}, {"confidence": 1}, {"confidence": 1.0}, {"true_label": "3", "correct": True}, {"true_label": "5", "correct": False}],
 )
 def test_well_typed_feedback_of_ones_own_is_accepted(db, changes):
-    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER, changes))
+    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", feedback(OWNER, changes))
     assert response.status_code == 200, response.text
 
 
 def test_feedback_for_a_model_that_does_not_exist_is_refused(db):
-    response = db.request("owner", "create", "models/no-such-model/feedback/x", _feedback(OWNER))
+    response = db.request("owner", "create", "models/no-such-model/feedback/x", feedback(OWNER))
     assert response.status_code == 403
 
 
 def test_the_owner_cannot_read_back_or_change_their_own_feedback(db):
-    path = _seeded(db, "models/{model}/feedback/{id}", _feedback(OWNER))
+    path = _seeded(db, "models/{model}/feedback/{id}", feedback(OWNER))
     for operation in ("get", "update", "delete"):
-        assert db.request("owner", operation, path, _feedback(OWNER, {"correct": True})).status_code == 403, operation
+        assert db.request("owner", operation, path, feedback(OWNER, {"correct": True})).status_code == 403, operation
 
 
 def test_a_signed_in_user_reads_the_pointer_fields_they_poll(db):
@@ -235,7 +200,7 @@ def _product_document_paths() -> dict[str, str]:
     import inspect
 
     from shared import layout
-    from shared.gcp import images, ingest
+    from shared.gcp import images
 
     paths = {}
     for name, function in inspect.getmembers(layout, inspect.isfunction):
@@ -292,7 +257,7 @@ def test_collection_group_queries_reach_no_server_only_or_foreign_document(db, c
 )
 def test_feedback_may_label_only_the_users_own_capture_of_that_prediction(db, capture, allowed):
     prediction = uuid.uuid4().hex
-    fields = _feedback(OWNER, {"true_label": "3", "correct": True, "capture": capture.format(model=MODEL, id=prediction)})
+    fields = feedback(OWNER, {"true_label": "3", "correct": True, "capture": capture.format(model=MODEL, id=prediction)})
     response = db.request("owner", "create", f"models/{MODEL}/feedback/x", fields, document_id=prediction)
     assert response.status_code == (200 if allowed else 403), f"{capture}: {response.status_code} {response.text}"
 
@@ -306,16 +271,16 @@ def test_feedback_may_label_only_the_users_own_capture_of_that_prediction(db, ca
     ("caf\u00e9", False),
 ])
 def test_a_feedback_document_id_has_the_shape_of_a_prediction_id(db, document_id, allowed):
-    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER), document_id=document_id)
+    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", feedback(OWNER), document_id=document_id)
     assert response.status_code == (200 if allowed else 403), f"{document_id}: {response.status_code} {response.text}"
 
 
 def test_one_report_per_prediction_a_second_write_under_the_same_id_is_refused(db):
     prediction = uuid.uuid4().hex
-    assert db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER), document_id=prediction).status_code == 200
-    again = db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER, {"correct": True}), document_id=prediction)
+    assert db.request("owner", "create", f"models/{MODEL}/feedback/x", feedback(OWNER), document_id=prediction).status_code == 200
+    again = db.request("owner", "create", f"models/{MODEL}/feedback/x", feedback(OWNER, {"correct": True}), document_id=prediction)
     assert again.status_code in (403, 409), again.text  # create-only: no overwrite of a report, however it is sent
-    overwrite = db.request("owner", "update", f"models/{MODEL}/feedback/{prediction}", _feedback(OWNER, {"correct": True}))
+    overwrite = db.request("owner", "update", f"models/{MODEL}/feedback/{prediction}", feedback(OWNER, {"correct": True}))
     assert overwrite.status_code == 403
 
 
@@ -323,7 +288,7 @@ def test_one_report_per_prediction_a_second_write_under_the_same_id_is_refused(d
     ("counted", True), ("received_at", "2026-01-01T00:00:00Z"), ("weight", 100),
 ])
 def test_a_client_cannot_write_what_on_feedback_decides(db, field, value):
-    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", _feedback(OWNER, {field: value}))
+    response = db.request("owner", "create", f"models/{MODEL}/feedback/x", feedback(OWNER, {field: value}))
     assert response.status_code == 403, f"{field}: {response.status_code} {response.text}"
 
 
@@ -349,7 +314,6 @@ def test_the_emulator_loaded_the_rules_file_terraform_releases():
 # and decided there by infra/firebase/storage.rules. Objects are seeded with the service path
 # (google-cloud-storage, the JSON API), which the rules do not apply to.
 
-VALID_METADATA = {"label": "3", "predicted_label": "5", "confidence": "0.4", "model_version": "v1"}
 IMAGE_BYTES = 2048
 
 
@@ -448,27 +412,6 @@ def _denied(response: requests.Response, principal: str) -> bool:
         return False
     error = response.json()["error"]
     return error["code"] == expected and error["message"]
-
-
-# Every kind of object in the bucket (shared/layout.py) and paths the rules do not mention:
-# object name template -> principals allowed per operation. The owner of an upload is alice.
-STORAGE_OBJECTS = {
-    "dataset image": ("dataset/{model}/3/digit-0001.png", {}),
-    "upload": ("uploads/{model}/alice/0b4c8e.png", {"create": {"owner"}}),
-    "upload, jpeg": ("uploads/{model}/alice/0b4c8e.jpg", {"create": {"owner"}}),
-    "model file": ("models/{model}/v1/model.tflite", {"get": SIGNED_IN}),
-    "model signature": ("models/{model}/v1/model.tflite.sig", {"get": SIGNED_IN}),
-    "dataset manifest": ("models/{model}/v1/manifest.json", {}),
-    "other model artifact": ("models/{model}/v1/notes.txt", {}),
-    "quarantined upload": ("quarantine/uploads/{model}/alice/0b4c8e.png", {}),
-    "quarantined dataset image": ("quarantine/dataset/{model}/3/digit-0001.png", {}),
-    # Not mentioned by the rules: the catch-all denies.
-    "upload one folder too deep": ("uploads/{model}/alice/sub/0b4c8e.png", {}),
-    "upload without a model": ("uploads/alice/{model}.png", {}),
-    "model file one folder too deep": ("models/{model}/v1/x/model.tflite", {}),
-    "unknown prefix": ("manifests/{model}/v1.json", {}),
-    "bucket root": ("0b4c8e-{model}.png", {}),
-}
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
