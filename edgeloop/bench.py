@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from edgeloop.benchmarks import BENCHMARKS_FILE, write_section
+from edgeloop.target import command_logs
 
 bench_app = typer.Typer(help="Run benchmarks and rewrite their sections of BENCHMARKS.md.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -45,7 +46,8 @@ def fresh_stack(prefix: str = "edgeloop-bench-", env: dict[str, str] | None = No
         os.environ.update({**state.client_env(), "EDGELOOP_STACK_DIR": directory})
         reset_clients()
         try:
-            yield state, settings
+            with command_logs(Path(directory)):  # what the product code logs here stays out of the bench's lines
+                yield state, settings
         finally:
             os.environ.clear()
             os.environ.update(saved)

@@ -16,6 +16,7 @@ import os
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -131,11 +132,15 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
     from shared.retrain import manual_request
     from trainer_job import AugmentConfig, TrainConfig, save_train_config
 
+    from edgeloop.target import command_logs
+
     started = time.monotonic()
     stage_seconds: dict[str, float] = {}
     directory = Path(directory or tempfile.mkdtemp(prefix="edgeloop-demo-")).resolve()
     saved_env = dict(os.environ)
     os.environ.update({**DEMO_ENV, "EDGELOOP_STACK_DIR": str(directory)})
+    quiet = ExitStack()  # what the product code logs in this process goes to the stack's logs, not between our lines
+    log_file = quiet.enter_context(command_logs(directory))
 
     def stage(name: str, since: float) -> None:
         stage_seconds[name] = time.monotonic() - since
@@ -214,13 +219,17 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
         report_file = report_png.draw(data, report_path)
         stage("report written", t)
         console.print(f"  report: [bold]{report_file}[/]")
+        console.print(f"  logs: {log_file.parent}")
         result = DemoResult(rounds, versions, runs, loop_close, time.monotonic() - started, stage_seconds, report_file,
                             closed_at is not None, pointer.production.version if closed_at is not None else None)
         console.print(summary_table(result))
         return result
     finally:
-        if not keep:
-            stack.down(directory)
+        try:
+            if not keep:
+                stack.down(directory)
+        finally:
+            quiet.close()
         os.environ.clear()
         os.environ.update(saved_env)
         reset_clients()

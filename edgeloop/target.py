@@ -6,17 +6,25 @@ the CLI's pieces depend on it and not on each other.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+import sys
+import warnings
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Iterator, NoReturn, Optional
 
+import click
 import typer
 from rich.console import Console
 
 from edgeloop.localstack import stack
+from shared import logs
 from shared.config import get_settings
 
 console = Console()
+COMMAND_LOG = "cli.log"  # under the stack directory's logs/, beside the components' logs
 
 
 def stack_directory(directory: Optional[Path]) -> Path:
@@ -37,4 +45,54 @@ def connect(directory: Optional[Path]) -> stack.StackState:
     if state is None:
         fail(stack.StackError(f"no healthy local stack in {directory}: start one with `edgeloop up`"))
     os.environ.update({**state.client_env(), "EDGELOOP_STACK_DIR": str(directory)})
+    context = click.get_current_context(silent=True)
+    if context is not None:  # a command: what the product code it runs logs goes to the stack's logs until it ends
+        context.with_resource(command_logs(directory))
     return state
+
+
+def _writes_to_fd2(stream) -> bool:
+    try:
+        return stream.fileno() == 2
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+@contextmanager
+def command_logs(directory: Path) -> Iterator[Path]:
+    """Within the block, what the product code and its libraries log goes to ``directory``/logs/cli.log, never
+    between the command's own lines: shared.logs' JSON entries, Python logging and warnings, and native chatter
+    written straight to file descriptor 2 (LiteRT's "Created TensorFlow Lite XNNPACK delegate", TensorFlow's
+    C++ logs). Python's own stderr (tracebacks, stderr consoles) still reaches the terminal."""
+    path = Path(directory) / "logs" / COMMAND_LOG
+    with ExitStack() as stack_:
+        stack_.enter_context(logs.to_file(path))
+        native = stack_.enter_context(path.open("ab", buffering=0))
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        terminal = os.dup(2)
+        stack_.callback(os.close, terminal)
+        os.dup2(native.fileno(), 2)
+        stack_.callback(os.dup2, terminal, 2)
+        if _writes_to_fd2(sys.stderr):  # the real stderr: keep it on the terminal
+            saved = sys.stderr
+            sys.stderr = os.fdopen(os.dup(terminal), "w", buffering=1, encoding=saved.encoding, errors=saved.errors)
+
+            def restore() -> None:
+                sys.stderr.close()
+                sys.stderr = saved
+
+            stack_.callback(restore)
+        handler = logging.StreamHandler(path.open("a", encoding="utf-8"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        stack_.callback(handler.stream.close)
+        stack_.callback(root.removeHandler, handler)
+        stack_.enter_context(warnings.catch_warnings())
+        logging.captureWarnings(True)
+        stack_.callback(logging.captureWarnings, False)
+        yield path
