@@ -32,6 +32,7 @@ import {
   uploadBytes, uploadBytesResumable,
 } from "firebase/storage";
 
+assert.ok(process.argv[2], "usage: node tests/web_sdk/app_flow.test.mjs <scenario.json> (written by tests/integration/test_web_sdk.py)");
 const scenario = JSON.parse(readFileSync(process.argv[2], "utf8"));
 const env = (name) => {
   const value = process.env[name];
