@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -12,13 +14,19 @@ from rich.table import Table
 from edgeloop import device
 from edgeloop.bench import bench_app
 from edgeloop.localstack import stack
-from edgeloop.target import connect, console, fail, stack_directory
+from edgeloop.target import command_started, connect, console, fail, stack_directory
 from shared.config import get_settings
 from shared.errors import ConfigurationError, EdgeloopError
 
 app = typer.Typer(help="Edgeloop: on-device image models that keep improving by themselves.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(device.app, name="device")
+
+
+@app.callback()
+def _command(context: typer.Context) -> None:
+    command_started(context)
+
 
 StackDir = typer.Option(None, "--dir", help="State directory of the local stack (default: EDGELOOP_STACK_DIR or .edgeloop)")
 
@@ -67,32 +75,71 @@ def down(directory: Optional[Path] = StackDir) -> None:
     console.print(f"stopped: {', '.join(report.stopped) or 'nothing was running'}")
 
 
+STATUS_JSON_HELP = (
+    "print one JSON document instead of tables: {stack: {directory, healthy, components: [{name, pid, state, url}]}, "
+    "models: [{model, production, canary: {version, percent} | null, versions: [{version, stage, devices_percent, "
+    "field: {correct, total}, int8_accuracy, int8_dark_accuracy, field_holdout: {accuracy, production_accuracy, images}, "
+    "size_bytes, last_change: {at, source, target, actor, reason}}], runs: [run as in `runs --json`], "
+    "drift: {status, version, samples, drifted, checked}}]}; absent values are null"
+)
+
+
+def _components_json(directory: Path) -> dict:
+    components = stack.status(directory)
+    return {
+        "directory": str(directory),
+        "healthy": bool(components) and all(c.running and c.healthy for c in components),
+        "components": [{"name": c.name, "pid": c.pid, "url": c.url,
+                        "state": "healthy" if c.running and c.healthy else ("unhealthy" if c.running else "stopped")}
+                       for c in components],
+    }
+
+
+def _print_json(document: dict) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
 @app.command()
 def status(
     model: Optional[str] = typer.Argument(None, help="only this model (default: every registered model)"),
+    as_json: bool = typer.Option(False, "--json", help=STATUS_JSON_HELP),
     directory: Optional[Path] = StackDir,
 ) -> None:
-    """The local stack's components, then per model: versions, stages, rollout, success rates, last runs, drift."""
+    """The local stack's components, then per model: versions, stages, rollout, success rates, accuracies, each
+    version's last change, the last runs, drift. Exit code 1 unless every component is healthy."""
     from edgeloop import registry_views
 
     directory = stack_directory(directory)
     if stack.load_state(directory) is None:
-        console.print("no local stack is running (start one with `edgeloop up`)")
+        if as_json:
+            _print_json({"stack": {"directory": str(directory), "healthy": False, "components": []}, "models": []})
+        else:
+            console.print("no local stack is running (start one with `edgeloop up`)")
         raise typer.Exit(1)
-    table, healthy = _status_table(directory)
-    console.print(table)
-    if not healthy:
-        raise typer.Exit(1)
+    if as_json:
+        components = _components_json(directory)
+        if not components["healthy"]:
+            _print_json({"stack": components, "models": []})
+            raise typer.Exit(1)
+    else:
+        table, healthy = _status_table(directory)
+        console.print(table)
+        if not healthy:
+            raise typer.Exit(1)
     connect(directory)
     settings = get_settings()
+    views = []
     for name in [model] if model else registry_views.models(settings):
         view = registry_views.load_view(name, settings, runs=3)
         if view is None:
-            fail(KeyError(f"model {name!r} is not registered"))
-        console.print(registry_views.versions_table(view))
-        if view.runs:
-            console.print(registry_views.runs_table(view.runs, title=f"{name}: last runs"))
-        console.print(registry_views.drift_line(view))
+            fail(KeyError(f"model {name!r} is not registered"), stderr=as_json)
+        if as_json:
+            views.append(registry_views.view_json(view))
+        else:
+            for renderable in registry_views.model_renderables(view):
+                console.print(renderable)
+    if as_json:
+        _print_json({"stack": components, "models": views})
 
 
 @app.command()
@@ -141,6 +188,9 @@ def rollback(
 def runs(
     model: Optional[str] = typer.Argument(None, help="only this model (default: every registered model)"),
     limit: int = typer.Option(10, help="newest runs per model"),
+    as_json: bool = typer.Option(False, "--json", help=(
+        "print one JSON document instead of tables: {runs: [{run_id, model, reason, status, version, stage, created, "
+        "seconds, error}]}, each model's newest first; absent values are null")),
     directory: Optional[Path] = StackDir,
 ) -> None:
     """Training runs, newest first: why each started, how it ended, what it published."""
@@ -150,8 +200,15 @@ def runs(
     connect(directory)
     settings = get_settings()
     db = firestore_client(settings.project_id)
+    found = []
     for name in [model] if model else registry_views.models(settings):
-        console.print(registry_views.runs_table(registry_views.recent_runs(db, name, limit), title=f"{name}: runs"))
+        recent = registry_views.recent_runs(db, name, limit)
+        if as_json:
+            found += [registry_views.run_json(run) for run in recent]
+        else:
+            console.print(registry_views.runs_table(recent, title=f"{name}: runs", model=name))
+    if as_json:
+        _print_json({"runs": found})
 
 
 @app.command()

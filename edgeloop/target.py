@@ -15,7 +15,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator, NoReturn, Optional
 
-import click
 import typer
 from rich.console import Console
 
@@ -32,9 +31,9 @@ def stack_directory(directory: Optional[Path]) -> Path:
     return (directory or get_settings().stack_dir).resolve()
 
 
-def fail(exc: Exception) -> NoReturn:
-    """Print the error and end the command with exit code 1."""
-    console.print(f"[bold red]error:[/] {exc}")
+def fail(exc: Exception, stderr: bool = False) -> NoReturn:
+    """Print the error (on stderr if ``stderr``: a command whose stdout is JSON) and end with exit code 1."""
+    (Console(stderr=True) if stderr else console).print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(1)
 
 
@@ -45,10 +44,24 @@ def connect(directory: Optional[Path]) -> stack.StackState:
     if state is None:
         fail(stack.StackError(f"no healthy local stack in {directory}: start one with `edgeloop up`"))
     os.environ.update({**state.client_env(), "EDGELOOP_STACK_DIR": str(directory)})
-    context = click.get_current_context(silent=True)
-    if context is not None:  # a command: what the product code it runs logs goes to the stack's logs until it ends
-        context.with_resource(command_logs(directory))
+    if _command is not None:  # a command: what the product code it runs logs goes to the stack's logs until it ends
+        _command.with_resource(command_logs(directory))
     return state
+
+
+_command: Optional[typer.Context] = None  # the edgeloop command running in this process, if any
+
+
+def command_started(context: typer.Context) -> None:
+    """Called by the app's callback: ``connect`` ties what it opens to the end of this command."""
+    global _command
+
+    def ended() -> None:
+        global _command
+        _command = None
+
+    _command = context
+    context.call_on_close(ended)
 
 
 def _writes_to_fd2(stream) -> bool:

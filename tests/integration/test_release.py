@@ -7,6 +7,7 @@ written as documents, so the real on_feedback function judges every step.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 
@@ -172,7 +173,13 @@ def test_production_that_collapses_after_promotion_is_rolled_back_to_its_parent(
 # --- by an operator --------------------------------------------------------------------------------
 
 def cli(local_stack, *args: str):
-    return CliRunner().invoke(app, [*args, "--dir", str(local_stack.path)], env={"COLUMNS": "200"})
+    """The command in an 80-column terminal; none of its lines is wider, nor a log line of the code it ran."""
+    result = CliRunner().invoke(app, [*args, "--dir", str(local_stack.path)], env={"COLUMNS": "80"})
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines), default=0) <= 80, result.stdout
+    if "--json" not in args:
+        assert not [line for line in lines if line.lstrip().startswith('{"') or "XNNPACK" in line], result.stdout
+    return result
 
 
 def test_an_operator_sets_the_rollout_promotes_and_rolls_back_with_every_move_in_the_history(local_stack, settings, canary, monkeypatch):
@@ -195,7 +202,20 @@ def test_an_operator_sets_the_rollout_promotes_and_rolls_back_with_every_move_in
 
     status = cli(local_stack, "status", model)
     assert status.exit_code == 0, status.output
-    assert "rolled_back" in status.output and "production" in status.output and "last runs" in status.output
+    assert "rolled_back" in status.output and "production" in status.output
+    assert "v2 " in status.output and "production → rolled_back by operator:" in status.output and "bad reviews" in status.output
+    # What promote and rollback logged (model_promoted, model_rolled_back) went to the stack's logs instead.
+    logged = (local_stack.path / "logs" / "cli.log").read_text()
+    assert '"event": "model_promoted"' in logged and '"event": "model_rolled_back"' in logged
+
+    document = json.loads(cli(local_stack, "status", model, "--json").stdout)
+    assert document["stack"]["healthy"] and {c["state"] for c in document["stack"]["components"]} == {"healthy"}
+    [view] = document["models"]
+    assert view["model"] == model and view["production"] == "v1" and view["canary"] is None
+    v2 = next(v for v in view["versions"] if v["version"] == "v2")
+    assert v2["stage"] == "rolled_back" and v2["last_change"]["reason"] == "bad reviews"
+    runs = json.loads(cli(local_stack, "runs", model, "--json").stdout)
+    assert runs == {"runs": [run for run in runs["runs"] if run["model"] == model]}
 
 
 @pytest.mark.parametrize("args, refusal", [
