@@ -29,6 +29,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from client_sdk.errors import ClientError, Offline
 from client_sdk.store import write_atomically
 from client_sdk.transport import Transport
+from shared import layout
 from shared.config import Client
 
 
@@ -139,6 +140,6 @@ class Outbox:
             data = (self.directory / f"{item.key}.bin").read_bytes()
             transport.upload(item.target, data, item.content_type, item.metadata)
         elif item.kind == "feedback":
-            transport.create_document(item.target, item.document_id, item.values)
+            transport.create_document(item.target, item.document_id, item.values, server_time=(layout.FEEDBACK_SENT_AT,))
         else:
             raise ValueError(f"unknown outbox item kind {item.kind!r}")

@@ -53,7 +53,8 @@ def run_smoke(state: StackState, model: str = "digits", timeout_s: float = 30.0)
                                            identities.device_token("smoke", model, state.project_id))
     transport = Transport(Endpoints.from_client_env(state.client_env()), device.id_token)
     transport.create_document(layout.feedback_collection(model), feedback_id, {
-        "uid": device.uid, "model_version": "v0", "predicted_label": digit.label, "confidence": 1.0, "correct": True})
+        "uid": device.uid, "model_version": "v0", "predicted_label": digit.label, "confidence": 1.0, "correct": True},
+        server_time=(layout.FEEDBACK_SENT_AT,))
     document = layout.feedback_doc(model, feedback_id)
     entry = wait_for_entry(state, "on_feedback", lambda e: e.get("document") == document and e["event"] == "feedback_handled", timeout_s)
     steps.append(SmokeStep(f"write {document} ({entry['status']})", "on_feedback", time.monotonic() - started, entry["event_id"]))

@@ -84,10 +84,16 @@ class RequestHandler(emulator_server.RequestHandler):
         logger.info(format, *[a.split("?", 1)[0] if isinstance(a, str) else a for a in args])
 
 
+class _Server(http_server.HTTPServer):
+    # One request at a time (the emulator's storage is not thread-safe), but room to queue what a browser or
+    # an SDK opens at once: the default backlog of 5 made the 6th connection wait a second-long SYN retry.
+    request_queue_size = 128
+
+
 class APIThread(threading.Thread):
     def __init__(self, host: str, port: int, handler):
         super().__init__(daemon=True, name="storage-api")
-        self.httpd = http_server.HTTPServer((host, port), handler)
+        self.httpd = _Server((host, port), handler)
 
     def run(self):
         self.httpd.serve_forever()

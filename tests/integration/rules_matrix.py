@@ -17,13 +17,22 @@ OPERATIONS = ("get", "list", "create", "update", "delete")
 SIGNED_IN = {"other", "owner"}
 
 MISSING = object()  # a field left out of a feedback document
+# A field the writer sets to the server's time of the write: the SDKs' server timestamp (serverTimestamp(),
+# FieldValue.serverTimestamp(); in REST a REQUEST_TIME transform). A plain string, so it travels in JSON to Node.
+SERVER_TIME = "<server time>"
 
 
 def feedback(uid: str, changes: dict | None = None) -> dict:
     """A well-formed feedback document of ``uid`` (``changes`` override fields; ``MISSING`` drops one)."""
-    fields = {"uid": uid, "model_version": "v1", "predicted_label": "3", "confidence": 0.42, "correct": False}
+    fields = {"uid": uid, "model_version": "v1", "predicted_label": "3", "confidence": 0.42, "correct": False,
+              "sent_at": SERVER_TIME}
     fields.update(changes or {})
     return {k: v for k, v in fields.items() if v is not MISSING}
+
+
+def without_server_time(fields: dict) -> dict:
+    """``fields`` as an administrator seeds them: no server-time fields (the rules bind only clients)."""
+    return {k: v for k, v in fields.items() if v != SERVER_TIME}
 
 
 # Firestore: (path template, seeded fields, principals allowed per operation).

@@ -366,18 +366,22 @@ def test_a_device_cannot_write_outside_its_own_user(local_stack, published, sign
     client = device(local_stack, tmp_path, model, signing_key, uid="erin")
     feedback = {"uid": "erin", "model_version": "v1", "predicted_label": "3", "confidence": 0.4, "correct": False}
     collection = layout.feedback_collection(model)
-    assert client.transport.create_document(collection, uuid.uuid4().hex, feedback)  # its own: allowed
+
+    def report(document_id: str, values: dict) -> bool:  # as the outbox sends a report: stamped by the server
+        return client.transport.create_document(collection, document_id, values, server_time=(layout.FEEDBACK_SENT_AT,))
+
+    assert report(uuid.uuid4().hex, feedback)  # its own: allowed
+    with pytest.raises(PermissionDenied):  # without the server's time of the write
+        client.transport.create_document(collection, uuid.uuid4().hex, feedback)
     with pytest.raises(PermissionDenied):
-        client.transport.create_document(collection, uuid.uuid4().hex, {**feedback, "uid": "frank"})
+        report(uuid.uuid4().hex, {**feedback, "uid": "frank"})
     for capture in (f"uploads/{model}/frank/x.png", f"uploads/other-model/erin/x.png", f"dataset/{model}/3/x.png"):
         with pytest.raises(PermissionDenied):
-            client.transport.create_document(collection, uuid.uuid4().hex, {**feedback, "true_label": "5", "capture": capture})
+            report(uuid.uuid4().hex, {**feedback, "true_label": "5", "capture": capture})
     prediction = uuid.uuid4().hex  # a report may label only the capture of its own prediction
     with pytest.raises(PermissionDenied):
-        client.transport.create_document(
-            collection, uuid.uuid4().hex, {**feedback, "true_label": "5", "capture": f"uploads/{model}/erin/{prediction}.png"})
-    assert client.transport.create_document(
-        collection, prediction, {**feedback, "true_label": "5", "capture": f"uploads/{model}/erin/{prediction}.png"})
+        report(uuid.uuid4().hex, {**feedback, "true_label": "5", "capture": f"uploads/{model}/erin/{prediction}.png"})
+    assert report(prediction, {**feedback, "true_label": "5", "capture": f"uploads/{model}/erin/{prediction}.png"})
     headers = user_headers("erin", local_stack.project_id)
     hijack = requests.patch(client.transport.endpoints.document_url(layout.model_doc(model)), headers=headers, timeout=10,
                             json={"fields": {"model": {"stringValue": model}}})

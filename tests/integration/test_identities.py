@@ -15,6 +15,8 @@ import pytest
 import requests
 
 from client_sdk.auth import AuthEndpoints, AuthSession, SignInRejected, token_claims
+from client_sdk.errors import PermissionDenied
+from client_sdk.transport import Endpoints, Transport
 from edgeloop import identities
 from shared import layout
 from tests.forged_tokens import forged_id_token
@@ -34,16 +36,16 @@ def _bearer(session: AuthSession) -> dict:
     return {"Authorization": f"Bearer {session.id_token()}"}
 
 
-def _feedback(uid: str) -> dict:
-    return {"fields": {"uid": {"stringValue": uid}, "model_version": {"stringValue": "v1"},
-                       "predicted_label": {"stringValue": "3"}, "confidence": {"doubleValue": 0.5},
-                       "correct": {"booleanValue": True}}}
-
-
-def _create_feedback(stack, session: AuthSession, model: str) -> requests.Response:
-    url = _document_url(stack, layout.feedback_collection(model))
-    return requests.post(url, params={"documentId": uuid.uuid4().hex}, headers=_bearer(session),
-                         json=_feedback(session.uid), timeout=10)
+def _create_feedback(stack, session: AuthSession, model: str) -> int:
+    """The HTTP status of one well-formed report of ``session``'s user, written as the client SDK writes it."""
+    transport = Transport(Endpoints.from_client_env(stack.client_env()), session.id_token)
+    report = {"uid": session.uid, "model_version": "v1", "predicted_label": "3", "confidence": 0.5, "correct": True}
+    try:
+        transport.create_document(layout.feedback_collection(model), uuid.uuid4().hex, report,
+                                  server_time=(layout.FEEDBACK_SENT_AT,))
+    except PermissionDenied:
+        return 403
+    return 200
 
 
 def test_the_auth_emulator_is_a_component_and_its_address_is_for_the_stack_only(local_stack):
@@ -111,10 +113,10 @@ def test_the_firestore_rules_see_a_registered_devices_model_claim(local_stack, a
         register_model(local_stack, model)
     device = AuthSession.with_custom_token(
         auth_endpoints, identities.device_token(uuid.uuid4().hex[:12], mine, local_stack.project_id))
-    assert _create_feedback(local_stack, device, mine).status_code == 200
-    assert _create_feedback(local_stack, device, other).status_code == 403  # registered for another model
+    assert _create_feedback(local_stack, device, mine) == 200
+    assert _create_feedback(local_stack, device, other) == 403  # registered for another model
     anonymous = AuthSession.anonymous(auth_endpoints)  # no model claim: any registered model
-    assert _create_feedback(local_stack, anonymous, other).status_code == 200
+    assert _create_feedback(local_stack, anonymous, other) == 200
 
 
 def test_operators_and_labellers_get_their_role_as_a_claim_the_rules_check(local_stack, auth_endpoints):

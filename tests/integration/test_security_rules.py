@@ -48,10 +48,12 @@ from tests.integration.rules_matrix import (
     OWNER,
     PATHS,
     PRINCIPALS,
+    SERVER_TIME,
     STORAGE_OBJECTS,
     VALID_METADATA,
     body_for,
     feedback,
+    without_server_time,
 )
 
 RULES = Path(__file__).resolve().parents[2] / "infra" / "firebase"
@@ -62,12 +64,13 @@ MODEL = f"rules-{uuid.uuid4().hex[:6]}"
 # --- Firestore REST against the emulator -----------------------------------------------
 
 def _document(fields: dict) -> dict:
-    return {"fields": encode_fields(fields)}
+    return {"fields": encode_fields(without_server_time(fields))}
 
 
 class Firestore:
     def __init__(self, stack):
-        self.base = f"{stack.url('firestore')}/v1/projects/{stack.project_id}/databases/(default)/documents"
+        self.name = f"projects/{stack.project_id}/databases/(default)/documents"
+        self.base = f"{stack.url('firestore')}/v1/{self.name}"
         self.project = stack.project_id
 
     def headers(self, principal: str) -> dict:
@@ -88,12 +91,13 @@ class Firestore:
         if operation == "list":
             collection = path.rsplit("/", 1)[0]
             return requests.get(f"{self.base}/{collection}", headers=headers, timeout=10)
-        if operation == "create":
+        if operation == "create":  # as the SDKs create: one write, precondition "does not exist", server times
             collection, _ = path.rsplit("/", 1)
-            return requests.post(
-                f"{self.base}/{collection}", params={"documentId": document_id or uuid.uuid4().hex},
-                json=_document(fields or {}), headers=headers, timeout=10,
-            )
+            name = f"{self.name}/{collection}/{document_id or uuid.uuid4().hex}"
+            write = {"update": {"name": name, **_document(fields or {})}, "currentDocument": {"exists": False},
+                     "updateTransforms": [{"fieldPath": field, "setToServerValue": "REQUEST_TIME"}
+                                          for field, value in (fields or {}).items() if value == SERVER_TIME]}
+            return requests.post(f"{self.base}:commit", json={"writes": [write]}, headers=headers, timeout=10)
         if operation == "update":
             return requests.patch(
                 f"{self.base}/{path}", params={"currentDocument.exists": "true"},
@@ -160,6 +164,8 @@ def test_another_user_cannot_report_feedback_in_the_owners_name(db):
         ("nested junk", {"blob": {"a": "b"}}),
         ("true_label disagrees with correct", {"true_label": "3", "correct": False}),
         ("true_label not a string", {"true_label": 3}),
+        ("sent_at missing", {"sent_at": MISSING}),
+        ("sent_at a time the client chose", {"sent_at": "2026-12-01T00:00:00Z"}),
     ],
 )
 def test_feedback_must_be_well_typed(db, case, changes):

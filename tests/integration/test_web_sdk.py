@@ -38,9 +38,11 @@ from tests.integration.rules_matrix import (
     OWNER,
     PATHS,
     PRINCIPALS,
+    SERVER_TIME,
     STORAGE_OBJECTS,
     VALID_METADATA,
     body_for,
+    without_server_time,
 )
 from tests.model_fixtures import digits, make_ref, signing_key, trained_models  # noqa: F401 (fixtures)
 
@@ -84,8 +86,8 @@ def _refusals(stack, digit: np.ndarray) -> tuple[list[dict], dict, dict]:
     cases, documents, seeded_objects = [], {}, {}
     for kind, (template, fields, allowed) in sorted(PATHS.items()):
         path = template.format(model=model, id=uuid.uuid4().hex)
-        firestore.document(path).set(fields)
-        documents[path] = fields
+        documents[path] = without_server_time(fields)
+        firestore.document(path).set(documents[path])
         parent = path.rsplit("/", 1)[0]
         for principal in PRINCIPALS:
             for operation in OPERATIONS:
@@ -160,7 +162,7 @@ def test_an_app_on_the_firebase_web_sdk_uses_the_stack_and_is_refused_what_the_r
         ],
         **people,
         "owner_uid": OWNER, "owner_custom_token": _custom_token(OWNER, project),
-        "refused": cases,
+        "refused": cases, "server_time": SERVER_TIME,
     }
     scenario_file = tmp_path / "scenario.json"
     scenario_file.write_text(json.dumps(scenario))

@@ -24,8 +24,8 @@ import {
   connectAuthEmulator, getAuth, signInAnonymously, signInWithCustomToken, signInWithEmailAndPassword,
 } from "firebase/auth";
 import {
-  collection, connectFirestoreEmulator, deleteDoc, doc, getDoc, getDocs, getFirestore, query, setDoc, setLogLevel,
-  updateDoc, where,
+  collection, connectFirestoreEmulator, deleteDoc, doc, getDoc, getDocs, getFirestore, query, serverTimestamp, setDoc,
+  setLogLevel, updateDoc, where,
 } from "firebase/firestore";
 import {
   connectStorageEmulator, deleteObject, getBytes, getDownloadURL, getMetadata, getStorage, list, ref, updateMetadata,
@@ -74,6 +74,9 @@ async function eventually(probe, what) {
 }
 
 const sha256 = (bytes) => createHash("sha256").update(bytes).digest("hex");
+// The matrix's marker for "the server's time of the write" becomes the SDK's server timestamp.
+const withServerTime = (data) => Object.fromEntries(
+  Object.entries(data).map(([key, value]) => [key, value === scenario.server_time ? serverTimestamp() : value]));
 const predictionId = () => randomUUID().replaceAll("-", ""); // as client_sdk: uuid4().hex
 
 const device = firebaseApp("device");
@@ -129,6 +132,7 @@ try {
     const report = {
       uid: device.auth.currentUser.uid, model_version: scenario.version, predicted_label: capture.predicted_label,
       confidence: capture.confidence, correct: false, true_label: capture.true_label, capture: capture.name,
+      sent_at: serverTimestamp(), // required: the server's time of the write (the stack finds lost reports by it)
     };
     const path = `models/${model}/feedback/${capture.id}`;
     await setDoc(doc(device.db, path), report);
@@ -190,8 +194,8 @@ try {
       firestore: {
         get: (p, c) => [() => getDoc(doc(p.db, c.path))],
         list: (p, c) => [() => getDocs(collection(p.db, c.collection))],
-        create: (p, c) => [() => setDoc(doc(p.db, c.collection, c.document_id), c.data)],
-        update: (p, c) => [() => updateDoc(doc(p.db, c.path), c.data)],
+        create: (p, c) => [() => setDoc(doc(p.db, c.collection, c.document_id), withServerTime(c.data))],
+        update: (p, c) => [() => updateDoc(doc(p.db, c.path), withServerTime(c.data))],
         delete: (p, c) => [() => deleteDoc(doc(p.db, c.path))],
       },
     };
