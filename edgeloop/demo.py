@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 DEMO_MODEL = "digits"
@@ -236,48 +236,80 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
 
 
 def _field_holdout(metrics: dict[str, Any]) -> str:
-    """The version and its production on the confirmed captures no run trained on (shared.gate)."""
+    """The version and its production on the confirmed captures no run trained on (shared.gate), and how many."""
     images = int(metrics.get("field_holdout_images", 0))
     if not images:
-        return "no field holdout"
+        return "-"
     production = metrics.get("production_int8_field_accuracy")
     versus = f" vs {production:.1%}" if production is not None else ""
-    return f"{metrics['int8_field_accuracy']:.1%}{versus} ({images} images)"
+    return f"{metrics['int8_field_accuracy']:.1%}{versus} ({images})"
 
 
-def summary_table(result: DemoResult) -> Table:
-    table = Table(title=f"Edgeloop demo: {'loop closed' if result.closed else 'loop NOT closed'} in {result.seconds:.0f} s")
-    table.add_column("what")
-    table.add_column("measured", justify="right")
-    for version in sorted(result.versions, key=lambda v: int(v[1:])):
+def _by_number(versions: dict[str, Any]) -> list[str]:
+    return sorted(versions, key=lambda v: int(v[1:]))
+
+
+def versions_table(result: DemoResult) -> Table:
+    """Each version the demo made: its stage, training set and int8 accuracies (fits 80 columns)."""
+    table = Table(title="versions")
+    table.add_column("version", no_wrap=True)
+    table.add_column("stage", no_wrap=True)
+    table.add_column("images", justify="right", no_wrap=True)
+    table.add_column("clean", justify="right", no_wrap=True)
+    table.add_column("dark", justify="right", no_wrap=True)
+    # Confirmed field captures no run trained on, beside production's score on them then, and how many.
+    table.add_column("field holdout vs prod. (n)", justify="right", no_wrap=True)
+    for version in _by_number(result.versions):
         record = result.versions[version]
         metrics = record.get("metrics", {})
-        trained_on = record.get("manifest", {}).get("objects", "?")
-        table.add_row(f"{version}: stage / trained on", f"{record['stage']} / {trained_on} images")
-        table.add_row(f"{version}: int8 accuracy clean / dark holdout",
-                      f"{metrics.get('int8_accuracy', 0):.1%} / {metrics.get('int8_drifted_accuracy', 0):.1%}")
-        table.add_row(f"{version}: int8 accuracy field holdout, vs production", _field_holdout(metrics))
-        table.add_row(f"{version}: how it got its stage",
-                      "; ".join(f"{h['target']} by {h['actor'].split(':')[0]}" for h in record.get("history", [])[1:]))
+        table.add_row(version, record["stage"], str(record.get("manifest", {}).get("objects", "?")),
+                      f"{metrics.get('int8_accuracy', 0):.1%}", f"{metrics.get('int8_drifted_accuracy', 0):.1%}",
+                      _field_holdout(metrics))
+    return table
+
+
+def stage_paths(result: DemoResult) -> Table:
+    """How each version got its stage, and by whom; long paths wrap under themselves."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for version in _by_number(result.versions):
+        history = result.versions[version].get("history", [])[1:]
+        grid.add_row(f"{version}:", "; ".join(f"{h['target']} by {h['actor'].split(':')[0]}" for h in history) or "-")
+    return grid
+
+
+def loop_table(result: DemoResult) -> Table:
+    """Field success, runs, the loop's close and each stage's time (fits 80 columns)."""
+    table = Table(title=f"Edgeloop demo: {'loop closed' if result.closed else 'loop NOT closed'} in {result.seconds:.0f} s")
+    table.add_column("what")  # a label may wrap; a number never does
+    table.add_column("measured", justify="right", no_wrap=True)
     clean = [r for r in result.rounds if r.phase == "clean"]
     dark_v1 = [r for r in result.rounds if r.phase == "drift" and set(r.versions) == {"v1"}]
     last = result.rounds[-1] if result.rounds else None
 
     def mean_success(rounds: list[Round]) -> str:
         total = sum(sum(r.predictions.values()) for r in rounds)
-        return f"{sum(sum(r.correct.values()) for r in rounds) / total:.1%} ({total} predictions)" if total else "-"
+        return f"{sum(sum(r.correct.values()) for r in rounds) / total:.1%} of {total}" if total else "-"
 
     table.add_row("field success, clean room, v1", mean_success(clean))
     table.add_row("field success, dark room, v1 only", mean_success(dark_v1))
     if last is not None:
-        table.add_row(f"field success, dark room, last round ({', '.join(sorted(last.versions))})", mean_success([last]))
+        table.add_row(f"field success, last round ({', '.join(sorted(last.versions))})", mean_success([last]))
     reasons = Counter(r.get("reason") for r in result.runs)
-    table.add_row("training runs (by reason)", ", ".join(f"{n}× {reason}" for reason, n in reasons.items()))
+    for reason, n in reasons.items():
+        table.add_row(f"training runs: {reason}", str(n))
     folded = sum(len(r.get("folded") or []) for r in result.runs)
     table.add_row("requests folded into runs", str(folded))
-    fixed_by = result.fixed_by or "the new version"
-    table.add_row(f"loop close: {fixed_by}'s run launched → every device on {fixed_by}",
+    fixed_by = result.fixed_by
+    table.add_row(f"loop close: {fixed_by}'s run launched → fleet on {fixed_by}" if fixed_by
+                  else "loop close: a new version's run launched → fleet on it",
                   f"{result.loop_close_s:.0f} s" if result.loop_close_s is not None else "not closed")
     for name, seconds in result.stage_seconds.items():
         table.add_row(f"stage: {name}", f"{seconds:.1f} s")
     return table
+
+
+def summary_table(result: DemoResult) -> Group:
+    """What the demo printed at its end: the versions, how each got its stage, then the loop's numbers."""
+    return Group(versions_table(result), "[bold]how each version got its stage[/]", stage_paths(result), loop_table(result))
