@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.console import Group
 from rich.table import Table
 
 from edgeloop import device
@@ -271,13 +272,20 @@ def smoke(
                 stack.down(directory)
     except (EdgeloopError, TimeoutError) as exc:
         fail(exc)
-    table = Table(title="smoke run")
-    for column in ("action", "observed at", "event id", "seconds"):
-        table.add_column(column)
-    for step in steps:
-        table.add_row(step.what, step.function, step.event_id, f"{step.seconds:.2f}")
-    console.print(table)
+    console.print(smoke_view(steps))
     console.print("[bold green]smoke run passed[/]")
+
+
+def smoke_view(steps: list) -> Table:
+    """Each step: the function that observed it, how long it took, what was done and the event's id; an object
+    name or event id too long for the line folds under itself (fits 80 columns)."""
+    table = Table(title="smoke run")
+    table.add_column("observed at", no_wrap=True)
+    table.add_column("s", justify="right", no_wrap=True)
+    table.add_column("action and event id", overflow="fold")
+    for step in steps:
+        table.add_row(step.function, f"{step.seconds:.2f}", f"{step.what}\n[dim]event {step.event_id}[/]")
+    return table
 
 
 @app.command()
@@ -325,15 +333,31 @@ def dead_letters(
     from shared.gcp.dead_letters import drain
 
     connect(directory)
-    letters = drain(get_settings(), replay=replay)
+    console.print(dead_letters_view(drain(get_settings(), replay=replay), replay))
+
+
+def dead_letters_view(letters: list, replay: bool) -> Group:
+    """One row per message (fits 80 columns), then why each malformed one was refused, in full."""
     table = Table(title=f"dead letters ({len(letters)})")
-    for column in ("topic", "message", "kind", "action"):
-        table.add_column(column)
-    for letter in letters:
-        kind = f"malformed: {letter.malformed}" if letter.malformed else "deliveries ran out"
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("topic", overflow="fold")
+    table.add_column("message", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("action", no_wrap=True)
+    reasons = Table.grid(padding=(0, 1))
+    reasons.add_column(justify="right", no_wrap=True)
+    reasons.add_column()
+    for number, letter in enumerate(letters, 1):
         action = "replayed" if replay and not letter.malformed else "kept"
-        table.add_row(letter.topic, letter.message_id, kind, action)
-    console.print(table)
+        table.add_row(str(number), letter.topic, letter.message_id, "malformed" if letter.malformed else "ran out", action)
+        if letter.malformed:
+            reasons.add_row(f"{number}", f"malformed: {letter.malformed}")
+    shown: list = [table]
+    if reasons.row_count:
+        shown += ["[bold]why each malformed message was refused[/]", reasons]
+    if any(not letter.malformed for letter in letters):
+        shown.append("[dim]ran out: its deliveries ran out while a function was down (--replay publishes it again)[/]")
+    return Group(*shown)
 
 
 @app.command()

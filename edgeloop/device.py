@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import typer
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -185,21 +187,32 @@ def register(
     print(token)
 
 
-def _summary(tallies: list[DeviceTally]) -> Table:
-    table = Table(title="simulated devices")
-    for column in ("device", "model", "update", "accuracy", "captured", "feedback", "confirmed", "sent", "queued", "doc reads", "model KiB"):
-        table.add_column(column, justify="left" if column in ("device", "model", "update") else "right")
+SUMMARY_COLUMNS = (  # header, what it counts (the legend under the table)
+    ("device", ""), ("ver", "model version run"), ("acc", "predictions correct"), ("capt", "images captured"),
+    ("fb", "feedback reports"), ("conf", "of them with the true label"), ("sent", "outbox items delivered"),
+    ("queue", "still queued"), ("reads", "document reads"), ("KiB", "model downloaded"),
+)
 
-    def row(name, version, update, t):
+
+def _summary(tallies: list[DeviceTally]) -> Group:
+    """Per device and for the fleet: what it ran, saw and sent (fits 80 columns: compact, a legend below)."""
+    table = Table(title="simulated devices", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True,
+                  pad_edge=False, show_edge=False)
+    for header, _ in SUMMARY_COLUMNS:
+        # The totals' version list ("v1, v2") may wrap; a device id, version or number never does.
+        table.add_column(header, no_wrap=header != "ver", justify="left" if header in ("device", "ver") else "right")
+
+    def row(name, version, t):
         accuracy = f"{t['correct'] / t['predictions']:.1%}" if t["predictions"] else "-"
-        return (name, version, update, accuracy, str(t["captured"]), str(t["feedback"]), str(t["confirmed"]),
+        return (name, version, accuracy, str(t["captured"]), str(t["feedback"]), str(t["confirmed"]),
                 str(t["delivered"]), str(t["waiting"]), str(t["document_reads"]), f"{t['model_bytes'] / 1024:.0f}")
 
     keys = ("predictions", "correct", "captured", "feedback", "confirmed", "delivered", "waiting", "document_reads", "model_bytes")
     for t in tallies:
-        table.add_row(*row(t.device_id, t.version, t.update or "error", {k: getattr(t, k) for k in keys}))
+        table.add_row(*row(t.device_id, t.version, {k: getattr(t, k) for k in keys}))
     totals = {k: sum(getattr(t, k) for t in tallies) for k in keys}
-    versions = ", ".join(sorted({t.version for t in tallies}))
     table.add_section()
-    table.add_row(*row(f"all {len(tallies)}", versions, "", totals), style="bold")
-    return table
+    table.add_row(*row(f"all {len(tallies)}", ", ".join(sorted({t.version for t in tallies})), totals), style="bold")
+    legend = " · ".join(f"{header}: {meaning}" for header, meaning in SUMMARY_COLUMNS if meaning)
+    updates = Counter(t.update or "error" for t in tallies)
+    return Group(table, f"[dim]{legend}[/]", "update check: " + ", ".join(f"{n} {status}" for status, n in sorted(updates.items())))

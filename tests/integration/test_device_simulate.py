@@ -4,6 +4,10 @@ and feedback arrive."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from google.cloud.firestore import FieldFilter
 from typer.testing import CliRunner
 
@@ -22,12 +26,21 @@ def test_a_simulated_fleet_runs_the_published_model_and_reports_back(local_stack
     key_file.write_text(signing_key.public_pem)
     monkeypatch.setenv("EDGELOOP_STACK_DIR", str(local_stack.path))  # connect() sets it; restored afterwards
 
-    result = CliRunner().invoke(app, [
+    # In its own process, as an operator runs it: LiteRT's native "XNNPACK delegate" line is printed once per process.
+    log = local_stack.path / "logs" / "cli.log"
+    logged_before = log.read_text() if log.exists() else ""
+    result = subprocess.run([
+        sys.executable, "-m", "edgeloop.cli",
         "device", "simulate", "--dir", str(local_stack.path), "--model", model, "-n", "3", "--images", "15",
         "--low-light", "0.35", "--feedback-rate", "1", "--confirm-rate", "1", "--public-key", str(key_file),
-    ], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    assert "sim-device-002" in result.output and "all 3" in result.output
+    ], env={**os.environ, "COLUMNS": "80"}, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sim-device-002" in result.stdout and "all 3" in result.stdout
+    # An 80-column terminal: no line wider, nothing cut, no log line of the code it ran (they are in logs/cli.log).
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80 and "…" not in result.stdout, result.stdout
+    lines = result.stdout.splitlines() + result.stderr.splitlines()
+    assert not [line for line in lines if line.lstrip().startswith('{"') or "XNNPACK" in line], result.stdout + result.stderr
+    assert "XNNPACK" in log.read_text()[len(logged_before):]
 
     uploads = list(bucket(local_stack).list_blobs(prefix=f"uploads/{model}/"))
     # Each device signed in as the registered device it is (custom token, uid device-<device id>).
@@ -40,6 +53,6 @@ def test_a_simulated_fleet_runs_the_published_model_and_reports_back(local_stack
     again = CliRunner().invoke(app, [
         "device", "simulate", "--dir", str(local_stack.path), "--model", model, "-n", "3", "--images", "1",
         "--public-key", str(key_file),
-    ], env={"COLUMNS": "200"})
+    ], env={"COLUMNS": "80"})
     assert again.exit_code == 0, again.output
     assert "unchanged" in again.output  # the devices kept their verified model between runs
