@@ -8,6 +8,7 @@ Every setting can be overridden with an ``EDGELOOP_`` variable; nested fields us
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,10 @@ class Ports(BaseModel):
     functions_base: int = Field(0, ge=0, le=65535, description="first function port; the next ones follow")
 
 
+# A Secret Manager secret version's resource name (a version number, or the alias "latest").
+SECRET_VERSION_PATTERN = r"^projects/[a-z0-9][a-z0-9.:-]*/secrets/[A-Za-z0-9_-]{1,255}/versions/(latest|[1-9][0-9]*)$"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGELOOP_", env_nested_delimiter="__", frozen=True)
 
@@ -223,14 +228,71 @@ class Settings(BaseSettings):
     training: Training = Training()
     gate: Gate = Gate()
     release: Release = Release()
-    # The Ed25519 model-signing key (PEM). Production injects it from Secret Manager; when unset, the
-    # trainer uses a development key created on first use in the stack directory.
+    # The Ed25519 model-signing key (PEM) for the local stack and tests. A cloud trainer never takes it
+    # from its environment: it reads the version named by signing_key_secret through Secret Manager's
+    # client (shared.gcp.secrets). When neither is set, the local trainer uses a development key created
+    # on first use in the stack directory; a trainer on a cloud backend refuses to.
     signing_key: SecretStr | None = None
+    signing_key_secret: str | None = Field(
+        None, pattern=SECRET_VERSION_PATTERN,
+        description="Secret Manager version holding the signing key (PEM): projects/P/secrets/S/versions/latest")
     client: Client = Client()
+
+    @field_validator("signing_key_secret", mode="before")
+    @classmethod
+    def _never_echo_what_is_no_resource_name(cls, value: Any) -> Any:
+        """A value that is not a secret version's name (a key pasted here by mistake) is replaced before
+        the pattern check fails on it, so the validation error cannot print it."""
+        if isinstance(value, str) and not re.fullmatch(SECRET_VERSION_PATTERN, value):
+            return "(value not shown: not a secret version name)"
+        return value
 
     @property
     def dev_signing_key_path(self) -> Path:
         return self.stack_dir / "signing-key.pem"
+
+
+# The settings the trainer reads (its code and the shared/ modules it reaches), by top-level field.
+# Every launcher gives the trainer these values of the settings it launched with (trainer_env), so a
+# run trains, gates, publishes and holds its lock under the same configuration on every backend;
+# tests/unit/shared/test_trainer_settings.py checks the list against the trainer's code.
+TRAINER_SETTINGS = ("project_id", "bucket", "training", "gate", "release", "signing_key_secret")
+# Settings the trainer reads that no launcher forwards, and why.
+NOT_FORWARDED_TO_TRAINER = {
+    "signing_key": "key material never travels in a job spec: a cloud trainer reads signing_key_secret "
+                   "through Secret Manager (the local trainer inherits its parent's environment)",
+    "stack_dir": "the local stack's state directory (its development key); a cloud trainer has none",
+}
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, SecretStr):
+        raise TypeError("a secret value is never written to an environment")
+    if isinstance(value, (str, Path)):
+        return str(value)
+    return json.dumps(value)
+
+
+def settings_env(settings: Settings, fields: tuple[str, ...] = TRAINER_SETTINGS) -> dict[str, str]:
+    """The ``EDGELOOP_`` variables that give a process these fields' values (unset ones omitted).
+
+    Groups become one variable per field (``EDGELOOP_GATE__MIN_ACCURACY``); strings stay as they are,
+    everything else is JSON, which is how ``Settings`` parses them back.
+    """
+    env: dict[str, str] = {}
+
+    def add(name: str, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, BaseModel):
+            for field in type(value).model_fields:
+                add(f"{name}__{field.upper()}", getattr(value, field))
+        else:
+            env[name] = _env_value(value if not isinstance(value, tuple) else list(value))
+
+    for field in fields:
+        add(f"EDGELOOP_{field.upper()}", getattr(settings, field))
+    return env
 
 
 @lru_cache(maxsize=1)

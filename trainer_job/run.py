@@ -14,7 +14,6 @@ import signal
 import subprocess
 import time
 from datetime import datetime, timezone
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -22,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared import integrity, layout
 from shared.config import Settings
 from shared.gate import FIELD_IMAGES, FIELD_METRIC, GateResult, evaluate_gate
-from shared.gcp import images, model_registry, runs, training_lock
+from shared.gcp import images, model_registry, runs, secrets, training_lock
 from shared.gcp.clients import firestore_client, storage_client
 from shared.launch_rules import RunStatus
 from shared.logs import log
@@ -75,6 +74,7 @@ class TrainingRun:
         self.stage: str | None = None
         self.stages = Stages(console, self._enter)
         self._started: float | None = None
+        self._signing_key: str | None = None
 
     def _enter(self, stage: str) -> None:
         self._close_stage()
@@ -103,6 +103,7 @@ class TrainingRun:
             raise RuntimeError(f"model {self.model!r} is not registered")
         labels = list(pointer.labels)
         config = load_train_config(self.model, self.settings)
+        self._key()  # a missing or unreadable signing key stops the run here, before anything is trained
         self.console.rule(f"[bold]{self.model} {version}[/] · run {self.run_id} · {run.get('reason')}")
 
         manifest = self.stages.run("snapshot", lambda: self._snapshot(version, labels, manifest_object),
@@ -163,9 +164,14 @@ class TrainingRun:
             task = progress.add_task("download", total=len(manifest.entries))
             return download_images(manifest, labels, size, self.settings, lambda: progress.advance(task))
 
+    def _key(self) -> str:
+        """The signing key, read once per run (Secret Manager when configured; see shared.gcp.secrets)."""
+        if self._signing_key is None:
+            self._signing_key = secrets.signing_key(self.settings)
+        return self._signing_key
+
     def _sign(self, model_bytes: bytes) -> str:
-        secret = self.settings.signing_key.get_secret_value() if self.settings.signing_key else None
-        return integrity.sign(integrity.signing_key(secret, self.settings.dev_signing_key_path), model_bytes)
+        return integrity.sign(self._key(), model_bytes)
 
     def _upload(self, version: str, candidate: Candidate, labels: list[str], config: TrainConfig, signature: str) -> ModelRef:
         path = layout.model_object(self.model, version)

@@ -46,8 +46,11 @@ locals {
     max_backoff_s         = var.delivery.max_backoff_s
   }
 
-  # What launch_training needs to start the trainer (shared/config.py Training).
+  # What launch_training needs to start the trainer (shared/config.py Training),
+  # and the signing key's Secret Manager name, which it passes on to every
+  # trainer it starts (Cloud Run or Vertex AI). The function cannot read the key.
   launcher_env = {
+    EDGELOOP_SIGNING_KEY_SECRET               = local.signing_key_version
     EDGELOOP_TRAINING__LAUNCHER               = var.trainer_backend
     EDGELOOP_TRAINING__REGION                 = var.region
     EDGELOOP_TRAINING__CLOUD_RUN_JOB          = var.trainer_backend == "cloud_run_job" ? google_cloud_run_v2_job.trainer[0].name : ""

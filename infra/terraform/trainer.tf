@@ -48,6 +48,22 @@ resource "google_secret_manager_secret" "signing_key" {
   depends_on = [google_project_service.enabled]
 }
 
+locals {
+  # What a trainer gets instead of the key, on either backend: the name of the
+  # secret's newest version. The trainer reads it with Secret Manager's client
+  # as its own service account (roles/secretmanager.secretAccessor on this
+  # secret only, iam.tf); no job spec, environment or state holds the key.
+  signing_key_version = "${google_secret_manager_secret.signing_key.id}/versions/latest"
+
+  # The Cloud Run job's own settings besides component_env (launch_training
+  # overrides them per execution with the same values, shared/gcp/launchers.py;
+  # an execution started by hand still signs with the secret's key).
+  trainer_job_env = {
+    EDGELOOP_TRAINING__LAUNCHER = "cloud_run_job"
+    EDGELOOP_SIGNING_KEY_SECRET = local.signing_key_version
+  }
+}
+
 resource "google_cloud_run_v2_job" "trainer" {
   count               = var.trainer_backend == "cloud_run_job" ? 1 : 0
   project             = var.project_id
@@ -76,28 +92,19 @@ resource "google_cloud_run_v2_job" "trainer" {
           }
         }
 
+        # Plain settings only: the signing key is read by the trainer itself
+        # (EDGELOOP_SIGNING_KEY_SECRET), never injected from Secret Manager.
         dynamic "env" {
-          for_each = local.component_env
+          for_each = merge(local.component_env, local.trainer_job_env)
           content {
             name  = env.key
             value = env.value
-          }
-        }
-
-        # The private key reaches the process as an environment variable,
-        # resolved by Cloud Run from Secret Manager at start.
-        env {
-          name = "EDGELOOP_SIGNING_KEY"
-          value_source {
-            secret_key_ref {
-              secret  = google_secret_manager_secret.signing_key.secret_id
-              version = "latest"
-            }
           }
         }
       }
     }
   }
 
+  # The first execution must be able to read the key.
   depends_on = [google_secret_manager_secret_iam_member.trainer_reads_signing_key]
 }

@@ -328,6 +328,11 @@ variable "settings_overrides" {
     condition     = alltrue([for k in keys(var.settings_overrides) : can(regex("^EDGELOOP_[A-Z0-9_]+$", k))])
     error_message = "settings_overrides keys must be EDGELOOP_ environment variables (upper case, nested fields joined with __)."
   }
+
+  validation {
+    condition     = !contains(keys(var.settings_overrides), "EDGELOOP_SIGNING_KEY")
+    error_message = "The signing key never goes into settings_overrides (it would sit in every function's and job's spec): put it in the Secret Manager secret (output signing_key_secret); the trainer reads it from there."
+  }
 }
 
 # --- trainer ------------------------------------------------------------------

@@ -3,8 +3,10 @@
 Every backend runs the same thing, ``python -m trainer_job --model M --run-id R``:
 locally as a detached subprocess, on Cloud Run Jobs as an execution of the
 deployed job with per-run argument overrides, on Vertex AI as a CustomJob of
-the same image. The cloud requests are built by plain functions so tests can
-assert exactly what would be sent.
+the same image. Every backend gives it the same settings (``trainer_env``): the
+launcher's values of what the trainer reads, with the signing key's Secret
+Manager name and never the key. The cloud requests are built by plain
+functions so tests can assert exactly what would be sent.
 """
 
 from __future__ import annotations
@@ -16,17 +18,21 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
-from shared.config import Settings
+from shared.config import TRAINER_SETTINGS, Settings, settings_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAINER_MODULE = "trainer_job"
 
-# Settings the trainer must share with the functions that launched it (Cloud Run jobs get them from Terraform).
-FORWARDED_SETTINGS = ("EDGELOOP_PROJECT_ID", "EDGELOOP_BUCKET")
-
 
 def trainer_args(model: str, run_id: str) -> list[str]:
     return ["--model", model, "--run-id", run_id]
+
+
+def trainer_env(run_id: str, settings: Settings) -> dict[str, str]:
+    """The environment a cloud trainer gets on every backend: the launcher's values of the settings the
+    trainer reads (``shared.config.TRAINER_SETTINGS``, the signing key's Secret Manager name among them,
+    never key material) and the run id."""
+    return {**settings_env(settings, TRAINER_SETTINGS), "EDGELOOP_RUN_ID": run_id}
 
 
 ExitCallback = Optional[Callable[[int], None]]
@@ -41,13 +47,14 @@ class Launcher(Protocol):
 
 
 class LocalLauncher:
-    """The embedded default: the trainer as a detached subprocess with this process's environment."""
+    """The embedded default: the trainer as a detached subprocess with this process's environment
+    (emulator hosts, a local key) and the same trainer settings as the cloud backends."""
 
     def launch(self, model: str, run_id: str, settings: Settings, on_exit: ExitCallback = None) -> dict[str, Any]:
         log_dir = Path(settings.stack_dir).resolve() / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"trainer-{run_id}.log"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **trainer_env(run_id, settings), "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         with open(log_file, "ab") as out:
             process = subprocess.Popen(
@@ -73,14 +80,14 @@ def cloud_run_job_name(settings: Settings) -> str:
 
 
 def cloud_run_request(model: str, run_id: str, settings: Settings):
-    """The RunJobRequest for one run: the deployed job, with this run's arguments."""
+    """The RunJobRequest for one run: the deployed job, with this run's arguments and the trainer's settings."""
     from google.cloud import run_v2
 
     overrides = run_v2.RunJobRequest.Overrides(
         container_overrides=[
             run_v2.RunJobRequest.Overrides.ContainerOverride(
                 args=trainer_args(model, run_id),
-                env=[run_v2.EnvVar(name="EDGELOOP_RUN_ID", value=run_id)],
+                env=[run_v2.EnvVar(name=name, value=value) for name, value in trainer_env(run_id, settings).items()],
             )
         ],
         task_count=1,
@@ -104,8 +111,7 @@ def vertex_custom_job(model: str, run_id: str, settings: Settings):
     """The CustomJob for one run: the trainer image with the same entry point and arguments."""
     from google.cloud import aiplatform_v1
 
-    env = [aiplatform_v1.EnvVar(name=name, value=os.environ[name]) for name in FORWARDED_SETTINGS if name in os.environ]
-    env.append(aiplatform_v1.EnvVar(name="EDGELOOP_RUN_ID", value=run_id))
+    env = [aiplatform_v1.EnvVar(name=name, value=value) for name, value in trainer_env(run_id, settings).items()]
     container = aiplatform_v1.ContainerSpec(
         image_uri=settings.training.trainer_image,
         command=["python", "-m", TRAINER_MODULE],

@@ -58,7 +58,7 @@ DEFAULTED = {
     "EDGELOOP_TRAINING__COOLDOWN_S": "retrain cooldown policy, not deployment-specific",
     "EDGELOOP_GATE__": "quality-gate policy the trainer applies; the defaults are the product's, tune via settings_overrides",
     "EDGELOOP_RELEASE__": "rollout policy; the defaults are the product's, tune via settings_overrides",
-    "EDGELOOP_SIGNING_KEY": "least privilege: only the trainer job holds the signing key (from Secret Manager, trainer.tf); no function signs",
+    "EDGELOOP_SIGNING_KEY": "key material is never in any environment: the trainer reads it from Secret Manager by EDGELOOP_SIGNING_KEY_SECRET (trainer.tf); no function signs",
     "EDGELOOP_CLIENT__": "device-side client_sdk defaults (capture policy, budgets, retries); no function reads them",
 }
 
@@ -73,6 +73,7 @@ LAUNCHER_SETTINGS = {
     "EDGELOOP_TRAINING__TRAINER_IMAGE",
     "EDGELOOP_TRAINING__VERTEX_MACHINE_TYPE",
     "EDGELOOP_TRAINING__VERTEX_SERVICE_ACCOUNT",
+    "EDGELOOP_SIGNING_KEY_SECRET",  # passed on to every trainer it starts (shared.config.TRAINER_SETTINGS)
 }
 
 PENDING_SETTINGS: dict[str, str] = {}
@@ -562,14 +563,54 @@ def test_every_setting_the_code_reads_is_set_or_deliberately_defaulted(entry_poi
     assert (launcher <= env) == (entry_point == "launch_training"), "only launch_training starts the trainer"
 
 
+def _trainer_job_container() -> dict:
+    return root().resource("google_cloud_run_v2_job", "trainer")["template"][0]["template"][0]["containers"][0]
+
+
+def _trainer_job_env() -> set[str]:
+    job = _trainer_job_container()
+    return {e["name"] for e in job.get("env", [])} | root().local_keys(job["dynamic"][0]["env"]["for_each"])
+
+
 def test_every_variable_terraform_sets_is_one_the_code_reads():
     known = settings_variables()
     env = root().local_keys("local.component_env") | root().local_keys("local.launcher_env")
-    job = root().resource("google_cloud_run_v2_job", "trainer")["template"][0]["template"][0]["containers"][0]
-    job_env = {e["name"] for e in job["env"]} | root().local_keys(job["dynamic"][0]["env"]["for_each"])
+    job_env = _trainer_job_env()
     unknown = sorted(name for name in env | job_env if name not in known and name not in PENDING_SETTINGS)
     assert not unknown, f"Terraform sets {unknown}, which shared/config.py does not read (a typo, or add it to PENDING_SETTINGS)"
     assert root().local_keys("local.settings_env") <= job_env, "the trainer job must run with the same settings"
+
+
+def test_trainers_get_the_signing_keys_secret_name_and_never_the_key():
+    """Cloud Run and Vertex alike: the job carries the name of the secret's version; the trainer reads it."""
+    mod = root()
+    version = "${google_secret_manager_secret.signing_key.id}/versions/latest"
+    assert mod.locals["signing_key_version"] == version
+    # The Cloud Run job (also when started by hand) and launch_training, which passes it to every job it starts.
+    job_env = mod.locals["trainer_job_env"]
+    assert job_env["EDGELOOP_SIGNING_KEY_SECRET"] == "${local.signing_key_version}"
+    assert job_env["EDGELOOP_TRAINING__LAUNCHER"] == "cloud_run_job"  # a trainer there never falls back to a dev key
+    assert "local.trainer_job_env" in str(_trainer_job_container()["dynamic"][0]["env"]["for_each"])
+    assert mod.locals["launcher_env"]["EDGELOOP_SIGNING_KEY_SECRET"] == "${local.signing_key_version}"
+    # No Secret Manager reference resolved into an environment, no key variable, anywhere.
+    for path in _tf_files():
+        text = path.read_text()
+        assert "secret_key_ref" not in text and "value_source" not in text, f"{path.name} injects a secret into an env"
+        assert not re.search(r'\bEDGELOOP_SIGNING_KEY\b(?!_)\s*=', text), f"{path.name} sets the key as a variable"
+    assert "EDGELOOP_SIGNING_KEY" not in _trainer_job_env()
+    overrides = mod.variables["settings_overrides"]["validation"]
+    assert any('"EDGELOOP_SIGNING_KEY"' in str(rule["condition"]) for rule in overrides), \
+        "settings_overrides must refuse the key itself"
+    # Only the trainer's identity reads it (one secret, not the project); both backends run as that identity.
+    trainer = 'google_service_account.component["trainer"]'
+    job = mod.resource("google_cloud_run_v2_job", "trainer")["template"][0]["template"][0]
+    assert job["service_account"] == f"${{{trainer}.email}}"
+    assert mod.locals["launcher_env"]["EDGELOOP_TRAINING__VERTEX_SERVICE_ACCOUNT"] == f"${{{trainer}.email}}"
+    readers = {account for account, roles in _granted_roles().items()
+               if any(role == "roles/secretmanager.secretAccessor" for role, _ in roles)}
+    assert readers == {"component:trainer"}
+    assert not any(type_.startswith("google_project_iam") and "secretmanager" in str(body.get("role", ""))
+                   for (type_, _), body in mod.resources.items())
 
 
 # --- rules, source archive, requirements --------------------------------------------

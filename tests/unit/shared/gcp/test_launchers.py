@@ -1,45 +1,72 @@
 """The cloud launcher backends build exactly the request the trainer needs (their APIs are unreachable here)."""
 
+import json
+import re
+
+import pytest
 from google.cloud import aiplatform_v1, run_v2
+from pydantic import SecretStr
 
-from shared.config import Settings, Training
-from shared.gcp.launchers import BACKENDS, cloud_run_request, launcher_for, vertex_custom_job, vertex_parent
+from shared import integrity
+from shared.config import Gate, Release, Settings, Training
+from shared.gcp.launchers import (
+    BACKENDS, cloud_run_request, launcher_for, trainer_env, vertex_custom_job, vertex_parent,
+)
 
-SETTINGS = Settings(project_id="acme-prod", training=Training(
-    launcher="cloud_run_job", region="europe-west4", cloud_run_job="edgeloop-trainer",
-    trainer_image="europe-west4-docker.pkg.dev/acme-prod/edgeloop/trainer:1.2", vertex_machine_type="n1-standard-8",
-    vertex_service_account="edgeloop-trainer@acme-prod.iam.gserviceaccount.com",
-))
+KEY_VERSION = "projects/acme-prod/secrets/edgeloop-model-signing-key/versions/latest"
+SETTINGS = Settings(
+    project_id="acme-prod", bucket="acme-prod-edgeloop", signing_key_secret=KEY_VERSION,
+    gate=Gate(min_accuracy=0.93, gated_stresses=("dark",)), release=Release(rollout_steps=(5.0, 100.0)),
+    training=Training(
+        launcher="cloud_run_job", region="europe-west4", cloud_run_job="edgeloop-trainer",
+        trainer_image="europe-west4-docker.pkg.dev/acme-prod/edgeloop/trainer:1.2", vertex_machine_type="n1-standard-8",
+        vertex_service_account="edgeloop-trainer@acme-prod.iam.gserviceaccount.com", lock_ttl_s=900,
+    ),
+)
+RUN = "digits-20261123-abc"
+
+
+def test_the_trainer_gets_the_launchers_settings_and_the_secrets_name():
+    env = trainer_env(RUN, SETTINGS)
+    assert {name: env[name] for name in (
+        "EDGELOOP_PROJECT_ID", "EDGELOOP_BUCKET", "EDGELOOP_SIGNING_KEY_SECRET", "EDGELOOP_RUN_ID",
+        "EDGELOOP_GATE__MIN_ACCURACY", "EDGELOOP_GATE__GATED_STRESSES", "EDGELOOP_RELEASE__ROLLOUT_STEPS",
+        "EDGELOOP_TRAINING__LAUNCHER", "EDGELOOP_TRAINING__LOCK_TTL_S",
+    )} == {
+        "EDGELOOP_PROJECT_ID": "acme-prod", "EDGELOOP_BUCKET": "acme-prod-edgeloop", "EDGELOOP_SIGNING_KEY_SECRET": KEY_VERSION,
+        "EDGELOOP_RUN_ID": RUN, "EDGELOOP_GATE__MIN_ACCURACY": "0.93", "EDGELOOP_GATE__GATED_STRESSES": '["dark"]',
+        "EDGELOOP_RELEASE__ROLLOUT_STEPS": "[5.0, 100.0]", "EDGELOOP_TRAINING__LAUNCHER": "cloud_run_job",
+        "EDGELOOP_TRAINING__LOCK_TTL_S": "900",
+    }
+    assert "EDGELOOP_SIGNING_KEY" not in env
 
 
 def test_cloud_run_executes_the_deployed_job_with_this_runs_arguments():
-    request = cloud_run_request("digits", "digits-20261123-abc", SETTINGS)
+    request = cloud_run_request("digits", RUN, SETTINGS)
     assert request == run_v2.RunJobRequest(
         name="projects/acme-prod/locations/europe-west4/jobs/edgeloop-trainer",
         overrides=run_v2.RunJobRequest.Overrides(
             container_overrides=[run_v2.RunJobRequest.Overrides.ContainerOverride(
-                args=["--model", "digits", "--run-id", "digits-20261123-abc"],
-                env=[run_v2.EnvVar(name="EDGELOOP_RUN_ID", value="digits-20261123-abc")],
+                args=["--model", "digits", "--run-id", RUN],
+                env=[run_v2.EnvVar(name=name, value=value) for name, value in trainer_env(RUN, SETTINGS).items()],
             )],
             task_count=1,
         ),
     )
 
 
-def test_vertex_runs_the_same_image_and_entry_point_as_a_custom_job(monkeypatch):
-    monkeypatch.setenv("EDGELOOP_PROJECT_ID", "acme-prod")
-    monkeypatch.setenv("EDGELOOP_BUCKET", "acme-prod.firebasestorage.app")
-    job = vertex_custom_job("digits", "digits-20261123-abc", SETTINGS)
+def test_vertex_runs_the_same_image_and_entry_point_as_a_custom_job():
+    job = vertex_custom_job("digits", RUN, SETTINGS)
     assert vertex_parent(SETTINGS) == "projects/acme-prod/locations/europe-west4"
     (pool,) = job.job_spec.worker_pool_specs
     assert pool.machine_spec.machine_type == "n1-standard-8" and pool.replica_count == 1
     assert pool.container_spec.image_uri == "europe-west4-docker.pkg.dev/acme-prod/edgeloop/trainer:1.2"
     assert list(pool.container_spec.command) == ["python", "-m", "trainer_job"]  # the Dockerfile's ENTRYPOINT
     assert list(pool.container_spec.args) == ["--model", "digits", "--run-id", "digits-20261123-abc"]
-    assert {e.name: e.value for e in pool.container_spec.env} == {
-        "EDGELOOP_PROJECT_ID": "acme-prod", "EDGELOOP_BUCKET": "acme-prod.firebasestorage.app",
-        "EDGELOOP_RUN_ID": "digits-20261123-abc",
-    }
+    # The same settings as a Cloud Run execution: one list, one builder.
+    assert {e.name: e.value for e in pool.container_spec.env} == trainer_env(RUN, SETTINGS)
+    (cloud_run,) = cloud_run_request("digits", RUN, SETTINGS).overrides.container_overrides
+    assert [(e.name, e.value) for e in pool.container_spec.env] == [(e.name, e.value) for e in cloud_run.env]
     assert job.job_spec.service_account == "edgeloop-trainer@acme-prod.iam.gserviceaccount.com"
     assert job.display_name == "edgeloop-digits-20261123-abc"
     assert isinstance(job, aiplatform_v1.CustomJob)
@@ -56,3 +83,32 @@ def test_the_configured_backend_is_chosen():
     assert set(BACKENDS) == {"local", "cloud_run_job", "vertex"}
     assert type(launcher_for(SETTINGS)).__name__ == "CloudRunJobLauncher"
     assert type(launcher_for(Settings())).__name__ == "LocalLauncher"
+
+
+def _key_fragments(pem: str) -> list[str]:
+    body = [line for line in pem.strip().splitlines() if not line.startswith("-----")]
+    return [pem.strip(), "".join(body), *[line for line in body if len(line) >= 16]]
+
+
+@pytest.mark.parametrize("backend", ["cloud_run_job", "vertex"])
+def test_no_request_carries_key_material_only_the_secrets_name(backend):
+    """Even with a plaintext key in the launcher's settings, the serialised request holds none of it."""
+    pem = integrity.generate_private_key_pem()
+    settings = SETTINGS.model_copy(update={"signing_key": SecretStr(pem),
+                                           "training": SETTINGS.training.model_copy(update={"launcher": backend})})
+    if backend == "vertex":
+        job = vertex_custom_job("digits", RUN, settings)
+        sent = aiplatform_v1.CustomJob.to_json(job)
+        env = {e.name: e.value for e in job.job_spec.worker_pool_specs[0].container_spec.env}
+    else:
+        request = cloud_run_request("digits", RUN, settings)
+        sent = run_v2.RunJobRequest.to_json(request)
+        env = {e.name: e.value for e in request.overrides.container_overrides[0].env}
+    assert env["EDGELOOP_SIGNING_KEY_SECRET"] == KEY_VERSION
+    assert not any(name.startswith("EDGELOOP_SIGNING_KEY") and name != "EDGELOOP_SIGNING_KEY_SECRET" for name in env)
+    assert "PRIVATE KEY" not in sent and "-----BEGIN" not in sent
+    assert not [fragment for fragment in _key_fragments(pem) if fragment in sent]
+    # Nothing in the job's environment looks like key material of any kind (a PEM block or a long base64 run).
+    for name, value in env.items():
+        assert not re.search(r"-----BEGIN|[A-Za-z0-9+/]{40,}={0,2}", value), name
+    json.loads(sent)  # what the client library would send: valid JSON in the API's own field names
