@@ -79,7 +79,7 @@ def exercised(local_stack, trained_models, digits, tmp_path_factory):
     assert Path(local_stack.directory, "signing-key.pem").read_text() == dev_pem
     assert _publish_as_the_trainer(settings, model, trained_models["v1"].data) == "v1"
 
-    # A configured key (production: Secret Manager into EDGELOOP_SIGNING_KEY), never shown by the settings.
+    # A configured key (local stack only; cloud trainers read Secret Manager), never shown by the settings.
     configured_pem = integrity.generate_private_key_pem()
     configured = Settings(stack_dir=local_stack.directory, signing_key=SecretStr(configured_pem))
     for shown in (repr(configured), str(configured), configured.model_dump_json()):
