@@ -112,3 +112,26 @@ def test_no_request_carries_key_material_only_the_secrets_name(backend):
     for name, value in env.items():
         assert not re.search(r"-----BEGIN|[A-Za-z0-9+/]{40,}={0,2}", value), name
     json.loads(sent)  # what the client library would send: valid JSON in the API's own field names
+
+
+def test_the_local_trainer_gets_the_same_settings_over_its_parents_environment(monkeypatch, tmp_path):
+    from shared.gcp import launchers
+
+    started = {}
+
+    class Process:
+        pid = 4242
+
+        def __init__(self, command, env, **kwargs):
+            started.update(command=command, env=env)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(launchers.subprocess, "Popen", Process)
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")
+    settings = SETTINGS.model_copy(update={"stack_dir": tmp_path})
+    launchers.LocalLauncher().launch("digits", RUN, settings)
+    assert started["command"][-4:] == ["--model", "digits", "--run-id", RUN]
+    assert trainer_env(RUN, settings).items() <= started["env"].items()
+    assert started["env"]["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:8080"  # the emulators it talks to
