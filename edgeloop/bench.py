@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import typer
 from rich.console import Console
 
-from edgeloop.benchmarks import BENCHMARKS_FILE, write_section
+from edgeloop.benchmarks import BENCHMARKS_FILE, show_section
 from edgeloop.target import command_logs
 
 bench_app = typer.Typer(help="Run benchmarks and rewrite their sections of BENCHMARKS.md.", no_args_is_help=True)
@@ -109,9 +109,7 @@ Full run on the local stack ({full['images']} images seeded through on_upload in
 starting the trainer process and loading TensorFlow. LiteRT latency of the int8 model: {r['latency_us']:.0f} µs per image on one core.
 Best hyperparameters: {r['hyperparameters']}.
 """
-    path = write_section("train", markdown)
-    console.print(markdown)
-    console.print(f"wrote {path}")
+    show_section(console, "train", markdown)
 
 
 @bench_app.command("ingest")
@@ -135,9 +133,7 @@ Each feedback report costs on_feedback several Firestore round trips (aggregatio
 release rules), each upload costs on_upload a download, a decode and one document write; both share the two cores
 with the emulators. Latency is mostly queueing: the whole burst is written within a second.
 """
-    path = write_section("ingest", markdown)
-    console.print(markdown)
-    console.print(f"wrote {path}")
+    show_section(console, "ingest", markdown)
 
 
 @bench_app.command("client")
@@ -173,9 +169,7 @@ phone link the download alone would take about {r['naive_bytes_per_poll'] * 8 / 
 The first install (download, sha256, Ed25519 signature, contract check, atomic swap) took
 {r['first_install_s'] * 1000:.0f} ms for {r['install_bytes']:,} bytes.
 """
-    path = write_section("client", markdown)
-    console.print(markdown)
-    console.print(f"wrote {path}")
+    show_section(console, "client", markdown)
 
 
 @bench_app.command("loop")
@@ -216,9 +210,7 @@ def bench_loop(devices: int = typer.Option(16, "--devices", "-n", help="simulate
 Stages: {' · '.join(f"{name} {seconds:.0f} s" for name, seconds in result.stage_seconds.items())}.
 Report: [docs/loop-report.png](docs/loop-report.png).
 """
-    path = write_section("loop", markdown)
-    console.print(markdown)
-    console.print(f"wrote {path}")
+    show_section(console, "loop", markdown)
 
 
 @bench_app.command("soak")
@@ -259,9 +251,7 @@ Training runs: {runs} (reasons: {reasons}); at most one run was unfinished in ea
 |---|---|---|
 {checks}
 """
-    path = write_section("soak", markdown)
-    console.print(markdown)
-    console.print(f"wrote {path}")
+    show_section(console, "soak", markdown)
     if not all(not problems for problems in r["invariants"].values()):
         raise typer.Exit(1)
 
@@ -289,9 +279,7 @@ def bench_decisions(rollouts: int = typer.Option(200, min=10, help="simulated ro
 
 Plot: [docs/decisions.png](docs/decisions.png).
 """
-    path = write_section("decisions", markdown)
-    console.print(markdown)
-    console.print(f"wrote {path}")
+    show_section(console, "decisions", markdown)
     if not all(decisions.targets_met(outcomes).values()):
         raise typer.Exit(1)
 
@@ -337,9 +325,7 @@ def bench_drift(devices: int = typer.Option(12, "--devices", "-n", min=1, max=30
 
 {drift.markdown(results, chosen, meta)}
 """
-    path = write_section("drift", markdown)
-    console.print(markdown)
-    console.print(f"wrote {path}")
+    show_section(console, "drift", markdown)
     if not all(met for met in drift.targets(results, meta["min_samples"]).values()):
         raise typer.Exit(1)
 

@@ -8,6 +8,9 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rich.console import Console
+from rich.markdown import Markdown
+
 BENCHMARKS_FILE = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = "# Benchmarks\n\nWritten by `edgeloop bench`; every number below was measured by the command named in its section.\n"
 
@@ -28,3 +31,11 @@ def write_section(name: str, markdown: str, path: Path = BENCHMARKS_FILE) -> Pat
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text.rstrip()}\n\n{block}\n"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def show_section(console: Console, name: str, markdown: str, path: Path = BENCHMARKS_FILE) -> Path:
+    """Write the section ``name`` and show it on ``console`` rendered, its tables fitted to the terminal's width."""
+    written = write_section(name, markdown, path)
+    console.print(Markdown(markdown))
+    console.print(f"wrote {written}")
+    return written
