@@ -1,4 +1,4 @@
-"""The ``edgeloop`` command: run the local stack and operate the loop."""
+"""The ``edgeloop`` command: run the local stack and operate the loop, locally or on a deployed project."""
 
 from __future__ import annotations
 
@@ -9,13 +9,26 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 
 from edgeloop import device
 from edgeloop.bench import bench_app
 from edgeloop.localstack import stack
-from edgeloop.target import command_started, connect, console, fail, stack_directory
+from edgeloop.target import (
+    LOCAL_ONLY,
+    TargetError,
+    cloud_errors,
+    command_started,
+    connect,
+    console,
+    fail,
+    open_target,
+    resolve_target,
+    set_target_options,
+    stack_directory,
+    use_target,
+)
 from shared.config import get_settings
 from shared.errors import ConfigurationError, EdgeloopError
 
@@ -25,8 +38,21 @@ app.add_typer(device.app, name="device")
 
 
 @app.callback()
-def _command(context: typer.Context) -> None:
+def _command(
+    context: typer.Context,
+    project: Optional[str] = typer.Option(
+        None, "--project", metavar="P", help=(
+            "operate the Edgeloop deployed in Google Cloud project P with Application Default Credentials "
+            "(default: EDGELOOP_PROJECT_ID or GOOGLE_CLOUD_PROJECT if set, else the local stack); on the "
+            "emulators instead when FIRESTORE_, PUBSUB_ and STORAGE_EMULATOR_HOST are set")),
+    bucket: Optional[str] = typer.Option(
+        None, "--bucket", metavar="B", help="its data bucket (default: EDGELOOP_BUCKET, else P-edgeloop as Terraform names it)"),
+) -> None:
     command_started(context)
+    set_target_options(project, bucket)
+    if project and context.invoked_subcommand in LOCAL_ONLY:
+        Console(stderr=True).print(f"[yellow]note:[/] `{context.invoked_subcommand}` works on the local stack "
+                                   f"only; --project {project} is not used")
 
 
 StackDir = typer.Option(None, "--dir", help="State directory of the local stack (default: EDGELOOP_STACK_DIR or .edgeloop)")
@@ -77,7 +103,8 @@ def down(directory: Optional[Path] = StackDir) -> None:
 
 
 STATUS_JSON_HELP = (
-    "print one JSON document instead of tables: {stack: {directory, healthy, components: [{name, pid, state, url}]}, "
+    "print one JSON document instead of tables: {target: {project, bucket, google_cloud, emulators}, "
+    "stack: {directory, healthy, components: [{name, pid, state, url}]} (null on a deployed project), "
     "models: [{model, production, canary: {version, percent} | null, versions: [{version, stage, devices_percent, "
     "field: {correct, total}, int8_accuracy, int8_dark_accuracy, field_holdout: {accuracy, production_accuracy, images}, "
     "size_bytes, last_change: {at, source, target, actor, reason}}], runs: [run as in `runs --json`], "
@@ -101,33 +128,41 @@ def _print_json(document: dict) -> None:
 
 
 @app.command()
+@cloud_errors("status")
 def status(
     model: Optional[str] = typer.Argument(None, help="only this model (default: every registered model)"),
     as_json: bool = typer.Option(False, "--json", help=STATUS_JSON_HELP),
     directory: Optional[Path] = StackDir,
 ) -> None:
-    """The local stack's components, then per model: versions, stages, rollout, success rates, accuracies, each
-    version's last change, the last runs, drift. Exit code 1 unless every component is healthy."""
+    """The target (a deployed project, or the local stack and its components), then per model: versions, stages,
+    rollout, success rates, accuracies, each version's last change, the last runs, drift. On the local stack,
+    exit code 1 unless every component is healthy."""
     from edgeloop import registry_views
 
-    directory = stack_directory(directory)
-    if stack.load_state(directory) is None:
+    try:
+        target = resolve_target(directory, healthy=False)
+    except TargetError as exc:
         if as_json:
-            _print_json({"stack": {"directory": str(directory), "healthy": False, "components": []}, "models": []})
+            _print_json({"target": None, "stack": {"directory": str(stack_directory(directory)), "healthy": False,
+                                                   "components": []}, "models": []})
         else:
-            console.print("no local stack is running (start one with `edgeloop up`)")
+            console.print(f"no target: {exc}")
         raise typer.Exit(1)
-    if as_json:
-        components = _components_json(directory)
-        if not components["healthy"]:
-            _print_json({"stack": components, "models": []})
-            raise typer.Exit(1)
-    else:
-        table, healthy = _status_table(directory)
-        console.print(table)
-        if not healthy:
-            raise typer.Exit(1)
-    connect(directory)
+    components = None
+    if target.stack is not None:
+        if as_json:
+            components = _components_json(target.stack.path)
+            if not components["healthy"]:
+                _print_json({"target": target.json(), "stack": components, "models": []})
+                raise typer.Exit(1)
+        else:
+            table, healthy = _status_table(target.stack.path)
+            console.print(table)
+            if not healthy:
+                raise typer.Exit(1)
+    elif not as_json:
+        console.print(f"[bold]target[/]: {target.describe()}")
+    use_target(target, directory)
     settings = get_settings()
     views = []
     for name in [model] if model else registry_views.models(settings):
@@ -140,10 +175,11 @@ def status(
             for renderable in registry_views.model_renderables(view):
                 console.print(renderable)
     if as_json:
-        _print_json({"stack": components, "models": views})
+        _print_json({"target": target.json(), "stack": components, "models": views})
 
 
 @app.command()
+@cloud_errors("promote")
 def promote(
     model: str = typer.Argument(..., help="model id"),
     version: str = typer.Argument(..., help="version to promote, e.g. v3"),
@@ -157,7 +193,7 @@ def promote(
     from shared.gcp import release
     from shared.lifecycle import IllegalTransition
 
-    connect(directory)
+    open_target(directory)
     try:
         plan = release.promote(model, version, percent, getpass.getuser(), get_settings(), reason)
     except IllegalTransition as exc:
@@ -166,6 +202,7 @@ def promote(
 
 
 @app.command()
+@cloud_errors("rollback")
 def rollback(
     model: str = typer.Argument(..., help="model id"),
     reason: str = typer.Option("", help="why (kept in the version's history)"),
@@ -177,7 +214,7 @@ def rollback(
     from shared.gcp import release
     from shared.lifecycle import IllegalTransition
 
-    connect(directory)
+    open_target(directory)
     try:
         plan = release.rollback(model, getpass.getuser(), get_settings(), reason)
     except IllegalTransition as exc:
@@ -186,6 +223,7 @@ def rollback(
 
 
 @app.command()
+@cloud_errors("runs")
 def runs(
     model: Optional[str] = typer.Argument(None, help="only this model (default: every registered model)"),
     limit: int = typer.Option(10, help="newest runs per model"),
@@ -198,7 +236,7 @@ def runs(
     from edgeloop import registry_views
     from shared.gcp.clients import firestore_client
 
-    connect(directory)
+    open_target(directory)
     settings = get_settings()
     db = firestore_client(settings.project_id)
     found = []
@@ -213,6 +251,7 @@ def runs(
 
 
 @app.command()
+@cloud_errors("report")
 def report(
     model: str = typer.Argument("digits", help="model id"),
     output: Path = typer.Option(Path("edgeloop-report.png"), "--output", "-o", help="PNG to write"),
@@ -221,7 +260,7 @@ def report(
     """Write a PNG: field success per version over time (actions and drift marked), drift scores, accuracy per version."""
     from edgeloop import report as report_png
 
-    connect(directory)
+    open_target(directory)
     data = report_png.collect(model, get_settings())
     path = report_png.draw(data, output)
     numbers = report_png.summary(data)
@@ -289,6 +328,7 @@ def smoke_view(steps: list) -> Table:
 
 
 @app.command()
+@cloud_errors("retrain")
 def retrain(
     model: str = typer.Argument(..., help="model id, e.g. digits"),
     note: str = typer.Option("", help="why (kept with the run)"),
@@ -301,7 +341,7 @@ def retrain(
     from shared.gcp import retrain_requests, runs, training_lock
     from shared.retrain import manual_request
 
-    connect(directory)
+    open_target(directory)
     settings = get_settings()
     request = manual_request(model, who=f"operator:{getpass.getuser()}", note=note)
     message_id = retrain_requests.publish_request(request, settings)
@@ -324,6 +364,7 @@ def retrain(
 
 
 @app.command("dead-letters")
+@cloud_errors("dead-letters")
 def dead_letters(
     replay: bool = typer.Option(False, help="publish messages whose deliveries ran out to their topic again"),
     directory: Optional[Path] = StackDir,
@@ -332,7 +373,7 @@ def dead_letters(
     deliveries ran out while a function was down (replayable once it is back)."""
     from shared.gcp.dead_letters import drain
 
-    connect(directory)
+    open_target(directory)
     console.print(dead_letters_view(drain(get_settings(), replay=replay), replay))
 
 
