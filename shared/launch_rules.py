@@ -72,13 +72,17 @@ def _abandoned(state: dict[str, Any], now: float) -> tuple[str | None, list[dict
     active = state.get("active_run")
     if not active or active["expires_at"] > now:
         return None, []
-    run_id = active["run_id"]
-    entries = [
-        {"cause": cause, "reason": active["reason"], "evidence": {"reclaimed_from": run_id},
+    return active["run_id"], _unserved(state, active, now, {"reclaimed_from": active["run_id"]})
+
+
+def _unserved(state: dict[str, Any], active: dict[str, Any], now: float, evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """The causes the active run was to serve, as pending entries with its reason (a manual run's work is
+    relaunched even while training is paused)."""
+    return [
+        {"cause": cause, "reason": active["reason"], "evidence": evidence,
          "requested_at": datetime.fromtimestamp(now, timezone.utc).isoformat()}
-        for cause, served_by in (state.get("causes") or {}).items() if served_by == run_id
+        for cause, served_by in (state.get("causes") or {}).items() if served_by == active["run_id"]
     ]
-    return run_id, entries
 
 
 def decide(
@@ -147,10 +151,13 @@ def decide(
     return Decision(Action.LAUNCH, new_run_id, f"launching run {new_run_id}", state, reclaimed, folded)
 
 
-def finish(state: dict[str, Any] | None, run_id: str, now: float, cooldown_s: float, forget_causes: bool) -> dict[str, Any] | None:
+def finish(state: dict[str, Any] | None, run_id: str, now: float, cooldown_s: float, forget_causes: bool,
+           requeue_causes: bool = False) -> dict[str, Any] | None:
     """Release the lock held by ``run_id`` and start the cooldown; None if it does not hold it.
 
     ``forget_causes`` (when the run could not even start) lets the same causes launch again.
+    ``requeue_causes`` (when its trainer died without an outcome, as for an expired lock) makes the
+    run's causes pending again: the sweep after the cooldown launches a run that serves them.
     """
     state = copy.deepcopy(state or {})
     active = state.get("active_run")
@@ -159,8 +166,13 @@ def finish(state: dict[str, Any] | None, run_id: str, now: float, cooldown_s: fl
     state["active_run"] = None
     if forget_causes:
         state["causes"] = {c: r for c, r in state.get("causes", {}).items() if r != run_id}
-    else:
-        state["cooldown_until"] = now + cooldown_s
+        return state
+    if requeue_causes:
+        unserved = _unserved(state, active, now, {"failed_run": run_id})
+        state["causes"] = {c: r for c, r in state.get("causes", {}).items() if r != run_id}
+        state.setdefault("pending", [])
+        state["pending"].extend(entry for entry in unserved if not is_recorded(state, entry["cause"]))
+    state["cooldown_until"] = now + cooldown_s
     return state
 
 

@@ -163,6 +163,26 @@ resource "google_service_account_iam_member" "launcher_acts_as_trainer" {
   member             = google_service_account.component["launch_training"].member
 }
 
+# --- check_drift's tick watches the running trainer --------------------------------
+# It asks the backend about each running run's execution and ends a run whose
+# execution failed or was cancelled (shared/gcp/watch.py): read access only.
+
+resource "google_cloud_run_v2_job_iam_member" "tick_watches_trainer" {
+  count    = var.trainer_backend == "cloud_run_job" ? 1 : 0
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_job.trainer[0].name
+  role     = "roles/run.viewer"
+  member   = google_service_account.component["check_drift"].member
+}
+
+resource "google_project_iam_member" "tick_watches_vertex_jobs" {
+  count   = var.trainer_backend == "vertex" ? 1 : 0
+  project = var.project_id
+  role    = "roles/aiplatform.viewer"
+  member  = google_service_account.component["check_drift"].member
+}
+
 # --- the trainer ------------------------------------------------------------------
 
 resource "google_secret_manager_secret_iam_member" "trainer_reads_signing_key" {

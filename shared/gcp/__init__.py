@@ -13,5 +13,6 @@ Three levels; a module imports only from its own level or below
   ``feedback`` (on_feedback), ``tick`` (check_drift), ``launch`` (launch_training), ``dead_letters``
   (the CLI), and the parts they share: ``release`` (the canary judge, also the operator's promote and
   rollback), ``drift``, ``reconcile`` (re-runs ``ingest`` for lost events) and ``retrain_requests``
-  (every retrain request is published there, each cause once).
+  (every retrain request is published there, each cause once) and ``watch`` (the tick's look at each
+  running cloud execution).
 """

@@ -2,7 +2,9 @@
 
 For each model the tick names (an empty message: every configured model) it
 checks drift, sweeps requests left pending after a run's cooldown into one new
-request, and then does the work of events that never arrived (``reconcile``).
+request, asks Cloud Run or Vertex AI about its running run's execution and ends
+a run whose execution failed (``watch``), and then does the work of events that
+never arrived (``reconcile``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.config import Settings
-from shared.gcp import drift, model_registry, reconcile, retrain_requests
+from shared.gcp import drift, model_registry, reconcile, retrain_requests, watch
 from shared.gcp.drift import DriftCheck
 from shared.logs import log
 from shared.retrain import drift_check_model, require_known_model
@@ -25,11 +27,19 @@ def models_to_check(payload: Any, settings: Settings) -> tuple[str, ...]:
 
 
 def handle_tick(payload: Any, check_id: str, settings: Settings) -> list[DriftCheck]:
-    """The check and sweep of each model, then the work of events that never arrived."""
+    """The check, sweep and execution watch of each model, then the work of events that never arrived.
+
+    The watch comes after the sweep: a run it ends starts the cooldown, and its causes wait for a later
+    tick's sweep rather than relaunching in this one.
+    """
     checks = []
     for model in models_to_check(payload, settings):
         checks.append(drift.check_model(model, check_id, settings))
         retrain_requests.sweep_pending(model, settings)
+        try:
+            watch.watch_model(model, settings)
+        except Exception as exc:  # noqa: BLE001 - the backend is asked again at the next tick; the rest goes on
+            log("ERROR", "execution_watch_failed", repr(exc)[:500], model=model)
         try:
             reconcile.reconcile_model(model, settings)
         except Exception as exc:  # noqa: BLE001 - the next tick tries again; a retried tick would only repeat it

@@ -140,6 +140,8 @@ def complete_in_transaction(
     failed_stage: str | None = None,
     error: str | None = None,
     forget_causes: bool = False,
+    requeue_causes: bool = False,
+    recorded: dict[str, Any] | None = None,
 ) -> bool:
     """Record the run's end and release the model's lock inside ``transaction``.
 
@@ -147,6 +149,7 @@ def complete_in_transaction(
     before calling this and writes after. False (nothing written) if the run
     already has an outcome: an outcome is never overwritten (e.g. a late crash
     report after publishing, or publishing after a run was declared failed).
+    ``recorded`` adds fields to the run document (e.g. what its backend said).
     """
     now = runs.now()
     ended = runs.ended_fields(outcome, result, failed_stage, error, now)
@@ -159,17 +162,18 @@ def complete_in_transaction(
         return False
     control = _control_ref(db, run_snapshot.get("model"))
     state = control.get(transaction=transaction).to_dict()
-    released = launch_rules.finish(state, run_id, now, settings.training.cooldown_s, forget_causes)
+    released = launch_rules.finish(state, run_id, now, settings.training.cooldown_s, forget_causes, requeue_causes)
     if released is not None:
         transaction.set(control, released)
-    transaction.update(run, ended)
+    transaction.update(run, {**ended, **(recorded or {})})
     return True
 
 
 def complete_run(run_id: str, outcome: str, result: dict[str, Any], settings: Settings, **ending: Any) -> bool:
     """Record the run's end and release the model's lock (starting the cooldown), in one transaction.
 
-    ``ending`` is what ``complete_in_transaction`` takes besides (failed_stage, error, forget_causes).
+    ``ending`` is what ``complete_in_transaction`` takes besides (failed_stage, error, forget_causes,
+    requeue_causes, recorded).
     False (and nothing written) if the run already has an outcome.
     """
     @firestore.transactional
@@ -187,10 +191,19 @@ _REAPER_RETRY = retry.Retry(predicate=retry.if_transient_error, initial=0.5, max
 
 
 @_REAPER_RETRY
-def fail_if_unfinished(run_id: str, error: str, settings: Settings) -> bool:
-    """Mark a run failed (releasing its lock) if its trainer ended without reporting an outcome."""
+def fail_if_unfinished(run_id: str, error: str, settings: Settings, backend_state: dict[str, Any] | None = None) -> bool:
+    """A trainer ended without reporting an outcome: mark its run failed at its current stage with ``error``,
+    free the lock (the cooldown starts) and make the run's causes pending again, as an expired lock does,
+    so the sweep after the cooldown launches a run that serves them.
+
+    One path for every backend: the local reaper (the subprocess exited) and the tick's watcher (Cloud Run
+    or Vertex AI says the execution failed, was cancelled or is gone; ``backend_state`` is recorded on the
+    run). False (nothing written) if the run already has an outcome.
+    """
     try:
         stage = runs.load_run(run_id, settings).get("current_stage") or "start"
     except KeyError:
         return False
-    return complete_run(run_id, RunStatus.FAILED, {}, settings, failed_stage=stage, error=error)
+    recorded = {"backend_state": backend_state} if backend_state else None
+    return complete_run(run_id, RunStatus.FAILED, {}, settings, failed_stage=stage, error=error,
+                        requeue_causes=True, recorded=recorded)

@@ -103,6 +103,7 @@ PROJECT_LEVEL_ROLES = {
     "roles/datastore.user": "Firestore IAM is project-level; every binding carries a condition naming the (default) database",
     "roles/eventarc.eventReceiver": "Eventarc requires it of a trigger identity and offers it at project level only",
     "roles/aiplatform.user": "Vertex AI CustomJobs do not exist before the launcher creates them",
+    "roles/aiplatform.viewer": "the tick reads CustomJobs the launcher created; they have no IAM of their own",
     "roles/logging.logWriter": "function builds write their logs to the project",
     "roles/artifactregistry.writer": "Cloud Functions creates the gcf-artifacts repository itself, on first deploy",
 }
@@ -855,6 +856,9 @@ EXPECTED_ROLES: dict[str, set[tuple[str, str]]] = {
         ("roles/storage.objectUser", "google_storage_bucket_iam_member.on_upload_quarantines"),  # uploads/, quarantine/ only
         ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.retrain_publisher"),
         ("roles/pubsub.publisher", "google_pubsub_topic_iam_member.malformed_to_dead_letter"),  # drift-checks DLQ
+        # its tick asks the backend about each running run's execution (shared/gcp/watch.py)
+        ("roles/run.viewer", "google_cloud_run_v2_job_iam_member.tick_watches_trainer"),  # cloud_run_job backend
+        ("roles/aiplatform.viewer", "google_project_iam_member.tick_watches_vertex_jobs"),  # vertex backend
     },
     "component:launch_training": {
         ("roles/datastore.user", "google_project_iam_member.firestore_user"),

@@ -191,7 +191,8 @@ def paused(outcome, stage: str, timeout_s: float) -> None:
 def test_a_trainer_killed_at_any_stage_leaves_no_partial_model_and_frees_the_lock(local_stack, settings, model, stage, monkeypatch):
     before = pointer(local_stack, model)
     monkeypatch.setenv(PAUSE_AT_ENV, stage)
-    outcome = launch.launch(manual_request(model, who="test", note=f"kill at {stage}"), settings)
+    request = manual_request(model, who="test", note=f"kill at {stage}")
+    outcome = launch.launch(request, settings)
     run_ref = db(local_stack).document(layout.run_doc(outcome.run_id))
     paused(outcome, stage, 120)
     os.kill(outcome.execution["pid"], signal.SIGKILL)
@@ -200,7 +201,10 @@ def test_a_trainer_killed_at_any_stage_leaves_no_partial_model_and_frees_the_loc
     assert run["failed_stage"] == stage and "code -9" in run["error"]
     assert pointer(local_stack, model) == before  # nothing a client reads changed
     assert version_record(local_stack, model, outcome.version) is None
-    assert control(local_stack, model)["active_run"] is None
+    state = control(local_stack, model)
+    assert state["active_run"] is None
+    # As for a failed cloud execution (shared.gcp.watch): the causes it was to serve are pending again.
+    assert request.cause in [p["cause"] for p in state["pending"]]
 
 
 def test_a_terminated_trainer_marks_its_own_run_failed_with_the_stage(local_stack, settings, model, monkeypatch):

@@ -140,3 +140,28 @@ def test_new_data_requests_need_the_threshold_and_name_the_last_run():
     assert new_data_request("digits", 199, 200, None) is None
     req = new_data_request("digits", 200, 200, "r7")
     assert req.cause == "new_data:digits:after-r7" and req.evidence["new_labelled_images"] == 200
+
+
+def test_a_run_whose_trainer_died_frees_the_lock_and_its_causes_are_pending_again_after_the_cooldown():
+    state = decide(None, request(), 0, "r1", TTL).state
+    state = decide(state, request("drift:digits:v1:after-r1", RetrainReason.DRIFT), 1, "x", TTL).state  # folded: pending
+    released = finish(state, "r1", now=5, cooldown_s=60, forget_causes=False, requeue_causes=True)
+    assert released["active_run"] is None and released["cooldown_until"] == 65
+    assert "new_data:digits:after-start" not in released["causes"]
+    pending = {p["cause"]: p for p in released["pending"]}
+    assert set(pending) == {"new_data:digits:after-start", "drift:digits:v1:after-r1"}
+    assert pending["new_data:digits:after-start"]["evidence"] == {"failed_run": "r1"}
+    assert pending["new_data:digits:after-start"]["reason"] == "new_data"  # the dead run's reason
+    assert sweep_request(released, "digits", 64) is None  # the cooldown first: no tight relaunch loop
+    sweep = sweep_request(released, "digits", 65)
+    assert {p["cause"] for p in sweep.evidence["pending"]} == set(pending)
+    launched = decide(released, sweep, 65, "r2", TTL)
+    assert launched.action is Action.LAUNCH and launched.state["causes"]["new_data:digits:after-start"] == "r2"
+    # A redelivery of the original request is a duplicate again once r2 serves it.
+    assert decide(launched.state, request(), 66, "r3", TTL).action is Action.DUPLICATE
+
+
+def test_a_run_with_an_outcome_keeps_its_causes_served():
+    state = decide(None, request(), 0, "r1", TTL).state
+    released = finish(state, "r1", now=5, cooldown_s=60, forget_causes=False)
+    assert released["causes"] == {"new_data:digits:after-start": "r1"} and released["pending"] == []

@@ -135,3 +135,127 @@ def test_the_local_trainer_gets_the_same_settings_over_its_parents_environment(m
     assert started["command"][-4:] == ["--model", "digits", "--run-id", RUN]
     assert trainer_env(RUN, settings).items() <= started["env"].items()
     assert started["env"]["FIRESTORE_EMULATOR_HOST"] == "127.0.0.1:8080"  # the emulators it talks to
+
+
+# --- the requests sent for real: the client libraries over REST to a local server ------------------------------------
+
+from google.api_core import exceptions  # noqa: E402
+
+from shared.executions import Phase  # noqa: E402
+from shared.gcp import launchers  # noqa: E402
+from tests import backend_api as api  # noqa: E402
+from tests.google_rest import error, serving  # noqa: E402
+
+
+@pytest.fixture
+def server(monkeypatch):
+    with serving() as running:
+        api.point_launchers_at(running, monkeypatch)
+        yield running
+
+
+def test_a_cloud_run_launch_sends_exactly_the_request_and_records_the_executions_name(server):
+    server.answer("POST", f"/v2/{api.JOB}:run", (200, api.run_operation()))
+    execution = launchers.CloudRunJobLauncher().launch("digits", RUN, SETTINGS)
+    assert execution == {"backend": "cloud_run_job", "execution": api.EXECUTION}
+    (sent,) = server.requests
+    assert (sent.method, sent.path) == ("POST", "/v2/projects/acme-prod/locations/europe-west4/jobs/edgeloop-trainer:run")
+    # The body is the RunJobRequest without the name the path carries: parsed back, it is the request built above.
+    assert "name" not in sent.body and sent.body["overrides"]["taskCount"] == 1
+    assert run_v2.RunJobRequest(name=api.JOB, mapping=run_v2.RunJobRequest.from_json(json.dumps(sent.body))) == \
+        cloud_run_request("digits", RUN, SETTINGS)
+    assert sent.body["overrides"]["containerOverrides"][0]["args"] == ["--model", "digits", "--run-id", RUN]
+
+
+def test_a_vertex_launch_sends_exactly_the_custom_job_and_records_its_name(server):
+    settings = SETTINGS.model_copy(update={"training": SETTINGS.training.model_copy(update={"launcher": "vertex"})})
+    server.answer("POST", "/v1/projects/acme-prod/locations/europe-west4/customJobs", (200, api.custom_job_body()))
+    execution = launchers.VertexLauncher().launch("digits", RUN, settings)
+    assert execution == {"backend": "vertex", "custom_job": api.CUSTOM_JOB}
+    (sent,) = server.requests
+    assert aiplatform_v1.CustomJob.from_json(json.dumps(sent.body)) == vertex_custom_job("digits", RUN, settings)
+    pool = sent.body["jobSpec"]["workerPoolSpecs"][0]
+    assert pool["machineSpec"] == {"machineType": "n1-standard-8"} and pool["replicaCount"] == "1"
+    assert pool["containerSpec"]["command"] == ["python", "-m", "trainer_job"]
+
+
+@pytest.mark.parametrize("backend, path", [
+    ("cloud_run_job", f"/v2/{api.JOB}:run"), ("vertex", "/v1/projects/acme-prod/locations/europe-west4/customJobs"),
+])
+@pytest.mark.parametrize("status, grpc_status, raised", [
+    (403, "PERMISSION_DENIED", launchers.BackendAccessError),
+    (503, "UNAVAILABLE", exceptions.ServiceUnavailable),
+])
+def test_a_refused_launch_raises_the_apis_error_and_is_never_retried(server, backend, path, status, grpc_status, raised):
+    """launch_training frees the lock on any error; a retried launch could start a second trainer for the run."""
+    settings = SETTINGS.model_copy(update={"training": SETTINGS.training.model_copy(update={"launcher": backend})})
+    server.answer("POST", path, (status, error(status, grpc_status, "Permission denied" if status == 403 else "refused")))
+    role = "roles/run.jobsExecutorWithOverrides" if backend == "cloud_run_job" else "roles/aiplatform.user"
+    with pytest.raises(raised, match=f"{role}.*Permission denied" if status == 403 else "refused"):
+        launcher_for(settings).launch("digits", RUN, settings)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("body, phase, reason", [
+    (api.failed_execution(), Phase.FAILED, "Memory limit of 4096 MiB exceeded"),
+    (api.cancelled_execution(), Phase.CANCELLED, "The execution was cancelled."),
+    (api.execution_body(completed="CONDITION_SUCCEEDED", succeeded=1), Phase.SUCCEEDED, ""),
+    (api.execution_body(completed=None), Phase.RUNNING, ""),
+    (api.execution_body(completed="CONDITION_FAILED", failed=1, reason="NON_ZERO_EXIT_CODE"), Phase.FAILED,
+     "NON_ZERO_EXIT_CODE"),
+])
+def test_what_cloud_run_says_about_an_execution(server, body, phase, reason):
+    server.answer("GET", f"/v2/{api.EXECUTION}", (200, body))
+    state = launchers.execution_state({"backend": "cloud_run_job", "execution": api.EXECUTION})
+    assert (state.phase, state.execution) == (phase, f"Cloud Run execution {api.EXECUTION}")
+    assert reason in state.reason
+    assert (state.ended_at is None) == (phase is Phase.RUNNING)
+    assert [(r.method, r.path) for r in server.requests] == [("GET", f"/v2/{api.EXECUTION}")]
+
+
+@pytest.mark.parametrize("body, phase, reason", [
+    (api.failed_custom_job(), Phase.FAILED, "non-zero status of 137. Termination reason: OOMKilled"),
+    (api.cancelled_custom_job(), Phase.CANCELLED, "CANCELED"),
+    (api.custom_job_body(state="JOB_STATE_SUCCEEDED"), Phase.SUCCEEDED, ""),
+    (api.custom_job_body(state="JOB_STATE_RUNNING"), Phase.RUNNING, ""),
+    (api.custom_job_body(state="JOB_STATE_CANCELLING"), Phase.RUNNING, ""),
+    (api.custom_job_body(state="JOB_STATE_FAILED"), Phase.FAILED, "JOB_STATE_FAILED"),
+])
+def test_what_vertex_says_about_a_custom_job(server, body, phase, reason):
+    server.answer("GET", f"/v1/{api.CUSTOM_JOB}", (200, body))
+    state = launchers.execution_state({"backend": "vertex", "custom_job": api.CUSTOM_JOB})
+    assert (state.phase, state.execution) == (phase, f"Vertex AI CustomJob {api.CUSTOM_JOB}")
+    assert reason in state.reason
+    assert [(r.method, r.path) for r in server.requests] == [("GET", f"/v1/{api.CUSTOM_JOB}")]
+
+
+@pytest.mark.parametrize("execution, path, body", [
+    ({"backend": "cloud_run_job", "execution": api.EXECUTION}, f"/v2/{api.EXECUTION}", api.failed_execution()),
+    ({"backend": "vertex", "custom_job": api.CUSTOM_JOB}, f"/v1/{api.CUSTOM_JOB}", api.failed_custom_job()),
+])
+def test_reading_an_executions_state_is_retried_through_transient_errors(server, execution, path, body):
+    server.answer("GET", path, (503, error(503, "UNAVAILABLE", "The service is currently unavailable.")),
+                  (429, error(429, "RESOURCE_EXHAUSTED", "Quota exceeded.")), (200, body))
+    assert launchers.execution_state(execution).phase is Phase.FAILED
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("execution, path", [
+    ({"backend": "cloud_run_job", "execution": api.EXECUTION}, f"/v2/{api.EXECUTION}"),
+    ({"backend": "vertex", "custom_job": api.CUSTOM_JOB}, f"/v1/{api.CUSTOM_JOB}"),
+])
+def test_an_execution_the_backend_does_not_know_is_gone_and_a_denied_read_raises(server, execution, path):
+    server.answer("GET", path, (404, error(404, "NOT_FOUND", "Resource 'x' was not found")))
+    state = launchers.execution_state(execution)
+    assert state.phase is Phase.GONE and "was not found" in state.reason
+    server.answer("GET", path, (403, error(403, "PERMISSION_DENIED", "Permission denied on resource")))
+    role = "roles/run.viewer" if execution["backend"] == "cloud_run_job" else "roles/aiplatform.viewer"
+    with pytest.raises(launchers.BackendAccessError, match=role):  # the tick logs it and asks again; the run is kept
+        launchers.execution_state(execution)
+
+
+def test_a_local_or_unrecorded_execution_is_not_asked_about(server):
+    assert launchers.execution_state({"backend": "local", "pid": 42}) is None
+    assert launchers.execution_state({"backend": "cloud_run_job", "execution": None}) is None
+    assert launchers.execution_state(None) is None
+    assert server.requests == []

@@ -9,20 +9,17 @@ answers ``GET /v1/{name}:access`` as the public API reference describes: ``{"nam
 from __future__ import annotations
 
 import base64
-import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import google_crc32c
 import pytest
-from google.auth.credentials import AnonymousCredentials
 from pydantic import SecretStr
 
 from shared import integrity
 from shared.config import Settings, Training
 from shared.gcp import secrets
 from shared.gcp.launchers import cloud_run_request, vertex_custom_job
+from tests.google_rest import GoogleRestServer, error
 
 PROJECT = "acme-prod"
 KEY_VERSION = f"projects/{PROJECT}/secrets/edgeloop-model-signing-key/versions/latest"
@@ -30,32 +27,19 @@ KEY = integrity.generate_private_key_pem()
 
 
 class SecretManagerServer:
-    """Answers accessSecretVersion; ``versions`` maps a version name to (status, JSON body)."""
+    """Answers accessSecretVersion; ``versions`` maps a version name to (status, JSON body), others get its 404."""
 
     def __init__(self):
         self.versions: dict[str, tuple[int, dict]] = {}
-        self.requests: list[tuple[str, str]] = []
-        server = self
+        self.rest = GoogleRestServer(fallback=self._access).start()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's naming
-                path = self.path.split("?")[0]
-                server.requests.append(("GET", path))
-                name = path.removeprefix("/v1/").removesuffix(":access")
-                status, body = server.versions.get(name, (404, _error(404, "NOT_FOUND", f"Secret [{name}] not found or has no versions.")))
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def _access(self, method: str, path: str) -> tuple[int, dict]:
+        name = path.removeprefix("/v1/").removesuffix(":access")
+        return self.versions.get(name, (404, error(404, "NOT_FOUND", f"Secret [{name}] not found or has no versions.")))
 
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        return [(r.method, r.path) for r in self.rest.requests]
 
     def holds(self, name: str, payload: bytes, crc32c: int | None = None) -> None:
         version = name.replace("/versions/latest", "/versions/7")
@@ -64,20 +48,14 @@ class SecretManagerServer:
         self.versions[name] = (200, body)
 
     def client(self):
-        return secrets.secret_manager_client(
-            credentials=AnonymousCredentials(), transport="rest", client_options={"api_endpoint": self.endpoint})
-
-
-def _error(code: int, status: str, message: str) -> dict:
-    return {"error": {"code": code, "message": message, "status": status}}
+        return secrets.secret_manager_client(**self.rest.client_kwargs())
 
 
 @pytest.fixture
 def server():
     running = SecretManagerServer()
     yield running
-    running.httpd.shutdown()
-    running.httpd.server_close()
+    running.rest.stop()
 
 
 def test_the_client_reads_the_version_by_its_resource_name(server):
@@ -123,7 +101,7 @@ def test_the_trainer_obtains_the_configured_key_on_both_backends(backend, server
      r"cannot be read \(a disabled or destroyed version\?\): .*DISABLED"),
 ])
 def test_api_errors_become_errors_that_say_what_to_fix(server, status, grpc_status, message, expected):
-    server.versions[KEY_VERSION] = (status, _error(status, grpc_status, message))
+    server.versions[KEY_VERSION] = (status, error(status, grpc_status, message))
     with pytest.raises(secrets.SigningKeyError, match=expected):
         secrets.signing_key(Settings(signing_key_secret=KEY_VERSION), environ={}, client=server.client())
 
