@@ -120,7 +120,8 @@ def resolve_target(directory: Optional[Path], env: Optional[Mapping[str, str]] =
                    healthy: bool = True) -> Target:
     """What a command works on: the project named by --project (else EDGELOOP_PROJECT_ID, GOOGLE_CLOUD_PROJECT,
     unless --dir names a stack), on the emulators its variables name or else on Google Cloud; without a
-    project, the local stack recorded in ``directory`` (running and ``healthy``, if asked)."""
+    project, the local stack recorded in ``directory`` (running and ``healthy``, if asked). The variables
+    `edgeloop up` printed, exported, are its stack's (its components shown by status)."""
     env = os.environ if env is None else env
     if _options.project and directory is not None:
         raise TargetError("--project names a deployed project and --dir a local stack: give one of them")
@@ -128,6 +129,10 @@ def resolve_target(directory: Optional[Path], env: Optional[Mapping[str, str]] =
                                    next((env[k] for k in PROJECT_VARIABLES if env.get(k)), None))
     if project:
         emulators = _emulators(env)
+        recorded = None if _options.project or not emulators else stack.load_state(stack_directory(None))
+        if recorded is not None and recorded.project_id == project and _emulators(recorded.client_env()).get(
+                "FIRESTORE_EMULATOR_HOST") == emulators["FIRESTORE_EMULATOR_HOST"]:  # the variables `up` printed
+            return Target(project, _options.bucket or recorded.bucket, emulators, recorded)
         bucket = _options.bucket or env.get("EDGELOOP_BUCKET") or default_bucket(project)
         return Target(project, bucket, emulators)
     directory = stack_directory(directory)

@@ -273,3 +273,23 @@ def test_the_readme_lists_the_roles_each_operator_command_needs():
             for command in re.findall(r"`([a-z-]+)`", cells[1]):
                 rows[command] = set(re.findall(r"roles/[a-z.]+", cells[2]))
     assert rows == {command: {n.role for n in needs} for command, needs in OPERATOR_ROLES.items()}
+
+
+def test_the_variables_up_printed_are_their_local_stacks(options, tmp_path, monkeypatch):
+    from edgeloop.localstack.state import StackState
+    from shared.config import get_settings
+
+    recorded = StackState("s1", str(tmp_path), "127.0.0.1", "demo-x", "demo-x.firebasestorage.app",
+                          {"firestore": 1, "pubsub": 2, "storage": 3})
+    recorded.save()
+    monkeypatch.setenv("EDGELOOP_STACK_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        exported = recorded.client_env()
+        assert target.resolve_target(None, env=exported).stack == recorded
+        assert target.resolve_target(None, env={**exported, "EDGELOOP_PROJECT_ID": "other"}).stack is None
+        options("demo-x", None)  # --project: never the stack-state shortcut
+        assert target.resolve_target(None, env=exported).stack is None
+    finally:
+        monkeypatch.delenv("EDGELOOP_STACK_DIR")
+        get_settings.cache_clear()
