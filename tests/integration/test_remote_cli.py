@@ -39,7 +39,7 @@ def remote_cli(local_stack, home, *args: str) -> subprocess.CompletedProcess:
     return done
 
 
-def test_status_runs_retrain_promote_and_rollback_through_the_remote_code_path(local_stack, canary, tmp_path):
+def test_status_runs_retrain_promote_rollback_report_and_dead_letters_through_the_remote_code_path(local_stack, canary, tmp_path):
     model, home = canary, tmp_path
     status = remote_cli(local_stack, home, "status", model)
     assert status.returncode == 0, status.stdout + status.stderr
@@ -84,6 +84,12 @@ def test_status_runs_retrain_promote_and_rollback_through_the_remote_code_path(l
     [view] = document["models"]
     assert view["production"] == "v1" and view["canary"] is None
     assert run_id in [run["run_id"] for run in view["runs"]]
+
+    drawn = remote_cli(local_stack, home, "report", model, "--output", "report.png")
+    assert drawn.returncode == 0, drawn.stdout + drawn.stderr
+    assert (home / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    letters = remote_cli(local_stack, home, "dead-letters")  # Pub/Sub's subscriber side (kept: nothing replayed)
+    assert letters.returncode == 0 and "dead letters (" in letters.stdout, letters.stdout + letters.stderr
 
     # The commands' log lines went to the configured stack directory's logs, which holds nothing else.
     assert sorted(p.name for p in (home / "no-stack").iterdir()) == ["logs"]
