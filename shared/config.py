@@ -89,6 +89,11 @@ class Training(BaseModel):
     trainer_image: str = "us-central1-docker.pkg.dev/PROJECT/edgeloop/trainer:latest"
     vertex_machine_type: str = "n1-standard-4"
     vertex_service_account: str = ""
+    vertex_accelerator_type: str = Field(
+        "", pattern="^[A-Z0-9_]*$",
+        description="a Vertex AI AcceleratorType name (e.g. NVIDIA_L4, NVIDIA_TESLA_T4) for every CustomJob; empty: CPU only "
+                    "(a Cloud Run job's GPU is part of the job, infra/terraform var.trainer.gpu)")
+    vertex_accelerator_count: int = Field(1, ge=1, le=8, description="accelerators per CustomJob when a type is set")
 
 
 # Synthetic stresses of the clean holdout the trainer scores every candidate and production on

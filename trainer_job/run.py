@@ -26,6 +26,7 @@ from shared.gcp.clients import firestore_client, storage_client
 from shared.launch_rules import RunStatus
 from shared.logs import log
 from shared.registry import SDK_CONTRACT_VERSION, ModelInput, ModelRef, VersionRecord
+from trainer_job.devices import describe, training_device
 from trainer_job.pipeline import Candidate, TrainConfig, train_candidate
 from trainer_job.snapshot import Manifest, download_images, take_snapshot
 from trainer_job.stages import Stages
@@ -111,6 +112,7 @@ class TrainingRun:
         images, label_ids = self.stages.run("download", lambda: self._download(manifest, labels, config.image_size),
                                             lambda r: f"{len(r[0])} images decoded at {config.image_size}×{config.image_size}")
         reference = model_registry.download_model(pointer.production, self.settings) if pointer.production else None
+        self._record_device()
         candidate: Candidate = self.stages.run(
             "train",
             lambda: train_candidate(images, label_ids, labels, config, self.seed, model_name=self.model,
@@ -157,6 +159,13 @@ class TrainingRun:
         # From here on these images are this run's: uploads during training count only what it does not learn from.
         images.mark_images_used(self.model, [e["image_id"] for e in manifest.entries], self.run_id, self.settings)
         return manifest
+
+    def _record_device(self) -> None:
+        """Log and record on the run the device it trains on (a GPU only when TensorFlow can really use it)."""
+        device = training_device()
+        self.console.print(f"  {describe(device)}")
+        log("INFO", "trainer_device", describe(device), model=self.model, run_id=self.run_id, device=device)
+        firestore_client(self.settings.project_id).document(layout.run_doc(self.run_id)).update({"device": device})
 
     def _download(self, manifest: Manifest, labels: list[str], size: int):
         columns = (TextColumn("  download"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())

@@ -57,6 +57,9 @@ locals {
     EDGELOOP_TRAINING__TRAINER_IMAGE          = local.trainer_image
     EDGELOOP_TRAINING__VERTEX_MACHINE_TYPE    = var.trainer.vertex_machine_type
     EDGELOOP_TRAINING__VERTEX_SERVICE_ACCOUNT = google_service_account.component["trainer"].email
+    # Vertex AI accelerators for every CustomJob ("": CPU only); a Cloud Run job's GPU is in the job (trainer.tf).
+    EDGELOOP_TRAINING__VERTEX_ACCELERATOR_TYPE  = var.trainer.vertex_accelerator_type
+    EDGELOOP_TRAINING__VERTEX_ACCELERATOR_COUNT = tostring(var.trainer.vertex_accelerator_count)
   }
 }
 

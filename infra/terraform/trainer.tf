@@ -82,14 +82,28 @@ resource "google_cloud_run_v2_job" "trainer" {
       # the operator decides about another run, never a blind retry.
       max_retries = 0
 
+      # GPU off by default. With var.trainer.gpu ("nvidia-l4") every execution
+      # gets one GPU (and the image should be the GPU variant, trainer_job/Dockerfile
+      # TRAINER_VARIANT=gpu); Cloud Run jobs run GPUs without zonal redundancy.
+      dynamic "node_selector" {
+        for_each = var.trainer.gpu == null ? [] : [var.trainer.gpu]
+        content {
+          accelerator = node_selector.value
+        }
+      }
+      gpu_zonal_redundancy_disabled = var.trainer.gpu == null ? null : true
+
       containers {
         image = local.trainer_image
 
         resources {
-          limits = {
-            cpu    = var.trainer.cpu
-            memory = var.trainer.memory
-          }
+          limits = merge(
+            {
+              cpu    = var.trainer.cpu
+              memory = var.trainer.memory
+            },
+            var.trainer.gpu == null ? {} : { "nvidia.com/gpu" = "1" },
+          )
         }
 
         # Plain settings only: the signing key is read by the trainer itself

@@ -365,8 +365,13 @@ variable "trainer" {
     memory              = optional(string, "4Gi")
     timeout_s           = optional(number, 3600)
     vertex_machine_type = optional(string, "n1-standard-4")
+    # GPU off unless set: the Cloud Run job's GPU ("nvidia-l4"), or Vertex AI
+    # accelerators per CustomJob (an AcceleratorType name such as NVIDIA_L4).
+    gpu                      = optional(string)
+    vertex_accelerator_type  = optional(string, "")
+    vertex_accelerator_count = optional(number, 1)
   })
-  description = "Trainer resources: Cloud Run job CPU/memory/timeout, or the Vertex AI machine type."
+  description = "Trainer resources: Cloud Run job CPU/memory/timeout and optional GPU (gpu = \"nvidia-l4\": at least 4 CPU and 16Gi), or the Vertex AI machine type and optional accelerators (vertex_accelerator_type, vertex_accelerator_count)."
   default     = {}
 
   validation {
@@ -376,6 +381,19 @@ variable "trainer" {
   validation {
     condition     = var.trainer.timeout_s >= 60 && var.trainer.timeout_s <= 86400
     error_message = "trainer.timeout_s must be between 60 and 86400 seconds."
+  }
+  validation {
+    condition = var.trainer.gpu == null || (
+      var.trainer.gpu == "nvidia-l4" && contains(["4", "8"], var.trainer.cpu)
+      && can(regex("^[0-9]+(Mi|Gi)$", var.trainer.memory))
+      && try(tonumber(regex("^[0-9]+", var.trainer.memory)) * (endswith(var.trainer.memory, "Gi") ? 1024 : 1) >= 16384, false)
+    )
+    error_message = "trainer.gpu must be null (no GPU) or \"nvidia-l4\", which Cloud Run runs with at least 4 CPU and 16Gi of memory."
+  }
+  validation {
+    condition = (can(regex("^[A-Z0-9_]*$", var.trainer.vertex_accelerator_type))
+    && var.trainer.vertex_accelerator_count >= 1 && var.trainer.vertex_accelerator_count <= 8)
+    error_message = "trainer.vertex_accelerator_type must be a Vertex AI accelerator type name (e.g. NVIDIA_L4) or empty, and vertex_accelerator_count between 1 and 8."
   }
 }
 

@@ -4,13 +4,15 @@ terraform {
   required_version = ">= 1.5.0, < 2.0.0"
 
   required_providers {
+    # 6.47: google_cloud_run_v2_job's node_selector and
+    # gpu_zonal_redundancy_disabled (a GPU on the trainer job) are GA.
     google = {
       source  = "hashicorp/google"
-      version = ">= 6.20.0, < 8.0.0"
+      version = ">= 6.47.0, < 8.0.0"
     }
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = ">= 6.20.0, < 8.0.0"
+      version = ">= 6.47.0, < 8.0.0"
     }
     archive = {
       source  = "hashicorp/archive"

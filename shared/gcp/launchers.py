@@ -166,6 +166,24 @@ def vertex_parent(settings: Settings) -> str:
     return f"projects/{settings.project_id}/locations/{settings.training.region}"
 
 
+def vertex_machine_spec(settings: Settings):
+    """The CustomJob's machine: the configured type, with the configured accelerators (the GPU image variant
+    uses them) or none."""
+    from google.cloud import aiplatform_v1
+
+    training = settings.training
+    if not training.vertex_accelerator_type:
+        return aiplatform_v1.MachineSpec(machine_type=training.vertex_machine_type)
+    try:
+        accelerator = aiplatform_v1.AcceleratorType[training.vertex_accelerator_type]
+    except KeyError:
+        known = ", ".join(t.name for t in aiplatform_v1.AcceleratorType if t.value)
+        raise ValueError(f"training.vertex_accelerator_type {training.vertex_accelerator_type!r} is not a Vertex AI "
+                         f"accelerator type (one of {known})") from None
+    return aiplatform_v1.MachineSpec(machine_type=training.vertex_machine_type, accelerator_type=accelerator,
+                                     accelerator_count=training.vertex_accelerator_count)
+
+
 def vertex_custom_job(model: str, run_id: str, settings: Settings):
     """The CustomJob for one run: the trainer image with the same entry point and arguments."""
     from google.cloud import aiplatform_v1
@@ -178,7 +196,7 @@ def vertex_custom_job(model: str, run_id: str, settings: Settings):
         env=env,
     )
     pool = aiplatform_v1.WorkerPoolSpec(
-        machine_spec=aiplatform_v1.MachineSpec(machine_type=settings.training.vertex_machine_type),
+        machine_spec=vertex_machine_spec(settings),
         replica_count=1,
         container_spec=container,
     )

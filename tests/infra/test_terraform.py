@@ -18,6 +18,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -73,6 +74,8 @@ LAUNCHER_SETTINGS = {
     "EDGELOOP_TRAINING__TRAINER_IMAGE",
     "EDGELOOP_TRAINING__VERTEX_MACHINE_TYPE",
     "EDGELOOP_TRAINING__VERTEX_SERVICE_ACCOUNT",
+    "EDGELOOP_TRAINING__VERTEX_ACCELERATOR_TYPE",
+    "EDGELOOP_TRAINING__VERTEX_ACCELERATOR_COUNT",
     "EDGELOOP_SIGNING_KEY_SECRET",  # passed on to every trainer it starts (shared.config.TRAINER_SETTINGS)
 }
 
@@ -1070,3 +1073,96 @@ def test_checkov_finds_nothing_unexplained_in_the_trainer_dockerfile():
         pytest.skip("trainer_job/Dockerfile does not exist yet (issue 5)")
     report = _checkov("--file", str(dockerfile.relative_to(REPO)), "--framework", "dockerfile")
     _assert_clean(report, "trainer_job/Dockerfile")
+
+
+# --- GPU-capable training: off by default, on with var.trainer -------------------------------------
+
+def _evaluate(expressions: list[str], trainer: str | None = None) -> list[Any]:
+    """Terraform's own value of each ``${...}`` expression of this configuration, given ``-var trainer=...``:
+    ``terraform console`` over the real ``variable "trainer"`` block (its defaults and validation rules), which
+    needs no provider. Raises AssertionError with Terraform's message when the value is refused."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform is not installed")
+    text = (TERRAFORM / "variables.tf").read_text()
+    start = text.index('variable "trainer" {')
+    block = text[start:text.index("\n}\n", start) + 3]
+    with tempfile.TemporaryDirectory() as directory:
+        Path(directory, "variables.tf").write_text(block)
+        # Piped into the console, only the last line is printed: one expression holds them all.
+        tuple_ = ", ".join(e.removeprefix("${").removesuffix("}") for e in expressions)
+        result = subprocess.run(
+            [terraform, "console", "-no-color", *(["-var", f"trainer={trainer}"] if trainer else [])],
+            input=f"jsonencode([{tuple_}])\n", cwd=directory, capture_output=True, text=True, timeout=120,
+            env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"})
+    assert result.returncode == 0 and "Error" not in result.stderr, result.stderr
+    values = json.loads(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert len(values) == len(expressions), result.stdout
+    return values
+
+
+def _gpu_expressions() -> list[str]:
+    job = root().resource("google_cloud_run_v2_job", "trainer")["template"][0]["template"][0]
+    (selector,) = [d["node_selector"] for d in job["dynamic"] if "node_selector" in d]
+    assert selector["content"][0]["accelerator"] == "${node_selector.value}"
+    launcher = root().locals["launcher_env"]
+    return [selector["for_each"], job["gpu_zonal_redundancy_disabled"], job["containers"][0]["resources"][0]["limits"],
+            launcher["EDGELOOP_TRAINING__VERTEX_ACCELERATOR_TYPE"], launcher["EDGELOOP_TRAINING__VERTEX_ACCELERATOR_COUNT"]]
+
+
+def test_the_trainer_has_no_gpu_by_default():
+    selectors, zonal, limits, vertex_type, vertex_count = _evaluate(_gpu_expressions())
+    assert selectors == [] and zonal is None and limits == {"cpu": "2", "memory": "4Gi"}
+    assert vertex_type == "" and Settings(training={"vertex_accelerator_type": vertex_type}).training.vertex_accelerator_type == ""
+
+
+def test_a_gpu_on_the_cloud_run_job_with_the_variable():
+    selectors, zonal, limits, _, _ = _evaluate(_gpu_expressions(), '{gpu = "nvidia-l4", cpu = "4", memory = "16Gi"}')
+    assert selectors == ["nvidia-l4"] and zonal is True
+    assert limits == {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"}
+
+
+@pytest.mark.parametrize("trainer, refusal", [
+    ('{gpu = "nvidia-l4"}', "at least 4 CPU and 16Gi"),  # Cloud Run's minimum for a GPU instance
+    ('{gpu = "nvidia-l4", cpu = "4", memory = "8Gi"}', "at least 4 CPU and 16Gi"),
+    ('{gpu = "nvidia-t4", cpu = "4", memory = "16Gi"}', 'must be null \\(no GPU\\) or "nvidia-l4"'),
+    ('{vertex_accelerator_type = "nvidia-l4"}', "Vertex AI accelerator type name"),
+    ('{vertex_accelerator_type = "NVIDIA_L4", vertex_accelerator_count = 0}', "between 1 and 8"),
+])
+def test_a_gpu_configuration_cloud_run_or_vertex_would_refuse_is_refused_at_plan(trainer, refusal):
+    with pytest.raises(AssertionError, match=refusal):
+        _evaluate(["var.trainer"], trainer)
+
+
+def test_vertex_accelerators_reach_launch_training_as_its_settings():
+    _, _, _, vertex_type, vertex_count = _evaluate(
+        _gpu_expressions(), '{vertex_machine_type = "g2-standard-8", vertex_accelerator_type = "NVIDIA_L4"}')
+    assert (vertex_type, vertex_count) == ("NVIDIA_L4", "1")
+    training = Settings(training={"vertex_accelerator_type": vertex_type, "vertex_accelerator_count": vertex_count}).training
+    assert (training.vertex_accelerator_type, training.vertex_accelerator_count) == ("NVIDIA_L4", 1)
+    # tests/unit/shared/gcp/test_launchers.py checks the CustomJob request then carries them.
+
+
+def test_the_trainer_image_has_a_gpu_variant_with_the_same_tensorflow_version(tmp_path):
+    """trainer_job/Dockerfile's TRAINER_VARIANT step, run as the build runs it, on the repository's requirements."""
+    dockerfile = (REPO / "trainer_job" / "Dockerfile").read_text()
+    (step,) = [s for s in re.split(r"\n(?=[A-Z]+ )", dockerfile) if s.startswith("RUN ") and "TRAINER_VARIANT" in s]
+    assert "ARG TRAINER_VARIANT=cpu" in dockerfile and "-r requirements-image.txt" in dockerfile
+    script = "\n".join(line for line in step.removeprefix("RUN ").splitlines() if not line.lstrip().startswith("#"))
+    (tmp_path / "requirements.txt").write_text((REPO / "requirements.txt").read_text())
+    pinned = re.search(r"^tensorflow-cpu==(\S+)$", (REPO / "requirements.txt").read_text(), re.M).group(1)
+
+    def build(variant: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-o", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "TRAINER_VARIANT": variant}, timeout=30)
+
+    assert build("cpu").returncode == 0
+    cpu = (tmp_path / "requirements-image.txt").read_text()
+    assert cpu == (REPO / "requirements.txt").read_text()
+    assert build("gpu").returncode == 0
+    gpu = (tmp_path / "requirements-image.txt").read_text()
+    assert f"tensorflow[and-cuda]=={pinned}" in gpu.splitlines() and "tensorflow-cpu" not in gpu
+    assert [line for line in gpu.splitlines() if "tensorflow" not in line] == \
+        [line for line in cpu.splitlines() if "tensorflow" not in line]  # everything else pinned alike
+    refused = build("tpu")
+    assert refused.returncode != 0 and "TRAINER_VARIANT must be cpu or gpu" in refused.stderr

@@ -63,6 +63,8 @@ def model(local_stack, settings, trainer_env) -> str:
     save_train_config(model, QUICK, settings)
     run = train(model, settings)
     assert run["status"] == "published", run.get("error")
+    # The device it trained on is recorded (no GPU on these machines: TensorFlow's CPU build, the CPU).
+    assert run["device"]["device"] == "CPU:0" and "CPU:0" in run["device"]["physical"] and not run["device"]["cuda_build"]
     return model
 
 

@@ -259,3 +259,33 @@ def test_a_local_or_unrecorded_execution_is_not_asked_about(server):
     assert launchers.execution_state({"backend": "cloud_run_job", "execution": None}) is None
     assert launchers.execution_state(None) is None
     assert server.requests == []
+
+
+# --- GPU-capable training: the Vertex request carries the configured accelerators -------------------------------------
+
+def _vertex(**training) -> Settings:
+    return SETTINGS.model_copy(update={"training": SETTINGS.training.model_copy(update={"launcher": "vertex", **training})})
+
+
+def test_a_custom_job_has_no_accelerator_unless_configured(server):
+    assert vertex_custom_job("digits", RUN, _vertex()).job_spec.worker_pool_specs[0].machine_spec == \
+        aiplatform_v1.MachineSpec(machine_type="n1-standard-8")
+
+
+def test_a_configured_accelerator_is_sent_with_the_custom_job(server):
+    settings = _vertex(vertex_machine_type="g2-standard-8", vertex_accelerator_type="NVIDIA_L4",
+                       vertex_accelerator_count=1)
+    server.answer("POST", "/v1/projects/acme-prod/locations/europe-west4/customJobs", (200, api.custom_job_body()))
+    launchers.VertexLauncher().launch("digits", RUN, settings)
+    (sent,) = server.requests
+    machine = sent.body["jobSpec"]["workerPoolSpecs"][0]["machineSpec"]
+    # The client sends enums as numbers ($alt=json;enum-encoding=int): NVIDIA_L4 is 11 in the API's enum.
+    assert machine == {"machineType": "g2-standard-8", "acceleratorType": aiplatform_v1.AcceleratorType.NVIDIA_L4.value,
+                       "acceleratorCount": 1}
+    assert aiplatform_v1.CustomJob.from_json(json.dumps(sent.body)) == vertex_custom_job("digits", RUN, settings)
+
+
+def test_an_unknown_accelerator_type_is_refused_before_anything_is_sent(server):
+    with pytest.raises(ValueError, match="'NVIDIA_Q9' is not a Vertex AI accelerator type .*NVIDIA_L4"):
+        launchers.VertexLauncher().launch("digits", RUN, _vertex(vertex_accelerator_type="NVIDIA_Q9"))
+    assert server.requests == []
