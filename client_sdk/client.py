@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from client_sdk.outbox import FlushReport, Outbox
 from client_sdk.policy import Conditions, DownloadPolicy
 from client_sdk.runtime import LiteRTClassifier
 from client_sdk.store import ModelStore
+from client_sdk.telemetry import Telemetry
 from client_sdk.transport import Endpoints, Transport
 from client_sdk.updater import ModelUpdater, UpdateResult, UpdateStatus
 from shared import layout
@@ -61,6 +63,7 @@ class EdgeloopClient:
         conditions: Conditions = Conditions(),
         seed: int | None = None,
         today=utc_today,
+        device_class: str = "",
     ):
         self.model, self.uid, self.device_id, self.policy = model, uid, device_id, policy
         self.settings = settings
@@ -69,6 +72,9 @@ class EdgeloopClient:
         self.store = ModelStore(root / "store")
         self.outbox = Outbox(root / "outbox", settings)
         self.budget = CaptureBudget(root / "budget.json", settings, today)
+        # What the fleet inventory shows of this device: version, SDK, ``device_class`` (an app-chosen label such
+        # as "pixel-7" or "gateway-arm64", 64 characters of [A-Za-z0-9 ._+()-]), predictions and latency.
+        self.telemetry = Telemetry(model, uid, root / "telemetry.json", settings, device_class, today=today)
         self.updater = ModelUpdater(model, device_id, self.transport, self.store, public_key_pem, settings, conditions)
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -131,7 +137,9 @@ class EdgeloopClient:
         rgb = as_rgb_image(image)
         size = (ref.input.width, ref.input.height)
         pixels = np.asarray(rgb if rgb.size == size else rgb.resize(size, Image.BILINEAR), dtype=np.uint8)
+        started = time.perf_counter()
         scores = classifier.scores(pixels)
+        self.telemetry.record(ref.version, (time.perf_counter() - started) * 1000.0)
         top = int(np.argmax(scores))
         confidence = float(min(1.0, max(0.0, scores[top])))
         prediction = Prediction(uuid.uuid4().hex, ref.labels[top], confidence, ref.version)
@@ -170,8 +178,12 @@ class EdgeloopClient:
         self.outbox.add_feedback(layout.feedback_collection(self.model), prediction.id, values)
         return prediction
 
-    def flush(self) -> FlushReport:
-        """Send what is queued; what cannot be sent now stays on disk for the next flush."""
+    def flush(self, end_period: bool = False) -> FlushReport:
+        """Send what is queued; what cannot be sent now stays on disk for the next flush.
+
+        First queues the telemetry report of a period that has ended (``end_period``: of the open one now,
+        e.g. before the app goes to the background), within the daily telemetry budget."""
+        self.telemetry.queue(self.outbox, force=end_period)
         return self.outbox.flush(self.transport)
 
     def close(self) -> None:

@@ -10,8 +10,10 @@ Items the backend refuses for good (security rules, validation) move to
 ``rejected/`` with the reason instead of blocking the queue.
 
 Sends are idempotent (a feedback document id and a create-only upload are
-fixed when the item is queued), so an item delivered just before a crash and
-sent again is not counted twice.
+fixed when the item is queued; a telemetry report sets the device's own record
+to the same values), so an item delivered just before a crash and sent again
+is not counted twice. At most one telemetry item per record waits: a newer
+report merges into the one still queued (``add_telemetry``).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from shared.config import Client
 
 @dataclass
 class OutboxItem:
-    kind: str  # "upload" | "feedback"
-    target: str  # object name, or the feedback collection
+    kind: str  # "upload" | "feedback" | "telemetry"
+    target: str  # object name, or the feedback or devices collection
     document_id: str = ""
-    values: dict = field(default_factory=dict)  # feedback fields
+    values: dict = field(default_factory=dict)  # feedback or telemetry fields
     content_type: str = ""
     metadata: dict = field(default_factory=dict)  # upload custom metadata
     attempts: int = 0
@@ -72,6 +74,18 @@ class Outbox:
 
     def add_feedback(self, collection: str, document_id: str, values: dict) -> None:
         self._save(self._new("feedback", collection, document_id=document_id, values=values))
+
+    def add_telemetry(self, collection: str, document_id: str, values: dict,
+                      merge: Callable[[dict, dict], dict] | None = None) -> None:
+        """Queue a report that sets ``collection/document_id``; with one for that record still queued, the two
+        become one (``merge(older, newer)``, or the newer alone) in the older one's place in the queue."""
+        with self._lock:
+            for item in self.pending():
+                if item.kind == "telemetry" and (item.target, item.document_id) == (collection, document_id):
+                    item.values = merge(item.values, values) if merge else values
+                    self._save(item)
+                    return
+            self._save(self._new("telemetry", collection, document_id=document_id, values=values))
 
     def pending(self) -> list[OutboxItem]:
         items = []
@@ -141,5 +155,7 @@ class Outbox:
             transport.upload(item.target, data, item.content_type, item.metadata)
         elif item.kind == "feedback":
             transport.create_document(item.target, item.document_id, item.values, server_time=(layout.FEEDBACK_SENT_AT,))
+        elif item.kind == "telemetry":
+            transport.set_document(item.target, item.document_id, item.values, server_time=(layout.DEVICE_LAST_SEEN,))
         else:
             raise ValueError(f"unknown outbox item kind {item.kind!r}")

@@ -83,6 +83,7 @@ class Endpoints:
 class TransportStats:
     document_reads: int = 0
     documents_created: int = 0
+    documents_set: int = 0  # device records (telemetry)
     model_bytes: int = 0  # bytes of model files received
     uploads: int = 0
     upload_bytes: int = 0
@@ -156,6 +157,18 @@ class Transport:
         _check(response, f"create {collection}/{document_id}")
         self.stats.add(documents_created=1)
         return True
+
+    def set_document(self, collection: str, document_id: str, values: dict, server_time: tuple[str, ...] = ()) -> None:
+        """Create or replace ``collection/document_id`` with ``values``, its ``server_time`` fields set to the
+        server's time of the write (``setDoc`` with server timestamps, as the SDKs write)."""
+        path = f"{collection}/{document_id}"
+        write = {
+            "update": {"name": self.endpoints.document_name(path), "fields": encode_fields(values)},
+            "updateTransforms": [{"fieldPath": field, "setToServerValue": "REQUEST_TIME"} for field in server_time],
+        }
+        response = self._request("POST", self.endpoints.commit_url(), f"set {path}", json={"writes": [write]})
+        _check(response, f"set {path}")
+        self.stats.add(documents_set=1)
 
     # --- Storage (Firebase Storage's protocol) ------------------------------------------------
 

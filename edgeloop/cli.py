@@ -106,7 +106,8 @@ STATUS_JSON_HELP = (
     "print one JSON document instead of tables: {target: {project, bucket, google_cloud, emulators}, "
     "stack: {directory, healthy, components: [{name, pid, state, url}]} (null on a deployed project), "
     "models: [{model, production, canary: {version, percent} | null, versions: [{version, stage, devices_percent, "
-    "field: {correct, total}, int8_accuracy, int8_dark_accuracy, field_holdout: {accuracy, production_accuracy, images}, "
+    "fleet: {devices, predictions, latency_p50_ms, latency_p95_ms} (devices seen in 24 h), field: {correct, total}, "
+    "int8_accuracy, int8_dark_accuracy, field_holdout: {accuracy, production_accuracy, images}, "
     "size_bytes, last_change: {at, source, target, actor, reason}}], runs: [run as in `runs --json`], "
     "drift: {status, version, samples, drifted, checked}}]}; absent values are null"
 )
@@ -135,8 +136,8 @@ def status(
     directory: Optional[Path] = StackDir,
 ) -> None:
     """The target (a deployed project, or the local stack and its components), then per model: versions, stages,
-    rollout, success rates, accuracies, each version's last change, the last runs, drift. On the local stack,
-    exit code 1 unless every component is healthy."""
+    rollout, devices seen in 24 h and their latency, success rates, accuracies, each version's last change, the last
+    runs, drift. On the local stack, exit code 1 unless every component is healthy."""
     from edgeloop import registry_views
 
     try:

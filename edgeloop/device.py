@@ -8,7 +8,9 @@ through the stack's Firebase Auth emulator; its user id is the one Auth gives it
 (optionally dimmed: the low-light drift the loop has to learn), captures hard
 cases, and reports feedback the way a user would: now and then it says whether
 a prediction was right, and for a share of the wrong ones it confirms the true
-label, which turns that capture into a labelled training image.
+label, which turns that capture into a labelled training image. At the end of
+its session it reports its telemetry (version, predictions, latency) to its own
+device record, which ``edgeloop status`` counts.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def run_device(index: int, args: dict, tally: DeviceTally, advance) -> None:
             args["model"], uid=session.uid, device_id=tally.device_id, directory=args["devices_dir"] / tally.device_id,
             public_key_pem=args["public_key"], endpoints=args["endpoints"],
             id_token=session.id_token, settings=args["settings"],
-            policy=DownloadPolicy.LATEST, seed=int(rng.integers(2**31)),
+            policy=DownloadPolicy.LATEST, seed=int(rng.integers(2**31)), device_class="edgeloop-simulator",
         )
         tally.update = client.check_for_update().status.value
         if client.active is None:
@@ -101,7 +103,7 @@ def run_device(index: int, args: dict, tally: DeviceTally, advance) -> None:
                 tally.feedback += 1
                 tally.confirmed += confirms
             advance()
-        report = client.flush()
+        report = client.flush(end_period=True)  # the session's telemetry too: its version, predictions, latency
         tally.delivered, tally.waiting = report.delivered, report.waiting
         tally.document_reads, tally.model_bytes = client.transport.stats.document_reads, client.transport.stats.model_bytes
     except ClientError as exc:

@@ -1,8 +1,8 @@
-"""What an operator reads: versions and their stages, rollout, success rates, runs and drift, as rich tables."""
+"""What an operator reads: versions and their stages, rollout, devices seen, success rates, runs and drift, as rich tables."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.cloud import firestore
@@ -11,9 +11,10 @@ from rich.table import Table
 from shared import layout
 from shared.config import Settings
 from shared.gcp.clients import firestore_client
-from shared.gcp.tallies import version_tally
+from shared.gcp.tallies import fleet_by_version, version_tally
 from shared.lifecycle import Tally
 from shared.registry import ModelPointer, VersionRecord, version_number
+from shared.telemetry import FleetVersion
 
 STAGE_STYLE = {"production": "bold green", "canary": "yellow", "rolled_back": "red", "rejected": "red", "archived": "dim"}
 
@@ -25,6 +26,7 @@ class ModelView:
     tallies: dict[str, Tally]
     runs: list[dict[str, Any]]  # newest first
     drift: dict[str, Any] | None  # the newest drift report
+    fleet: dict[str, FleetVersion] = field(default_factory=dict)  # devices seen per published version in 24 h
 
 
 def models(settings: Settings) -> list[str]:
@@ -52,6 +54,7 @@ def load_view(model: str, settings: Settings, runs: int = 5) -> ModelView | None
         tallies={r.version: version_tally(db, model, r.version) for r in versions if r.ref is not None},
         runs=recent_runs(db, model, runs),
         drift=next((s.to_dict() for s in reports), None),
+        fleet=fleet_by_version(db, model, [r.version for r in versions if r.ref is not None]),
     )
 
 
@@ -91,13 +94,44 @@ def versions_table(view: ModelView) -> Table:
     table = Table(title=f"{view.pointer.model}: versions")
     table.add_column("version", no_wrap=True)
     table.add_column("stage", no_wrap=True)
-    table.add_column("devices", justify="right", no_wrap=True)
+    table.add_column("rollout", justify="right", no_wrap=True)
     table.add_column("field success", justify="right", no_wrap=True)
     table.add_column("size", justify="right", no_wrap=True)
     for record in view.versions:
         table.add_row(record.version, _stage(record), _percent(view, record), _rate(view.tallies.get(record.version)),
                       f"{record.ref.size / 1024:.0f} KiB" if record.ref else "-")
     return table
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
+
+
+def fleet_table(view: ModelView) -> Table:
+    """Devices whose last report in the last 24 h was on each published version: how many, their predictions in
+    the period they reported, and the latency percentiles of those predictions (from the summed histograms)."""
+    table = Table(title=f"{view.pointer.model}: devices seen in 24 h",
+                  caption="latency over each device's last reported period")
+    table.add_column("version", no_wrap=True)
+    table.add_column("devices", justify="right", no_wrap=True)
+    table.add_column("predictions", justify="right", no_wrap=True)
+    table.add_column("p50 ms", justify="right", no_wrap=True)
+    table.add_column("p95 ms", justify="right", no_wrap=True)
+    for record in view.versions:
+        fleet = view.fleet.get(record.version)
+        if fleet is None:
+            continue
+        table.add_row(record.version, str(fleet.devices), str(fleet.predictions), _ms(fleet.p50_ms), _ms(fleet.p95_ms))
+    return table
+
+
+def _fleet_json(fleet: FleetVersion | None) -> dict[str, Any] | None:
+    if fleet is None:
+        return None
+    return {"devices": fleet.devices, "predictions": fleet.predictions,
+            "latency_p50_ms": fleet.p50_ms, "latency_p95_ms": fleet.p95_ms}
 
 
 def accuracy_table(view: ModelView) -> Table:
@@ -193,6 +227,7 @@ def view_json(view: ModelView) -> dict[str, Any]:
         versions.append({
             "version": record.version, "stage": record.stage.value,
             "devices_percent": float(share.rstrip("%")) if share != "-" else None,
+            "fleet": _fleet_json(view.fleet.get(record.version)),
             "field": {"correct": tally.correct, "total": tally.total} if tally else None,
             "int8_accuracy": record.metrics.get("int8_accuracy"),
             "int8_dark_accuracy": record.metrics.get("int8_drifted_accuracy"),
@@ -225,6 +260,8 @@ def model_renderables(view: ModelView) -> list:
     """What ``edgeloop status`` prints for one model, top to bottom; every piece fits an 80-column terminal."""
     name = view.pointer.model
     shown: list = [versions_table(view), accuracy_table(view)]
+    if view.fleet:
+        shown.append(fleet_table(view))
     if any(r.history for r in view.versions):
         shown += [f"[bold]{name}: last change of each version[/]", changes_grid(view)]
     if view.runs:

@@ -202,6 +202,11 @@ class Client(BaseModel):
     send_attempts: int = Field(3, ge=1, description="tries per queued item in one flush before it waits for the next")
     backoff_initial_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
+    telemetry_period_s: float = Field(
+        3600.0, gt=0, description="a device reports its predictions and latency once per period (shared/telemetry.py)")
+    daily_telemetry_bytes: int = Field(
+        16 * 1024, ge=0, description="telemetry bytes a device sends per day, at most; a period over it is carried "
+                                     "into the next report instead of being sent")
 
 
 class Ports(BaseModel):

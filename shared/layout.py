@@ -36,6 +36,7 @@ class CaptureReason(str, Enum):
 
 CAPTURE_REASON_KEY = "capture_reason"  # the upload's custom-metadata key
 FEEDBACK_SENT_AT = "sent_at"  # a report's server timestamp of its write (firestore.rules require it)
+DEVICE_LAST_SEEN = "last_seen"  # a device record's server timestamp of its last report (firestore.rules require it)
 
 
 class ObjectKind(str, Enum):
@@ -177,6 +178,17 @@ def trainer_config_doc(model: str) -> str:
 
 def drift_reports_collection(model: str) -> str:
     return f"{model_doc(model)}/drift_reports"
+
+
+def devices_collection(model: str) -> str:
+    """The fleet inventory: one record per device user, written by that device only (shared/telemetry.py)."""
+    return f"{model_doc(model)}/devices"
+
+
+def device_doc(model: str, uid: str) -> str:
+    """A device's own record: the version it runs, its SDK and class, its last period's predictions and latency,
+    and ``last_seen``, the server's time of its last report. Keyed by the user id, as the rules check."""
+    return f"{devices_collection(model)}/{uid}"
 
 
 def run_doc(run_id: str) -> str:

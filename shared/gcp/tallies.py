@@ -1,4 +1,5 @@
-"""Adapter: feedback documents counted per version by aggregation queries (no counter document, no hot spot).
+"""Adapter: feedback documents and device records counted per version by aggregation queries (no counter
+document, no hot spot).
 
 Each count reads one index entry per 1,000 feedback documents, and a
 redelivered trigger recomputes the same numbers. on_feedback admits each
@@ -7,19 +8,36 @@ report once (``admit_report``): it stamps the time the report was created
 counts (``counted``: ``shared.feedback_admission`` caps each user's counted
 reports per version and window). Counts cover counted reports only; distinct
 users are counted on the per-(version, user) documents admission keeps.
+
+The fleet inventory (``fleet_version``): each device sets its own record
+``models/{model}/devices/{uid}`` (shared/telemetry.py) at most once a period,
+so no document is written by more than one device nor more than about once an
+hour: a million devices are about 280 writes/s spread over a million
+documents, against Firestore's one write per second per document. Nothing is
+counted on write. Per version, one query over the records with that
+``model_version`` and a ``last_seen`` within the window counts the devices and
+sums their prediction counts and latency histogram buckets (``BUCKETS`` + 2
+aggregations, five per request), each reading one index entry per 1,000
+records instead of the records. The histograms add, so the sums are the
+histogram of the fleet's latencies on that version, from which p50/p95 follow.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
+from typing import Iterable
 
 from google.cloud import firestore
+from google.cloud.firestore_v1 import aggregation, base_aggregation
 
 from shared import layout
 from shared.feedback import Feedback
 from shared.feedback_admission import admit
 from shared.lifecycle import Tally
+from shared.telemetry import BUCKET_KEYS, HISTOGRAM_FIELD, LAST_SEEN_FIELD, FleetVersion
 
+FLEET_WINDOW = timedelta(hours=24)
+AGGREGATIONS_PER_QUERY = 5  # Firestore's limit per aggregation request
 ADMISSION_ATTEMPTS = 50  # one user's reports contend on their per-version document until the cap is reached
 
 
@@ -80,3 +98,30 @@ def admit_report(db: firestore.Client, model: str, document: str, feedback: Feed
         return admission.counted
 
     return run(db.transaction(max_attempts=ADMISSION_ATTEMPTS))
+
+
+def fleet_version(db: firestore.Client, model: str, version: str, since: datetime) -> FleetVersion:
+    """Devices whose last report, at or after ``since``, was on ``version``: how many, their predictions, latency."""
+    query = (db.collection(layout.devices_collection(model))
+             .where(filter=firestore.FieldFilter("model_version", "==", version))
+             .where(filter=firestore.FieldFilter(LAST_SEEN_FIELD, ">=", since)))
+    wanted: list[base_aggregation.BaseAggregation] = [
+        base_aggregation.CountAggregation(alias="devices"),
+        base_aggregation.SumAggregation("predictions", alias="predictions"),
+        *(base_aggregation.SumAggregation(f"{HISTOGRAM_FIELD}.{key}", alias=key) for key in BUCKET_KEYS),
+    ]
+    values: dict[str, float] = {}
+    for start in range(0, len(wanted), AGGREGATIONS_PER_QUERY):
+        request = aggregation.AggregationQuery(query)
+        request.add_aggregations(wanted[start:start + AGGREGATIONS_PER_QUERY])
+        for result in request.get()[0]:
+            values[result.alias] = result.value or 0
+    return FleetVersion(devices=int(values.get("devices", 0)), predictions=int(values.get("predictions", 0)),
+                        histogram=tuple(int(values.get(key, 0)) for key in BUCKET_KEYS))
+
+
+def fleet_by_version(db: firestore.Client, model: str, versions: Iterable[str],
+                     now: datetime | None = None, window: timedelta = FLEET_WINDOW) -> dict[str, FleetVersion]:
+    """``fleet_version`` of each version over the last ``window`` (24 h)."""
+    since = (now or datetime.now(timezone.utc)) - window
+    return {version: fleet_version(db, model, version, since) for version in versions}

@@ -30,6 +30,20 @@ def feedback(uid: str, changes: dict | None = None) -> dict:
     return {k: v for k, v in fields.items() if v is not MISSING}
 
 
+def histogram(counts: dict[int, int]) -> dict[str, int]:
+    """A device record's latency histogram: every bucket b00..b19 (shared/telemetry.py), ``counts`` by index."""
+    return {f"b{i:02d}": counts.get(i, 0) for i in range(20)}
+
+
+def device_record(changes: dict | None = None) -> dict:
+    """A well-formed device record (shared/telemetry.py), as a device sets its own (``changes`` as for feedback)."""
+    fields = {"model_version": "v1", "sdk_version": "py-0.1.0+c1", "device_class": "pixel-7", "predictions": 120,
+              "latency_p50_ms": 0.21, "latency_p95_ms": 0.5, "latency_hist": histogram({2: 70, 3: 44, 4: 6}),
+              "period_start": 1_790_000_000, "period_s": 3600, "last_seen": SERVER_TIME}
+    fields.update(changes or {})
+    return {k: v for k, v in fields.items() if v is not MISSING}
+
+
 def without_server_time(fields: dict) -> dict:
     """``fields`` as an administrator seeds them: no server-time fields (the rules bind only clients)."""
     return {k: v for k, v in fields.items() if v != SERVER_TIME}
@@ -43,6 +57,9 @@ PATHS = {
     "version": ("models/{model}/versions/{id}", {"stage": "production"}, {"get": SIGNED_IN, "list": SIGNED_IN}),
     # A user's own prediction outcome: create only.
     "feedback": ("models/{model}/feedback/{id}", feedback(OWNER), {"create": {"owner"}}),
+    # A device's inventory record, keyed by its user id: only that user sets it (a fixed id: the owner's).
+    "device record": ("models/{model}/devices/" + OWNER, device_record(), {"create": {"owner"}, "update": {"owner"}}),
+    "device record of another user": ("models/{model}/devices/{id}", device_record(), {}),
     # Server-only documents the product writes (shared/layout.py, shared/gcp_*.py, trainer_job/).
     "image": ("models/{model}/images/{id}", {"status": "new", "object": "uploads/m/alice/x.png", "uid": OWNER}, {}),
     "object head": ("models/{model}/objects/{id}", {"object": "uploads/m/alice/x.png", "generation": 2}, {}),
@@ -67,9 +84,12 @@ PATHS = {
 
 def body_for(kind: str, principal: str, seeded: dict) -> dict:
     """What the caller tries to write: for feedback, a valid document with their own uid
-    (the owner), or one claiming the owner's uid (another user, an anonymous caller)."""
+    (the owner), or one claiming the owner's uid (another user, an anonymous caller); for a
+    device record, a valid one (whose record it is decides)."""
     if kind == "feedback":
         return feedback(OWNER if principal in ("owner", "anonymous", "other") else principal)
+    if kind.startswith("device record"):
+        return device_record()
     return dict(seeded, extra="written by a client")
 
 

@@ -52,7 +52,9 @@ from tests.integration.rules_matrix import (
     STORAGE_OBJECTS,
     VALID_METADATA,
     body_for,
+    device_record,
     feedback,
+    histogram,
     without_server_time,
 )
 
@@ -98,11 +100,11 @@ class Firestore:
                      "updateTransforms": [{"fieldPath": field, "setToServerValue": "REQUEST_TIME"}
                                           for field, value in (fields or {}).items() if value == SERVER_TIME]}
             return requests.post(f"{self.base}:commit", json={"writes": [write]}, headers=headers, timeout=10)
-        if operation == "update":
-            return requests.patch(
-                f"{self.base}/{path}", params={"currentDocument.exists": "true"},
-                json=_document(fields or {}), headers=headers, timeout=10,
-            )
+        if operation == "update":  # as the SDKs update: precondition "exists", server times
+            write = {"update": {"name": f"{self.name}/{path}", **_document(fields or {})}, "currentDocument": {"exists": True},
+                     "updateTransforms": [{"fieldPath": field, "setToServerValue": "REQUEST_TIME"}
+                                          for field, value in (fields or {}).items() if value == SERVER_TIME]}
+            return requests.post(f"{self.base}:commit", json={"writes": [write]}, headers=headers, timeout=10)
         if operation == "delete":
             return requests.delete(f"{self.base}/{path}", headers=headers, timeout=10)
         raise ValueError(operation)
@@ -128,7 +130,11 @@ def _seeded(db: Firestore, path_template: str, fields: dict) -> str:
 def test_every_path_allows_exactly_what_the_rules_promise(db, kind, principal, operation):
     template, fields, allowed = PATHS[kind]
     path = _seeded(db, template, fields)
-    response = db.request(principal, operation, path, body_for(kind, principal, fields))
+    document_id = None
+    if operation == "create" and "{id}" not in template:  # a fixed document (a user's own record): create it anew
+        requests.delete(f"{db.base}/{path}", headers=ADMIN, timeout=10)
+        document_id = path.rsplit("/", 1)[1]
+    response = db.request(principal, operation, path, body_for(kind, principal, fields), document_id)
     expected_allowed = principal in allowed.get(operation, set())
     if expected_allowed:
         assert response.status_code == 200, f"{principal} {operation} {path}: {response.status_code} {response.text}"
@@ -193,6 +199,54 @@ def test_the_owner_cannot_read_back_or_change_their_own_feedback(db):
         assert db.request("owner", operation, path, feedback(OWNER, {"correct": True})).status_code == 403, operation
 
 
+@pytest.mark.parametrize(
+    "case, changes",
+    [
+        ("model_version missing", {"model_version": MISSING}),
+        ("last_seen missing", {"last_seen": MISSING}),
+        ("last_seen a time the client chose", {"last_seen": "2026-12-01T00:00:00Z"}),
+        ("unexpected field", {"uid": OWNER}),
+        ("predictions not an int", {"predictions": 1.5}),
+        ("predictions negative", {"predictions": -1}),
+        ("predictions beyond the bound", {"predictions": 10**9 + 1}),
+        ("latency negative", {"latency_p50_ms": -0.1}),
+        ("latency not a number", {"latency_p95_ms": "fast"}),
+        ("device class empty", {"device_class": ""}),
+        ("device class too long", {"device_class": "x" * 65}),
+        ("device class with other characters", {"device_class": "pixel<script>"}),
+        ("sdk version too long", {"sdk_version": "1" * 33}),
+        ("histogram with an unknown bucket", {"latency_hist": {**histogram({}), "b20": 1}}),
+        ("histogram without a bucket", {"latency_hist": {k: v for k, v in histogram({}).items() if k != "b07"}}),
+        ("histogram count not an int", {"latency_hist": {**histogram({}), "b01": "many"}}),
+        ("histogram count negative", {"latency_hist": {**histogram({}), "b01": -3}}),
+        ("histogram not a map", {"latency_hist": [1, 2, 3]}),
+        ("period negative", {"period_s": -1}),
+    ],
+)
+def test_a_device_record_must_be_well_typed(db, case, changes):
+    path = f"models/{MODEL}/devices/{OWNER}"
+    requests.delete(f"{db.base}/{path}", headers=ADMIN, timeout=10)
+    response = db.request("owner", "create", path, device_record(changes), document_id=OWNER)
+    assert response.status_code == 403, f"{case}: {response.status_code} {response.text}"
+
+
+def test_a_user_sets_their_own_device_record_again_and_only_their_own(db):
+    path = f"models/{MODEL}/devices/{OWNER}"
+    requests.delete(f"{db.base}/{path}", headers=ADMIN, timeout=10)
+    assert db.request("owner", "create", path, device_record(), document_id=OWNER).status_code == 200
+    newer = device_record({"model_version": "v2", "predictions": 0, "latency_hist": histogram({}),
+                           "device_class": "Pixel 7 (arm64)"})
+    assert db.request("owner", "update", path, newer).status_code == 200
+    stored = requests.get(f"{db.base}/{path}", headers=ADMIN, timeout=10).json()["fields"]
+    assert stored["model_version"] == {"stringValue": "v2"} and "timestampValue" in stored["last_seen"]
+    # Another user can neither create nor overwrite it, nor set a record for a model that does not exist.
+    assert db.request("other", "update", path, device_record()).status_code == 403
+    assert db.request("other", "create", f"models/{MODEL}/devices/{OWNER}x", device_record(),
+                      document_id=f"{OWNER}x").status_code == 403
+    assert db.request("owner", "create", f"models/no-such-model/devices/{OWNER}", device_record(),
+                      document_id=OWNER).status_code == 403
+
+
 def test_a_signed_in_user_reads_the_pointer_fields_they_poll(db):
     response = db.request("other", "get", f"models/{MODEL}")
     assert response.status_code == 200, response.text
@@ -235,7 +289,8 @@ def test_the_matrix_covers_every_path_the_layout_builds():
         assert len(set(matched) - {"training control (any id)", "model pointer"}) <= 1, (name, matched)
 
 
-@pytest.mark.parametrize("collection", ["feedback", "images", "confirmations", "versions", "control", "drift_reports"])
+@pytest.mark.parametrize("collection", ["feedback", "images", "confirmations", "versions", "control", "drift_reports",
+                                        "devices"])
 @pytest.mark.parametrize("principal", PRINCIPALS)
 def test_collection_group_queries_reach_no_server_only_or_foreign_document(db, collection, principal):
     """A query across every model's subcollection: no rule grants it (no /{path=**}/x match), so it is denied."""

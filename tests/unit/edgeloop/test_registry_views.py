@@ -21,6 +21,7 @@ from edgeloop import registry_views  # noqa: E402
 from edgeloop.registry_views import ModelView  # noqa: E402
 from shared.lifecycle import Tally  # noqa: E402
 from shared.registry import ModelInput, ModelPointer, ModelRef, Rollout, Transition, VersionRecord  # noqa: E402
+from shared.telemetry import BUCKETS, FleetVersion  # noqa: E402
 
 AT = datetime(2025, 3, 14, 15, 9, 26, tzinfo=timezone.utc)
 LONG_REASON = ("canary judged better than production: 96.0% of 1250 reports correct against 81.3% of 9875, "
@@ -62,7 +63,12 @@ def view() -> ModelView:
     drift = {"status": "drift", "version": "v2", "samples": 480, "created": AT,
              "tests": [{"name": "brightness", "drifted": True}, {"name": "contrast", "drifted": True}]}
     tallies = {"v1": Tally(9_875, 12_146), "v2": Tally(12_345, 13_210), "v10": Tally(3, 40), "v12": Tally(1200, 1250)}
-    return ModelView(pointer, versions, tallies, runs, drift)
+    def histogram(counts: dict[int, int]) -> tuple[int, ...]:
+        return tuple(counts.get(i, 0) for i in range(BUCKETS))
+
+    fleet = {"v1": FleetVersion(0, 0, histogram({})), "v2": FleetVersion(123_456, 98_765_432, histogram({7: 900, 9: 100})),
+             "v10": FleetVersion(3, 40, histogram({19: 40})), "v12": FleetVersion(1_234, 56_789, histogram({5: 10}))}
+    return ModelView(pointer, versions, tallies, runs, drift, fleet)
 
 
 def rendered(*renderables) -> list[str]:
@@ -89,6 +95,11 @@ def test_status_fits_80_columns_with_stages_versions_and_rates_whole_and_each_ch
     assert "after the rollout step at 50% of devices" in " ".join(wrapped.split()), text
     assert "20250314T150926-9f8e7d" in text and "success_rate" in text and "published" in text and "21m" in text
     assert "drift: drift for v2 on 480 inputs (brightness, contrast)" in text
+    # Devices seen per version, with their predictions and latency (bucket 7 is 2-4 ms, 9 is 8-16 ms).
+    assert "devices seen in 24 h" in text
+    row = next(line for line in lines if line.strip("│ ").startswith("v2 ") and "123456" in line)
+    assert "98765432" in row and "2.94" in row and row.rstrip(" │").endswith("11"), row
+    assert any(line.strip("│ ").startswith("v10 ") and "8192" in line for line in lines), text
 
 
 def test_runs_fit_80_columns_with_every_reason_and_status_whole():
@@ -112,13 +123,17 @@ def test_status_json_has_the_documented_keys_and_plain_values():
     assert document["model"] == "digits" and document["production"] == "v2"
     assert document["canary"] == {"version": "v12", "percent": 12.5}
     v2 = next(v for v in document["versions"] if v["version"] == "v2")
-    assert set(v2) == {"version", "stage", "devices_percent", "field", "int8_accuracy", "int8_dark_accuracy",
+    assert set(v2) == {"version", "stage", "devices_percent", "fleet", "field", "int8_accuracy", "int8_dark_accuracy",
                        "field_holdout", "size_bytes", "last_change"}
+    assert v2["fleet"]["devices"] == 123_456 and v2["fleet"]["predictions"] == 98_765_432
+    assert 2 <= v2["fleet"]["latency_p50_ms"] <= 4 and 8 <= v2["fleet"]["latency_p95_ms"] <= 16
     assert v2["stage"] == "production" and v2["devices_percent"] == 87.5 and v2["field"] == {"correct": 12345, "total": 13210}
     assert v2["field_holdout"] == {"accuracy": 0.951, "production_accuracy": 0.425, "images": 1234}
     assert v2["last_change"]["reason"] == LONG_REASON and v2["last_change"]["target"] == "production"
     v11 = next(v for v in document["versions"] if v["version"] == "v11")
-    assert v11["devices_percent"] is None and v11["size_bytes"] is None and v11["field"] is None
+    assert v11["devices_percent"] is None and v11["size_bytes"] is None and v11["field"] is None and v11["fleet"] is None
+    assert next(v for v in document["versions"] if v["version"] == "v1")["fleet"] == {
+        "devices": 0, "predictions": 0, "latency_p50_ms": None, "latency_p95_ms": None}
     assert [r["run_id"] for r in document["runs"]] == ["digits-20250314T150926-9f8e7d", "digits-20250314T140000-000000"]
     assert set(document["runs"][0]) == {"run_id", "model", "reason", "status", "version", "stage", "created", "seconds", "error"}
     assert document["runs"][0]["seconds"] == 1234.5 and document["runs"][1]["error"].startswith("the trainer exited")
