@@ -180,6 +180,14 @@ variable "firestore_composite_indexes" {
         { field_path = "last_counted_at", order = "ASCENDING" },
       ]
     },
+    # edgeloop status: devices whose last report on a version is within 24 h, counted and summed (shared/gcp/tallies.fleet_version).
+    {
+      collection = "devices"
+      fields = [
+        { field_path = "model_version", order = "ASCENDING" },
+        { field_path = "last_seen", order = "ASCENDING" },
+      ]
+    },
     # The registry: the newest version in a stage (e.g. the latest candidate).
     {
       collection = "versions"

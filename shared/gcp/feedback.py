@@ -78,6 +78,14 @@ def judge_counted(db: firestore.Client, model: str, version: str, settings: Sett
     alone = request(None)
     wanted = (alone if alone is None or is_recorded(state, alone.cause)
               else request(distinct_users(db, model, version, since)))
+    if wanted is not None and not is_recorded(state, wanted.cause):
+        # The decision that the serving version's success rate fell below the floor (shown by the data, from
+        # enough users): once per cause, as the request it makes; Cloud Monitoring alerts on it per version.
+        log("WARNING", "success_rate_dropped",
+            f"{model} {version}: {rate.correct}/{rate.total} correct, at most {rate.high:.1%} with "
+            f"{rate.confidence:.0%} confidence, below {thresholds.min_success_rate:.1%}",
+            model=model, model_version=version, correct=rate.correct, total=rate.total,
+            upper_bound=round(rate.high, 4), threshold=thresholds.min_success_rate, cause=wanted.cause)
     return rate, release, retrain_requests.ask_once(wanted, state, settings)
 
 

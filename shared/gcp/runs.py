@@ -91,6 +91,17 @@ def end_stage(run_id: str, stage: str, seconds: float, settings: Settings) -> No
         {f"stages.{stage}.ended_at": stamp, f"stages.{stage}.seconds": round(seconds, 3), "updated": stamp})
 
 
+def run_model(run_id: str) -> str:
+    """The model a run id names (``new_run_id``: ``{model}-{stamp}-{hex}``)."""
+    return run_id.rsplit("-", 2)[0]
+
+
 def log_completion(run_id: str, outcome: str, failed_stage: str | None = None, error: str | None = None) -> None:
-    log("ERROR" if outcome == RunStatus.FAILED else "INFO", f"run_{outcome}", f"run {run_id} {outcome}",
-        run_id=run_id, failed_stage=failed_stage, error=error)
+    """A run's end in the log; a failed run logs ``run_failed`` (an ERROR Cloud Monitoring alerts on)."""
+    if outcome == RunStatus.FAILED:
+        log("ERROR", "run_failed", f"run {run_id} failed" + (f" in {failed_stage}" if failed_stage else "")
+            + (f": {error}" if error else ""), model=run_model(run_id), run_id=run_id, failed_stage=failed_stage,
+            error=error)
+        return
+    log("INFO", f"run_{outcome}", f"run {run_id} {outcome}", model=run_model(run_id), run_id=run_id,
+        failed_stage=failed_stage, error=error)

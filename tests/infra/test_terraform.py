@@ -83,7 +83,8 @@ PENDING_SETTINGS: dict[str, str] = {}
 
 # Log events alerted on that no code writes yet, with the issue that will.
 PENDING_EVENTS: dict[str, str] = {}  # alerted events no code logs yet, with the issue that will
-ALERTED_EVENTS = {"model_rolled_back", "candidate_rejected", "drift_detected", "malformed_event"}
+ALERTED_EVENTS = {"model_rolled_back", "candidate_rejected", "drift_detected", "malformed_event", "success_rate_dropped",
+                  "run_failed"}
 
 # Emulator (legacy) Firestore trigger types -> the Eventarc type used in production.
 FIRESTORE_EVENT_TYPES = {
@@ -1009,6 +1010,52 @@ def test_every_alerted_event_has_a_metric_and_an_alert_and_is_written_by_the_cod
     assert "malformed_event" in emitted
     not_written = sorted(e for e in ALERTED_EVENTS if e not in emitted and e not in PENDING_EVENTS)
     assert not not_written, f"alerts on {not_written}, which no code logs"
+
+
+def test_event_alerts_are_per_model_and_version_and_the_drop_and_failure_events_carry_both():
+    metric = root().resource("google_logging_metric", "event")
+    labels = {label["key"] for label in metric["metric_descriptor"][0]["labels"]}
+    assert labels == {"model", "model_version"}
+    assert metric["label_extractors"]["model_version"] == "EXTRACT(jsonPayload.model_version)"
+    policy = root().resource("google_monitoring_alert_policy", "event")
+    grouped = policy["conditions"][0]["condition_threshold"][0]["aggregations"][0]["group_by_fields"]
+    assert grouped == ["metric.label.model", "metric.label.model_version"]
+    alerted = root().locals["alerted_events"]
+    assert alerted["run_failed"]["severity"] == "ERROR" and alerted["success_rate_dropped"]["severity"] == "ERROR"
+    # The code paths that decide them name the model (and the version) on the line (shared/gcp/runs.py, feedback.py).
+    for module, event, fields in (("runs", "run_failed", {"model"}), ("feedback", "success_rate_dropped", {"model", "model_version"})):
+        calls = [node for node in ast.walk(ast.parse((REPO / "shared" / "gcp" / f"{module}.py").read_text()))
+                 if isinstance(node, ast.Call) and ast.unparse(node.func) == "log" and len(node.args) >= 2
+                 and isinstance(node.args[1], ast.Constant) and node.args[1].value == event]
+        assert calls, f"shared/gcp/{module}.py logs no {event}"
+        assert fields <= {keyword.arg for keyword in calls[0].keywords}, (event, fields)
+
+
+def test_every_function_has_an_error_rate_alert_on_cloud_runs_request_count():
+    policy = root().resource("google_monitoring_alert_policy", "function_errors")
+    conditions = policy["dynamic"][0]["conditions"]
+    assert conditions["for_each"] == "${module.event_function}", "one condition per deployed function"
+    threshold = conditions["content"][0]["condition_threshold"][0]
+    for key in ("filter", "denominator_filter"):
+        request_count = threshold[key].replace('\\"', '"')  # however the parser leaves the HCL escapes
+        assert 'metric.type="run.googleapis.com/request_count"' in request_count, key
+        assert 'resource.type="cloud_run_revision"' in request_count, key
+        assert 'resource.label.service_name="${conditions.value.name}"' in request_count, key
+    assert 'metric.label.response_code_class="5xx"' in threshold["filter"].replace('\\"', '"')
+    assert "response_code_class" not in threshold["denominator_filter"]  # errors over all requests: a rate
+    assert threshold["threshold_value"] == "${local.function_error_rate.threshold}"
+    assert 0 < root().locals["function_error_rate"]["threshold"] < 1
+    for key in ("aggregations", "denominator_aggregations"):
+        assert threshold[key][0]["group_by_fields"] == ["resource.label.service_name"], key
+    # A 2nd gen function's Cloud Run service is named like the function: the module's name output.
+    assert "google_cloudfunctions2_function.this.name" in module(EVENT_FUNCTION).outputs["name"]["value"]
+
+
+def test_the_fleet_inventory_query_has_its_composite_index():
+    """shared/gcp/tallies.fleet_version: equality on model_version, a range on last_seen, over devices."""
+    indexes = root().variables["firestore_composite_indexes"]["default"]
+    fields = [[(f["field_path"], f["order"]) for f in index["fields"]] for index in indexes if index["collection"] == "devices"]
+    assert fields == [[("model_version", "ASCENDING"), ("last_seen", "ASCENDING")]]
 
 
 def test_dead_letters_raise_an_alert_for_every_topic():

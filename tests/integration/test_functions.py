@@ -231,6 +231,10 @@ def test_a_poor_success_rate_requests_a_retrain_only_with_enough_samples(local_s
     (request,) = eventually(lambda: control(local_stack, model).get("pending"), what="a success_rate request")
     assert request["reason"] == "success_rate" and request["cause"] == f"success_rate:{model}:v1:after-start"
     assert request["evidence"]["total"] == minimum and request["evidence"]["upper_bound"] < 0.85
+    # The decision is logged for the alert on a success-rate drop per version (infra/terraform/monitoring.tf).
+    dropped = wait_for_entry(local_stack, "on_feedback",
+                             lambda e: e.get("event") == "success_rate_dropped" and e.get("model") == model)
+    assert dropped["severity"] == "WARNING" and dropped["model_version"] == "v1" and dropped["total"] == minimum
 
 
 def counted(stack, document) -> dict:
