@@ -150,8 +150,9 @@ def _admit_lost_reports(db: firestore.Client, model: str, settings: Settings) ->
         state = training_state(model, settings)
         for version in sorted(versions):
             judge_counted(db, model, version, settings, state)
-    # A full page may end inside a run of equal timestamps: the next tick starts at (not after) the last one.
-    marker.set({"reports_until": reached if read == MAX_REPORTS_PER_TICK else cutoff})
+    if read:  # with nothing read, the next tick looks from the same place (an empty range costs one read)
+        # A full page may end inside a run of equal timestamps: the next tick starts at (not after) the last one.
+        marker.set({"reports_until": reached if read == MAX_REPORTS_PER_TICK else cutoff})
     return admitted
 
 

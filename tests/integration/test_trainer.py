@@ -256,15 +256,16 @@ def confirmed_dark_captures(stack, model: str, count: int) -> list[tuple[str, st
 
 
 def test_a_candidate_is_judged_on_held_out_field_captures_and_production_on_the_same_images(
-        local_stack, settings, model, monkeypatch):
+        local_stack, settings, model):
     production = pointer(local_stack, model).production
     captures = confirmed_dark_captures(local_stack, model, FIELD_CAPTURES)
     held = [(name, label, content) for name, label, content in captures
             if in_field_holdout(name, settings.gate.field_holdout_share)]
     assert 0 < len(held) < FIELD_CAPTURES
-    monkeypatch.setenv("EDGELOOP_GATE__MIN_FIELD_HOLDOUT", str(len(held)))  # enough to be gated
+    # Enough to be gated, in the launcher's settings: every backend hands the trainer the launcher's gate.
+    gated = settings.model_copy(update={"gate": settings.gate.model_copy(update={"min_field_holdout": len(held)})})
 
-    run = train(model, settings)
+    run = train(model, gated)
     assert run["status"] in ("published", "rejected"), run.get("error")
     record = version_record(local_stack, model, run["result"]["version"])
     metrics = record["metrics"]
