@@ -55,7 +55,7 @@ def execution_body(name: str = EXECUTION, completed: str | None = "CONDITION_FAI
         "parallelism": 1,
         "taskCount": 1,
         "logUri": f"https://console.cloud.google.com/logs/viewer?project={PROJECT}&advancedFilter=...",
-        "etag": '"CJ3l8bsGEOi1lpUD/cHJvamVjdHMvYWNtZS1wcm9k"',
+        "etag": '"execution-etag-1"',
         "conditions": [
             {"type": "ResourcesAvailable", "state": "CONDITION_SUCCEEDED", "lastTransitionTime": "2026-11-23T10:00:08Z"},
             {"type": "Started", "state": "CONDITION_SUCCEEDED", "lastTransitionTime": "2026-11-23T10:00:09Z"},
