@@ -94,6 +94,7 @@ def success_requests(stack, model: str) -> list[str]:
             if c.startswith("success_rate")]
 
 
+@pytest.mark.fills_the_emulator  # 10,430 reports stay in the session's emulator
 @pytest.mark.timeout(1200)  # 10,430 reports through on_feedback: about 4 minutes alone on 2 cores
 def test_a_flood_from_one_user_or_five_neither_rolls_back_a_good_canary_nor_asks_for_a_retrain(local_stack, canary):  # noqa: F811 (fixture)
     db_client = db(local_stack)
