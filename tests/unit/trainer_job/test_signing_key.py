@@ -20,8 +20,7 @@ def server(monkeypatch):
     client = running.client()
     monkeypatch.setattr(secrets, "secret_manager_client", lambda **kwargs: client)
     yield running
-    running.httpd.shutdown()
-    running.httpd.server_close()
+    running.rest.stop()
 
 
 @pytest.mark.parametrize("backend", ["cloud_run_job", "vertex"])
