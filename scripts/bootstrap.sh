@@ -19,9 +19,11 @@ done
 # --- Debian packages -----------------------------------------------------------
 # libusb-1.0-0: tflite-support's metadata library links against it.
 # default-jre-headless: the Firestore and Pub/Sub emulators are Java programs.
+# chromium: the browser app's test drives it headless through playwright (never `playwright install`).
 missing=()
 dpkg -s libusb-1.0-0 >/dev/null 2>&1 || missing+=(libusb-1.0-0)
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing Debian packages: ${missing[*]}"
