@@ -176,6 +176,7 @@ The first install (download, sha256, Ed25519 signature, contract check, atomic s
 def bench_loop(devices: int = typer.Option(16, "--devices", "-n", help="simulated devices")) -> None:
     """The whole loop (edgeloop demo): time from the retrain trigger to every device on the new model."""
     from edgeloop.demo import run_demo
+    from edgeloop.loop_timing import request_to_start_s
 
     figure = BENCHMARKS_FILE.parent / "docs" / "loop-report.png"
     result = run_demo(console, devices=devices, report_path=figure)
@@ -191,6 +192,10 @@ def bench_loop(devices: int = typer.Option(16, "--devices", "-n", help="simulate
     dark_rate = sum(sum(r.correct.values()) for r in dark_v1) / max(1, sum(sum(r.predictions.values()) for r in dark_v1))
     last = result.rounds[-1]
     promoted = next(record for record in versions.values() if record["stage"] == "production")
+    timeline_rows = "\n".join(f"| {step.name} | {since:.0f} s | {wait:.1f} s | {step.kind} | {step.why} |"
+                              for step, since, wait in result.timeline.rows()) if result.timeline else ""
+    total = result.timeline.total_s if result.timeline else None
+    starts = request_to_start_s(result.runs)
     markdown = f"""## Closed loop (`edgeloop bench loop`, the same run as `edgeloop demo`)
 
 {devices} simulated devices; the room goes dark (12% brightness) after two rounds.
@@ -206,6 +211,19 @@ def bench_loop(devices: int = typer.Option(16, "--devices", "-n", help="simulate
 | field success in the dark room on v1 → on the new version (last round) | {dark_rate:.1%} → {last.success():.1%} | recovers | {_check(last.success() > dark_rate)} |
 | v1 dark-holdout accuracy | {versions['v1']['metrics']['int8_drifted_accuracy']:.1%} | < 75% | {_check(versions['v1']['metrics']['int8_drifted_accuracy'] < 0.75)} |
 | new production version's dark-holdout accuracy | {promoted['metrics']['int8_drifted_accuracy']:.1%} | ≥ 95% | {_check(promoted['metrics']['int8_drifted_accuracy'] >= 0.95)} |
+
+The loop step by step, from the room going dark (`at`: since then; `wait`: since the step before; `kind`: what
+the wait was — the product's latency, training work, or a policy the settings ask for):
+
+| step | at | wait | kind | why it waited |
+|---|---|---|---|---|
+{timeline_rows}
+
+| measure | value | target (issue 21) | |
+|---|---|---|---|
+| room dark → every device on the new version | {f"{total:.0f} s" if total is not None else "-"} | < 90 s | {_check(total is not None and total < 90)} |
+| of which policy / training work / latency | {result.timeline.seconds("policy"):.0f} s / {result.timeline.seconds("work"):.0f} s / {result.timeline.seconds("latency"):.1f} s | reported | |
+| retrain request → trainer started, runs not kept waiting by a policy (n={len(starts)}), slowest | {f"{max(starts):.1f} s" if starts else "-"} | < 2 s | {_check(bool(starts) and max(starts) < 2)} |
 
 Stages: {' · '.join(f"{name} {seconds:.0f} s" for name, seconds in result.stage_seconds.items())}.
 Report: [docs/loop-report.png](docs/loop-report.png).

@@ -25,6 +25,8 @@ from typing import Any
 from rich.console import Console, Group
 from rich.table import Table
 
+from edgeloop.loop_timing import Timeline, loop_timeline, request_to_start_s
+
 DEMO_MODEL = "digits"
 # The loop's knobs for a fleet of tens of devices and a run of minutes (production keeps the defaults).
 DEMO_ENV = {
@@ -81,6 +83,7 @@ class DemoResult:
     report: Path | None
     closed: bool
     fixed_by: str | None = None  # the version every device ran when the loop closed
+    timeline: Timeline | None = None  # the room going dark → every device on the fixing version, step by step
 
 
 def _fleet_round(index: int, phase: str, devices: int, images: int, base_args: dict, started: float) -> Round:
@@ -129,6 +132,7 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
     from shared.gcp import launch, model_registry, training_lock
     from shared.gcp.bus import request_drift_check
     from shared.gcp.clients import firestore_client, reset_clients
+    from shared.registry import VersionRecord
     from shared.retrain import manual_request
     from trainer_job import AugmentConfig, TrainConfig, save_train_config
 
@@ -205,12 +209,16 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
 
         versions = {s.id: s.to_dict() for s in db.collection(layout.versions_collection(DEMO_MODEL)).stream()}
         runs = recent_runs(db, DEMO_MODEL, limit=100)[::-1]  # oldest first; a demo starts a handful
-        loop_close = None
+        loop_close = timeline = None
         if closed_at is not None:
             promoted = versions[pointer.production.version]
-            run = next(r for r in runs if r["run_id"] == promoted["run_id"])
-            launched_at = datetime.fromisoformat(run["created"]).timestamp()
-            loop_close = time.time() - (time.monotonic() - closed_at) - launched_at
+            index = next(i for i, r in enumerate(runs) if r["run_id"] == promoted["run_id"])
+            fleet_at = datetime.fromtimestamp(time.time() - (time.monotonic() - closed_at), timezone.utc)
+            loop_close = (fleet_at - datetime.fromisoformat(runs[index]["created"])).total_seconds()
+            if dark_since is not None:
+                drift_reports = [s.to_dict() for s in db.collection(layout.drift_reports_collection(DEMO_MODEL)).stream()]
+                timeline = loop_timeline(dark_since, drift_reports, runs[index],
+                                         VersionRecord.model_validate(promoted), runs[:index], fleet_at)
 
         t = time.monotonic()
         data = report_png.collect(DEMO_MODEL, settings)
@@ -221,7 +229,8 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
         console.print(f"  report: [bold]{report_file}[/]")
         console.print(f"  logs: {log_file.parent}")
         result = DemoResult(rounds, versions, runs, loop_close, time.monotonic() - started, stage_seconds, report_file,
-                            closed_at is not None, pointer.production.version if closed_at is not None else None)
+                            closed_at is not None, pointer.production.version if closed_at is not None else None,
+                            timeline)
         console.print(summary_table(result))
         return result
     finally:
@@ -305,11 +314,32 @@ def loop_table(result: DemoResult) -> Table:
     table.add_row(f"loop close: {fixed_by}'s run launched → fleet on {fixed_by}" if fixed_by
                   else "loop close: a new version's run launched → fleet on it",
                   f"{result.loop_close_s:.0f} s" if result.loop_close_s is not None else "not closed")
+    starts = request_to_start_s(result.runs)
+    if starts:
+        table.add_row(f"retrain request → trainer started, runs not kept waiting (n={len(starts)}), slowest",
+                      f"{max(starts):.1f} s")
     for name, seconds in result.stage_seconds.items():
         table.add_row(f"stage: {name}", f"{seconds:.1f} s")
     return table
 
 
+def timeline_table(timeline: Timeline) -> Table:
+    """The room going dark → every device on the fixing version, step by step (fits 80 columns)."""
+    table = Table(title=f"loop timeline: {timeline.total_s:.0f} s from the room going dark to the whole fleet"
+                  if timeline.total_s is not None else "loop timeline")
+    table.add_column("step", no_wrap=True)
+    table.add_column("at", justify="right", no_wrap=True)
+    table.add_column("wait", justify="right", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("why it waited")  # wraps under itself
+    for step, since, wait in timeline.rows():
+        table.add_row(step.name, f"{since:.0f} s", f"{wait:.1f} s", step.kind, step.why)
+    return table
+
+
 def summary_table(result: DemoResult) -> Group:
-    """What the demo printed at its end: the versions, how each got its stage, then the loop's numbers."""
-    return Group(versions_table(result), "[bold]how each version got its stage[/]", stage_paths(result), loop_table(result))
+    """What the demo printed at its end: the versions, how each got its stage, the loop's steps and numbers."""
+    parts: list[Any] = [versions_table(result), "[bold]how each version got its stage[/]", stage_paths(result)]
+    if result.timeline is not None:
+        parts.append(timeline_table(result.timeline))
+    return Group(*parts, loop_table(result))

@@ -48,6 +48,8 @@ def run_document(request: RetrainRequest, decision: launch_rules.Decision, launc
         "cause": request.cause,
         "evidence": request.evidence,
         "folded": list(decision.folded),
+        # When its trigger asked (redeliveries keep the first ask's time): the loop's timing starts here.
+        "requested_at": request.requested_at.isoformat(),
         "status": RunStatus.QUEUED,
         "launcher": launcher,
         "stages": {},
@@ -74,8 +76,10 @@ def load_run(run_id: str, settings: Settings) -> dict[str, Any]:
 
 
 def record_execution(run_id: str, execution: dict[str, Any], settings: Settings) -> None:
-    """What the launcher reports about the started trainer (pid, execution or job name)."""
-    run_ref(firestore_client(settings.project_id), run_id).update({"execution": execution, "updated": iso(now())})
+    """What the launcher reports about the started trainer (pid, execution or job name), and when it did."""
+    stamp = iso(now())
+    run_ref(firestore_client(settings.project_id), run_id).update({"execution": execution, "started": stamp,
+                                                                  "updated": stamp})
 
 
 def start_stage(run_id: str, stage: str, settings: Settings) -> None:
