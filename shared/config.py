@@ -209,6 +209,14 @@ class Client(BaseModel):
                                      "into the next report instead of being sent")
 
 
+class Web(BaseModel):
+    """The browser app (client_sdk/web) and ``edgeloop web``, which serves it against the local stack."""
+
+    port: int = Field(8765, ge=0, le=65535, description="edgeloop web's port (0: any free one); a browser keeps the "
+                                                         "app's verified model per origin, so a fixed port keeps it")
+    poll_interval_s: float = Field(60.0, gt=0, description="the app reads the model pointer this often (one document read)")
+
+
 class Ports(BaseModel):
     """Local stack ports; 0 means pick a free port at start."""
 
@@ -247,6 +255,7 @@ class Settings(BaseSettings):
         None, pattern=SECRET_VERSION_PATTERN,
         description="Secret Manager version holding the signing key (PEM): projects/P/secrets/S/versions/latest")
     client: Client = Client()
+    web: Web = Web()
 
     @field_validator("signing_key_secret", mode="before")
     @classmethod
