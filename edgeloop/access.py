@@ -32,6 +32,9 @@ OPERATOR_ROLES: dict[str, tuple[Need, ...]] = {
     "rollback": (Need("firestore", "roles/datastore.user", "move the version in a transaction"),),
     "retrain": (Need("pubsub", "roles/pubsub.publisher", "publish the request to launch_training's topic"),
                 Need("firestore", "roles/datastore.viewer", "follow the request to its run")),
+    "model create": (Need("firestore", "roles/datastore.user", "write the model's pointer and control documents"),),
+    "model list": (Need("firestore", "roles/datastore.viewer", "read the models and their settings"),),
+    "model show": (Need("firestore", "roles/datastore.viewer", "read the model and its settings"),),
     "dead-letters": (Need("pubsub", "roles/pubsub.subscriber", "pull the dead-letter subscriptions"),
                      Need("pubsub", "roles/pubsub.publisher", "--replay: publish to the source topics again")),
 }

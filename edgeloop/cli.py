@@ -12,7 +12,7 @@ import typer
 from rich.console import Console, Group
 from rich.table import Table
 
-from edgeloop import device
+from edgeloop import device, models_cli
 from edgeloop.bench import bench_app
 from edgeloop.localstack import stack
 from edgeloop.target import (
@@ -35,6 +35,7 @@ from shared.errors import ConfigurationError, EdgeloopError
 app = typer.Typer(help="Edgeloop: on-device image models that keep improving by themselves.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(device.app, name="device")
+app.add_typer(models_cli.app, name="model")
 
 
 @app.callback()

@@ -18,6 +18,12 @@ UPLOADS_PREFIX = "uploads"
 MODELS_PREFIX = "models"
 QUARANTINE_PREFIX = "quarantine"
 
+# One path segment each, safe as a Storage object name segment and a Firestore document id (no '/', no
+# leading '.' or '_', never '__...__'): what shared.validation accepts in object names and
+# shared.model_settings in ``edgeloop model create``.
+MODEL_ID = r"[a-z0-9][a-z0-9_-]{0,62}"
+LABEL_ID = r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}"
+
 MODEL_FILE = "model.tflite"
 MAX_OBJECT_NAME_BYTES = 1024  # the GCS limit
 
@@ -164,6 +170,12 @@ def confirmation_doc(model: str, object_name: str) -> str:
 def training_control_doc(model: str) -> str:
     """Training lock, cooldown, folded requests and causes already served (server-only)."""
     return f"{model_doc(model)}/control/training"
+
+
+def model_settings_doc(model: str) -> str:
+    """The model's overrides of the global thresholds, gate, release and client settings (server-only;
+    the client overrides are also published on the pointer, ``shared.model_settings``)."""
+    return f"{model_doc(model)}/control/settings"
 
 
 def reconcile_doc(model: str) -> str:

@@ -94,6 +94,9 @@ class ModelPointer(BaseModel):
     production: ModelRef | None = None
     rollout: Rollout = Rollout()
     updated: datetime | None = None
+    # The model's capture defaults (shared.model_settings.CLIENT_PER_MODEL), set by ``edgeloop model create``;
+    # the client SDK applies them over its built-in defaults (shared.model_settings.device_settings).
+    client: dict[str, Any] = Field(default_factory=dict)
 
 
 class Transition(BaseModel):

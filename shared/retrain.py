@@ -13,6 +13,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared import layout
 from shared.errors import MalformedEventError
 from shared.success_rate import SuccessRate
 
@@ -29,7 +30,7 @@ class RetrainReason(str, Enum):
     MANUAL = "manual"
 
 
-MODEL_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # as validation's object names: one safe path segment
+MODEL_ID_PATTERN = f"^{layout.MODEL_ID}$"  # as validation's object names: one safe path segment
 
 
 class RetrainRequest(BaseModel):

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from shared.config import ImageLimits
 from shared.errors import EdgeloopError, InvalidObjectNameError
-from shared.layout import CAPTURE_REASON_KEY, CaptureReason, ObjectKind, ObjectRef, parse_object_name
+from shared.layout import CAPTURE_REASON_KEY, LABEL_ID, MODEL_ID, CaptureReason, ObjectKind, ObjectRef, parse_object_name
 from shared.events import StorageObjectEvent
 
 
@@ -47,8 +47,8 @@ METADATA_KEYS = frozenset({"label", "predicted_label", "confidence", "model_vers
                            "firebaseStorageDownloadTokens"})
 CAPTURE_REASONS = tuple(reason.value for reason in CaptureReason)
 
-_MODEL = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
-_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+_MODEL = re.compile(MODEL_ID)
+_LABEL = re.compile(LABEL_ID)
 _UID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

@@ -67,6 +67,7 @@ PATHS = {
     "feedback user": ("models/{model}/feedback_users/{id}", {"model_version": "v1", "uid": OWNER, "admitted": []}, {}),
     "training lock": ("models/{model}/control/training", {"active_run": None, "paused": False}, {}),
     "trainer config": ("models/{model}/control/trainer", {"augment": {"low_light": 0.65}}, {}),
+    "model settings": ("models/{model}/control/settings", {"overrides": {"thresholds": {"new_data_images": 5}}}, {}),
     "training control (any id)": ("models/{model}/control/{id}", {"locked": True}, {}),
     "drift report": ("models/{model}/drift_reports/{id}", {"drifted": False}, {}),
     "run": ("runs/{id}", {"reason": "manual", "model": "digits", "uid": OWNER}, {}),

@@ -57,7 +57,7 @@ def test_only_the_adapter_layer_names_a_cloud_client_in_its_source():
 
 
 CLIENTS = {"clients"}
-STORES = {"images", "model_registry", "tallies", "runs", "training_lock", "bus", "launchers", "secrets"}
+STORES = {"images", "model_registry", "model_settings", "tallies", "runs", "training_lock", "bus", "launchers", "secrets"}
 USE_CASES = {"ingest", "feedback", "tick", "launch", "dead_letters", "release", "drift", "reconcile", "retrain_requests",
              "watch"}
 

@@ -1,0 +1,124 @@
+"""Models an operator defines (``edgeloop model create|list|show``), and their settings honoured by the functions.
+
+The commands run in-process on the local stack (``--dir``) and once as a subprocess through the deployed-project
+code path (``--project``); the decisions are the stack's real functions reacting to real uploads.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from typer.testing import CliRunner
+
+from edgeloop.cli import app
+from shared import layout
+from tests.integration.helpers import db
+from tests.integration.test_remote_cli import remote_cli
+
+
+def cli(local_stack, *args: str):
+    return CliRunner().invoke(app, [*args, "--dir", str(local_stack.path)], env={"COLUMNS": "160"})
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def document(local_stack, path: str) -> dict:
+    return db(local_stack).document(path).get().to_dict() or {}
+
+
+def test_create_stores_labels_image_size_and_overrides_and_list_and_show_read_them_back(local_stack):
+    model = name("pets")
+    created = cli(local_stack, "model", "create", model, "--labels", "cat,dog,bird", "--image-size", "48",
+                  "--set", "thresholds.new_data_images=5", "--set", "client.capture_sample_rate=0.25",
+                  "--set", 'gate.gated_stresses=["dark"]', "--json")
+    assert created.exit_code == 0, created.output
+    outcome = json.loads(created.stdout)
+    assert (outcome["created"], outcome["labels"], outcome["image_size"]) == (True, ["cat", "dog", "bird"], 48)
+
+    assert document(local_stack, layout.model_doc(model)) | {"updated": None} == {
+        "model": model, "labels": ["cat", "dog", "bird"], "client": {"capture_sample_rate": 0.25}, "updated": None}
+    assert document(local_stack, layout.model_settings_doc(model))["overrides"] == {
+        "thresholds": {"new_data_images": 5}, "client": {"capture_sample_rate": 0.25}, "gate": {"gated_stresses": ["dark"]}}
+    assert document(local_stack, layout.trainer_config_doc(model)) == {"config": {"image_size": 48}}
+
+    listed = json.loads(cli(local_stack, "model", "list", "--json").stdout)["models"]
+    (mine,) = [m for m in listed if m["model"] == model]
+    assert mine["overrides"]["thresholds"] == {"new_data_images": 5} and mine["production"] is None
+    table = cli(local_stack, "model", "list")
+    assert table.exit_code == 0 and model in table.stdout and "thresholds.new_data_images=5" in table.stdout
+
+    shown = json.loads(cli(local_stack, "model", "show", model, "--json").stdout)
+    rows = {row["setting"]: row for row in shown["settings"]}
+    assert rows["thresholds.new_data_images"]["value"] == 5 and rows["thresholds.new_data_images"]["override"]
+    assert not rows["thresholds.min_success_rate"]["override"]
+    assert rows["gate.gated_stresses"]["value"] == ["dark"]
+    text = cli(local_stack, "model", "show", model)
+    assert text.exit_code == 0 and "thresholds.new_data_images" in text.stdout and "model (global" in text.stdout
+
+    # The same labels again: idempotent; a new override is merged with the stored ones.
+    again = cli(local_stack, "model", "create", model, "--labels", "cat,dog,bird", "--set", "release.max_drop=0.05")
+    assert again.exit_code == 0 and "updated" in again.stdout and "release.max_drop" in again.stdout, again.output
+    assert document(local_stack, layout.model_settings_doc(model))["overrides"]["thresholds"] == {"new_data_images": 5}
+    assert document(local_stack, layout.trainer_config_doc(model)) == {"config": {"image_size": 48}}
+    same = cli(local_stack, "model", "create", model, "--labels", "cat,dog,bird")
+    assert same.exit_code == 0 and "unchanged" in same.stdout
+
+
+def test_refusals_name_the_reason_and_write_nothing(local_stack, tmp_path):
+    model = name("refused")
+    assert cli(local_stack, "model", "create", model, "--labels", "a,b").exit_code == 0
+    cases = {
+        ("model", "create", model, "--labels", "a,c"): "exists with labels ['a', 'b'], not ['a', 'c']",
+        ("model", "create", model, "--labels", "b,a"): "in another order",
+        ("model", "create", "Bad Name", "--labels", "a,b"): "invalid model name 'Bad Name'",
+        ("model", "create", name("x"), "--labels", "a"): "at least 2 labels",
+        ("model", "create", name("x"), "--labels", "a,a/b"): "invalid label 'a/b'",
+        ("model", "create", name("x"), "--labels", "a,b", "--image-size", "4"): "square of 8 to 512",
+        ("model", "create", name("x"), "--labels", "a,b", "--set", "thresholds.new_data_images=0"):
+            "greater than or equal to 1",
+        ("model", "create", name("x"), "--labels", "a,b", "--set", "training.launcher=vertex"): "cannot be set per model",
+        ("model", "create", name("x")): "--labels a,b,c or --from-folder DIR",
+        ("model", "create", name("x"), "--from-folder", str(tmp_path / "none")): "not a directory",
+        ("model", "show", name("ghost")): "no model",
+    }
+    for args, reason in cases.items():
+        result = cli(local_stack, *args)
+        assert result.exit_code == 1, (args, result.output)
+        assert reason in " ".join(result.output.split()), (args, result.output)
+        assert "Traceback" not in result.output
+    assert document(local_stack, layout.model_doc(model))["labels"] == ["a", "b"]
+    assert not [m for m in json.loads(cli(local_stack, "model", "list", "--json").stdout)["models"]
+                if m["model"].startswith("x-")]
+
+
+def test_labels_from_a_folder_of_images(local_stack, tmp_path):
+    model = name("folder")
+    for label in ("ripe", "raw", "rotten"):
+        (tmp_path / label).mkdir()
+        (tmp_path / label / "1.png").write_bytes(b"not read")
+    (tmp_path / ".cache").mkdir()
+    result = cli(local_stack, "model", "create", model, "--from-folder", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["labels"] == ["raw", "ripe", "rotten"]  # sorted: a folder has no order
+    assert document(local_stack, layout.model_doc(model))["labels"] == ["raw", "ripe", "rotten"]
+    (tmp_path / "empty").mkdir()
+    refused = cli(local_stack, "model", "create", name("folder"), "--from-folder", str(tmp_path))
+    assert refused.exit_code == 1 and "no .png or .jpg image in empty" in refused.output
+
+
+def test_create_list_and_show_through_the_deployed_project_code_path(local_stack, tmp_path):
+    model = name("remote")
+    created = remote_cli(local_stack, tmp_path, "model", "create", model, "--labels", "x,y", "--set",
+                         "thresholds.min_success_rate=0.7", "--json")
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert json.loads(created.stdout)["overrides"] == {"thresholds": {"min_success_rate": 0.7}}
+    shown = remote_cli(local_stack, tmp_path, "model", "show", model, "--json")
+    assert shown.returncode == 0, shown.stderr
+    rows = {row["setting"]: row for row in json.loads(shown.stdout)["settings"]}
+    assert rows["thresholds.min_success_rate"] == {"setting": "thresholds.min_success_rate", "value": 0.7,
+                                                   "override": True, "global": 0.85}
+    refused = remote_cli(local_stack, tmp_path, "model", "create", model, "--labels", "y,x")
+    assert refused.returncode == 1 and "in another order" in refused.stderr
