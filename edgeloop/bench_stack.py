@@ -37,33 +37,40 @@ def _timed(action: Callable[[], Any], repeats: int) -> list[float]:
     return seconds
 
 
-def ingest(model: str, state: StackState, settings: Settings, console: Console) -> dict[str, Any]:
-    """Seed the digits through on_upload, then a burst of feedback documents through on_feedback."""
-    from edgeloop.seed import seed_dataset
-
-    seeded = seed_dataset(model, settings, console, train=False)
+def feedback_burst(model: str, count: int, state: StackState, settings: Settings, console: Console,
+                   timeout_s: float = 120.0) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Write ``count`` feedback reports in batches of 100 and wait until on_feedback handled each (or the time
+    runs out): (start, written: id → time written, handled: id → time handled), times in epoch seconds."""
     db = firestore_client(settings.project_id)
     written: dict[str, float] = {}
-    with console.status(f"{FEEDBACK_BURST} feedback documents → on_feedback…"):
+    with console.status(f"{count} feedback documents → on_feedback…"):
         start = time.time()
-        for first in range(0, FEEDBACK_BURST, 100):
+        for first in range(0, count, 100):
             batch = db.batch()
-            for i in range(first, min(first + 100, FEEDBACK_BURST)):
+            for i in range(first, min(first + 100, count)):
                 feedback_id = f"bench-{uuid.uuid4().hex[:12]}"
                 batch.set(db.document(layout.feedback_doc(model, feedback_id)), {
                     "uid": "bench", "model_version": "v1", "predicted_label": str(i % 10), "confidence": 0.9,
                     "correct": i % 4 != 0})
                 written[feedback_id] = time.time()
             batch.commit()
-        deadline = time.monotonic() + 120  # far beyond the burst's p95: what is not handled by then is reported
+        deadline = time.monotonic() + timeout_s  # far beyond the burst's p95: what is not handled by then is reported
         while True:
             handled = {e["document"].rsplit("/", 1)[-1]: datetime.fromisoformat(e["time"]).timestamp()
                        for e in log_entries(state, "on_feedback")
                        if e.get("event") == "feedback_handled" and str(e.get("document", "")).startswith(f"models/{model}/")}
             done = {k: v for k, v in handled.items() if k in written}
-            if len(done) >= FEEDBACK_BURST or time.monotonic() > deadline:
-                break
+            if len(done) >= count or time.monotonic() > deadline:
+                return start, written, done
             time.sleep(0.5)
+
+
+def ingest(model: str, state: StackState, settings: Settings, console: Console) -> dict[str, Any]:
+    """Seed the digits through on_upload, then a burst of feedback documents through on_feedback."""
+    from edgeloop.seed import seed_dataset
+
+    seeded = seed_dataset(model, settings, console, train=False)
+    start, written, done = feedback_burst(model, FEEDBACK_BURST, state, settings, console)
     latencies = [done[k] - written[k] for k in done]
     elapsed = max(done.values()) - start if done else float("nan")
     return {

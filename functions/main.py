@@ -5,6 +5,12 @@ functions-framework, one process per function. Raising asks for a retry
 (bounded by the subscription's dead-letter policy). A malformed event is
 permanent: it is logged with its reason, a Pub/Sub message is forwarded to its
 dead-letter topic, and the event is acknowledged.
+
+Each handler imports its use case where it runs: functions-framework loads
+this whole file for every target, so module-level imports would give each
+function process every other handler's libraries (scipy, PIL, the Storage and
+Pub/Sub clients) too. ``edgeloop bench footprint`` measures what each loads,
+and tests/unit/functions/test_footprint.py holds each to its own.
 """
 
 from __future__ import annotations
@@ -18,11 +24,6 @@ from cloudevents.http import CloudEvent
 from shared import events
 from shared.config import get_settings
 from shared.errors import MalformedEventError
-from shared.gcp.bus import MAX_REASON_CHARS, forward_malformed
-from shared.gcp.feedback import handle_feedback
-from shared.gcp.ingest import ingest_object
-from shared.gcp.launch import handle_retrain_message
-from shared.gcp.tick import handle_tick
 from shared.logs import log
 
 flask = functions_framework.flask  # the Flask functions-framework serves with, pinned through it
@@ -46,6 +47,8 @@ def _acknowledge_malformed(source_topic: str | None = None) -> Callable:
             try:
                 return handler(cloud_event)
             except MalformedEventError as exc:
+                from shared.gcp.bus import MAX_REASON_CHARS, forward_malformed
+
                 settings = get_settings()
                 topic = getattr(settings.topics, source_topic) if source_topic else None
                 forwarded = forward_malformed(cloud_event, topic, handler.__name__, exc, settings) if topic else None
@@ -82,6 +85,8 @@ def _not_a_cloud_event(error: Exception) -> Any:
 @functions_framework.cloud_event
 @_acknowledge_malformed("storage_events")
 def on_upload(cloud_event: CloudEvent) -> None:
+    from shared.gcp.ingest import ingest_object
+
     obj = events.decode_storage_event(cloud_event)
     outcome = ingest_object(obj, get_settings())
     log("INFO", "object_ingested", f"{outcome.status} gs://{obj.bucket}/{obj.name}#{obj.generation}",
@@ -92,6 +97,8 @@ def on_upload(cloud_event: CloudEvent) -> None:
 @functions_framework.cloud_event
 @_acknowledge_malformed()
 def on_feedback(cloud_event: CloudEvent) -> None:
+    from shared.gcp.feedback import handle_feedback
+
     doc = events.decode_firestore_event(cloud_event)
     outcome = handle_feedback(doc, get_settings())
     log("INFO", "feedback_handled", f"{outcome.status} {doc.document}", function="on_feedback",
@@ -101,6 +108,8 @@ def on_feedback(cloud_event: CloudEvent) -> None:
 @functions_framework.cloud_event
 @_acknowledge_malformed("drift_checks")
 def check_drift(cloud_event: CloudEvent) -> None:
+    from shared.gcp.tick import handle_tick
+
     message = events.decode_pubsub(cloud_event)
     for check in handle_tick(message.json_or_none(), message.message_id, get_settings()):
         log("INFO", "drift_check_done", check.report.detail, function="check_drift", event_id=message.message_id,
@@ -110,6 +119,8 @@ def check_drift(cloud_event: CloudEvent) -> None:
 @functions_framework.cloud_event
 @_acknowledge_malformed("retrain_requests")
 def launch_training(cloud_event: CloudEvent) -> None:
+    from shared.gcp.launch import handle_retrain_message
+
     message = events.decode_pubsub(cloud_event)
     request, outcome = handle_retrain_message(message.json(), message.published_at(), get_settings())
     log("INFO", "retrain_handled", outcome.detail, function="launch_training", model=request.model,

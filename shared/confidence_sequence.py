@@ -26,7 +26,6 @@ Carlo benchmark runs exactly these functions over thousands of rollouts.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import betaln
 
 # Beta(1, 1): no prior opinion about the rate. The mixture only shapes the bounds' width over time;
 # coverage holds for any choice.
@@ -35,6 +34,8 @@ BISECTION_STEPS = 32  # the bounds to within 2^-32 of their exact value
 
 
 def _log_mixture_penalty(successes: np.ndarray, failures: np.ndarray, prior: tuple[float, float]) -> np.ndarray:
+    from scipy.special import betaln  # loaded where used: scipy is half a second of a function's start
+
     a, b = prior
     return betaln(a + successes, b + failures) - betaln(a, b)
 

@@ -3,15 +3,25 @@
 The standard clients honour FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST and
 STORAGE_EMULATOR_HOST; against an emulator they need anonymous credentials,
 because a developer machine has no Application Default Credentials.
+
+Storage and Pub/Sub load where a client is first made: each function process
+imports only the client libraries its handler uses (``edgeloop bench footprint``).
+Every client here is thread-safe and made once per process (``lru_cache``
+serialises nothing, so two threads racing on the first call may each build one
+and one is kept; either works), so a process may serve concurrent requests.
 """
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import firestore, pubsub_v1, storage
+from google.cloud import firestore
+
+if TYPE_CHECKING:
+    from google.cloud import pubsub_v1, storage
 
 from shared.config import get_settings
 
@@ -29,17 +39,23 @@ def firestore_client(project: str | None = None) -> firestore.Client:
 
 @lru_cache(maxsize=None)
 def storage_client(project: str | None = None) -> storage.Client:
+    from google.cloud import storage
+
     return storage.Client(project=project or get_settings().project_id,
                           credentials=_credentials("STORAGE_EMULATOR_HOST"))
 
 
 @lru_cache(maxsize=None)
 def publisher_client() -> pubsub_v1.PublisherClient:
+    from google.cloud import pubsub_v1
+
     return pubsub_v1.PublisherClient()
 
 
 @lru_cache(maxsize=None)
 def subscriber_client() -> pubsub_v1.SubscriberClient:
+    from google.cloud import pubsub_v1
+
     return pubsub_v1.SubscriberClient()
 
 

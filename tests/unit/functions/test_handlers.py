@@ -59,21 +59,20 @@ def _push(payload: dict) -> dict:
 
 FEEDBACK_VALUE = {"name": "projects/p/databases/(default)/documents/models/digits/feedback/f1",
                   "fields": {"uid": {"stringValue": "u"}}}
-# function → (the backend call its handler makes, the event type, a well-formed event's data)
+# function → (the backend call its handler makes, in the use-case module it imports, the event type, a well-formed
+# event's data)
 GOOD_EVENTS = {
-    "on_upload": ("ingest_object", "google.cloud.storage.object.v1.finalized",
+    "on_upload": ("shared.gcp.ingest.ingest_object", "google.cloud.storage.object.v1.finalized",
                   {"bucket": "b", "name": "uploads/digits/u-1/a.png", "generation": "1"}),
-    "on_feedback": ("handle_feedback", "google.cloud.firestore.document.v1.created", {"value": FEEDBACK_VALUE}),
-    "check_drift": ("handle_tick", "google.cloud.pubsub.topic.v1.messagePublished", _push({"model": "digits"})),
-    "launch_training": ("handle_retrain_message", "google.cloud.pubsub.topic.v1.messagePublished",
+    "on_feedback": ("shared.gcp.feedback.handle_feedback", "google.cloud.firestore.document.v1.created", {"value": FEEDBACK_VALUE}),
+    "check_drift": ("shared.gcp.tick.handle_tick", "google.cloud.pubsub.topic.v1.messagePublished", _push({"model": "digits"})),
+    "launch_training": ("shared.gcp.launch.handle_retrain_message", "google.cloud.pubsub.topic.v1.messagePublished",
                         _push({"model": "digits", "reason": "manual", "cause": "manual:digits:1"})),
 }
 
 
 @pytest.mark.parametrize("function", sorted(GOOD_EVENTS))
 def test_a_handler_failure_still_answers_500_so_the_event_is_retried(monkeypatch, capsys, function):
-    import sys
-
     client = _served(function)
     backend, event_type, data = GOOD_EVENTS[function]
     called = []
@@ -82,7 +81,7 @@ def test_a_handler_failure_still_answers_500_so_the_event_is_retried(monkeypatch
         called.append(backend)
         raise RuntimeError("backend down")
 
-    monkeypatch.setattr(sys.modules["main"], backend, boom)
+    monkeypatch.setattr(backend, boom)  # the handler imports its use case when it runs: the fake is found there
     headers = {"ce-id": "f-1", "ce-source": "//test", "ce-specversion": "1.0", "ce-type": event_type,
                "Content-Type": "application/json"}
     response = client.post("/", json=data, headers=headers)
@@ -91,8 +90,6 @@ def test_a_handler_failure_still_answers_500_so_the_event_is_retried(monkeypatch
 
 
 def test_a_malformed_message_that_cannot_be_dead_lettered_answers_500_so_it_is_retried(monkeypatch, capsys):
-    import sys
-
     client = _served("launch_training")
     called = []
 
@@ -100,7 +97,7 @@ def test_a_malformed_message_that_cannot_be_dead_lettered_answers_500_so_it_is_r
         called.append("forward_malformed")
         raise RuntimeError("pubsub down")
 
-    monkeypatch.setattr(sys.modules["main"], "forward_malformed", pubsub_down)
+    monkeypatch.setattr("shared.gcp.bus.forward_malformed", pubsub_down)
     headers = {"ce-id": "r-1", "ce-source": "//test", "ce-specversion": "1.0",
                "ce-type": "google.cloud.pubsub.topic.v1.messagePublished", "Content-Type": "application/json"}
     response = client.post("/", json={"message": {"data": "%% not base64", "messageId": "m-1"}}, headers=headers)

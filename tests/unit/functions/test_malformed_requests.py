@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import base64
 import gzip
+import importlib
 import io
 import json
-import sys
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from functions import main
 from shared import events
+from shared.gcp.bus import MAX_REASON_CHARS
 
 FUNCTIONS = ("on_upload", "on_feedback", "check_drift", "launch_training")
 SUCCESS_EVENTS = {"object_ingested", "feedback_handled", "drift_check_done", "retrain_handled"}
@@ -64,10 +65,24 @@ class Answer:
         return [e for e in self.entries if e.get("event") in SUCCESS_EVENTS]
 
 
-class Served:
-    """One function as functions-framework serves it, its backends replaced by fakes that record their calls."""
+_CHECK = SimpleNamespace(model="digits", version="v1", report=SimpleNamespace(detail="fake", status="ok"))
+# function → (the use-case module its handler imports, the call it makes there, the fake's answer)
+BACKENDS = {
+    "on_upload": ("shared.gcp.ingest", "ingest_object", SimpleNamespace(status="accepted", reason=None, image_id="i-1")),
+    "on_feedback": ("shared.gcp.feedback", "handle_feedback", SimpleNamespace(status="ignored", reason="fake")),
+    "check_drift": ("shared.gcp.tick", "handle_tick", [_CHECK]),
+    "launch_training": ("shared.gcp.launch", "handle_retrain_message",
+                        (SimpleNamespace(model="digits", cause="fake"), SimpleNamespace(detail="fake", action="none", run_id=None))),
+}
 
-    def __init__(self, function: str):
+
+class Served:
+    """One function as functions-framework serves it, its backend replaced by a fake that records its calls.
+
+    Each handler imports its use case when it runs, so the fake replaces the call in the use-case module.
+    """
+
+    def __init__(self, function: str, patch: pytest.MonkeyPatch):
         from functions_framework import create_app
 
         self.function = function
@@ -76,20 +91,11 @@ class Served:
         self.escaped: list[str] = []
         self._record = lambda _sender, exception, **_: self.escaped.append(repr(exception)[:500])
         flask.got_request_exception.connect(self._record, app)
-        module = sys.modules["main"]  # create_app loaded functions/main.py afresh, as this module
         self.calls: list[str] = []
         self.forwarded: list[tuple[str, str]] = []
         self.failure: Exception | None = None
-        check = SimpleNamespace(model="digits", version="v1", report=SimpleNamespace(detail="fake", status="ok"))
-        request = SimpleNamespace(model="digits", cause="fake")
-        vars(module).update(
-            ingest_object=self._backend("ingest_object", SimpleNamespace(status="accepted", reason=None, image_id="i-1")),
-            handle_feedback=self._backend("handle_feedback", SimpleNamespace(status="ignored", reason="fake")),
-            handle_tick=self._backend("handle_tick", [check]),
-            handle_retrain_message=self._backend("handle_retrain_message",
-                                                 (request, SimpleNamespace(detail="fake", action="none", run_id=None))),
-            forward_malformed=self._forward,
-        )
+        module, name, result = BACKENDS[function]
+        patch.setattr(importlib.import_module(module), name, self._backend(name, result))
 
     def _backend(self, name: str, result):
         def fake(*_args):
@@ -118,7 +124,12 @@ class Served:
 
 @pytest.fixture(scope="module")
 def served():
-    return {function: Served(function) for function in FUNCTIONS}
+    with pytest.MonkeyPatch.context() as patch:
+        functions = {function: Served(function, patch) for function in FUNCTIONS}
+        # one dead-lettering call for every function: the fake hands it to the function that forwarded
+        patch.setattr(importlib.import_module("shared.gcp.bus"), "forward_malformed",
+                      lambda cloud_event, topic, function, *rest: functions[function]._forward(cloud_event, topic, function, *rest))
+        yield functions
 
 
 def assert_answered(served: Served, body: bytes, headers, *, refused: bool = False) -> Answer:
@@ -140,7 +151,7 @@ def assert_answered(served: Served, body: bytes, headers, *, refused: bool = Fal
         assert answer.status == 200, context
         assert (len(answer.malformed), len(answer.handled)) in ((1, 0), (0, 1)), answer.entries
         if answer.malformed:
-            assert len(answer.malformed[0]["message"]) <= main.MAX_REASON_CHARS
+            assert len(answer.malformed[0]["message"]) <= MAX_REASON_CHARS
     return answer
 
 

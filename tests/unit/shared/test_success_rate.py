@@ -47,3 +47,15 @@ def test_a_request_needs_enough_distinct_users():
     assert success_rate_request("digits", "v3", rate, 100, 0.85, None, users=4, min_users=10) is None
     request = success_rate_request("digits", "v3", rate, 100, 0.85, None, users=10, min_users=10)
     assert request is not None and request.evidence["users"] == 10 and request.evidence["min_users"] == 10
+
+
+@given(st.integers(0, 100_000), st.integers(1, 100_000), st.floats(0.5, 0.9999))
+def test_the_interval_is_scipys_wilson_interval(a, b, confidence):
+    """The standard-library interval equals scipy.stats' (to rounding: scipy's normal quantile is Cephes', ours AS241)."""
+    from scipy.stats import binomtest
+
+    correct, total = min(a, b), max(a, b)
+    expected = binomtest(correct, total).proportion_ci(confidence_level=confidence, method="wilson")
+    rate = success_rate(correct, total, confidence)
+    assert rate.low == pytest.approx(float(expected.low), rel=1e-12, abs=1e-15)
+    assert rate.high == pytest.approx(float(expected.high), rel=1e-12, abs=1e-15)
