@@ -44,6 +44,9 @@ class Thresholds(BaseModel):
                     "stored (and label their captures) but count toward no decision")
     min_distinct_users: int = Field(
         10, ge=1, description="distinct users with counted reports in the window before a success-rate retrain is asked")
+    min_agreeing_labellers: int = Field(
+        1, ge=1, description="distinct users who must agree on a capture's label (and outnumber every other label) "
+                             "before it is trained on; an operator's label overrides them (shared/labelling.py)")
     drift_min_samples: int = Field(50, ge=1, description="recent inputs needed before a drift test is run")
     drift_p_value: float = Field(0.01, gt=0, lt=1, description="KS-test significance (family-wise, Bonferroni)")
     drift_min_effect: float = Field(0.2, gt=0, le=1, description="smallest KS statistic that counts as drift")

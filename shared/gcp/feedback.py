@@ -11,9 +11,9 @@ documents. Each report is admitted once, in one transaction
 ``thresholds.feedback_per_user_cap`` counted reports on that version in the
 window; a report that does not count changes no number, so it is not
 judged on. A retrain, like a release verdict, also needs enough distinct
-users (``thresholds.min_distinct_users``). A confirmed label is written to a confirmation document
-keyed by the capture (set, not increment) and copied onto the image document
-if the upload has already been registered; on_upload reads the confirmation
+users (``thresholds.min_distinct_users``). A confirmed label is a vote recorded on a confirmation
+document keyed by the capture, and the label ``shared.labelling.decide`` makes of all its votes is
+copied onto the image document if the upload has already been registered; on_upload reads the votes
 when the upload comes second, so either order ends in one labelled image.
 """
 
@@ -27,7 +27,7 @@ from google.cloud import firestore
 from shared.config import Settings
 from shared.events import FirestoreDocumentEvent
 from shared.feedback import InvalidFeedback, parse_feedback
-from shared.gcp import images, model_registry, retrain_requests
+from shared.gcp import images, model_registry, model_settings, retrain_requests
 from shared.gcp.clients import firestore_client
 from shared.gcp.release import ReleaseOutcome, evaluate_release
 from shared.gcp.tallies import admit_report, distinct_users, version_tally
@@ -95,9 +95,11 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
     if where is None or event.change not in ("created", "written") or event.value is None:
         return FeedbackOutcome("ignored", f"not a feedback creation: {event.change} {event.document}")
     model, feedback_id = where
+    settings = model_settings.for_model(model, settings)  # the model's thresholds and release, read once per event
     db = firestore_client(settings.project_id)
     try:
-        feedback = parse_feedback(model, event.value, model_registry.model_labels(model, settings))
+        labels = model_registry.model_labels(model, settings)
+        feedback = parse_feedback(model, event.value, labels)
     except InvalidFeedback as exc:
         images.quarantine_feedback(db, model, feedback_id, event.document, str(exc))
         log("WARNING", "feedback_rejected", str(exc), model=model, document=event.document, reason="invalid_feedback")
@@ -107,7 +109,8 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
     labelled = 0
     new_data = None
     if feedback.true_label is not None and feedback.capture is not None:
-        labelled = images.apply_confirmation(db, model, feedback)
+        labelled = images.apply_confirmation(db, model, feedback.capture, images.user_vote(feedback), labels,
+                                             settings.thresholds.min_agreeing_labellers)
         new_data = retrain_requests.new_data(model, settings, state) if labelled else None
 
     thresholds = settings.thresholds

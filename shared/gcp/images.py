@@ -10,6 +10,7 @@ quarantine record with the reason and a copy under ``quarantine/``.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Iterable
 
@@ -23,6 +24,7 @@ from shared.events import StorageObjectEvent
 from shared.feedback import Feedback
 from shared.gcp.clients import firestore_client, storage_client
 from shared.image_stats import image_statistics
+from shared.labelling import Decision, LabelSource, Vote, decide, votes_of
 from shared.validation import AcceptedImage, Reason, Rejected
 
 QUARANTINE_COLLECTION = "quarantine"
@@ -70,16 +72,27 @@ def quarantine(db: firestore.Client, obj: StorageObjectEvent, image_id: str, rej
     return fresh
 
 
-def confirmation(db: firestore.Client, model: str, object_name: str, labels: frozenset[str] | None,
-                 transaction: firestore.Transaction | None = None) -> tuple[str, str] | None:
-    """(label, uid) a user confirmed for this capture through feedback that arrived before the upload."""
+def confirmation_votes(db: firestore.Client, model: str, object_name: str,
+                       transaction: firestore.Transaction | None = None) -> dict[str, Vote]:
+    """The labels given to this capture so far (users' confirmations, operators' labels), by vote key."""
     snapshot = db.document(layout.confirmation_doc(model, object_name)).get(transaction=transaction)
-    found = snapshot.to_dict() if snapshot.exists else {}
-    label = found.get("true_label")
-    return (label, found.get("uid")) if labels is not None and label in labels else None
+    return votes_of(snapshot.to_dict() if snapshot.exists else None)
 
 
-def _image_document(obj: StorageObjectEvent, image: AcceptedImage, confirmed_by: str | None) -> dict[str, Any]:
+def _metadata_vote(image: dict[str, Any]) -> Vote | None:
+    """The label an app put in the capture's own upload metadata: its user's vote."""
+    if image.get("kind") != "upload" or not image.get("metadata_label"):
+        return None
+    return Vote(LabelSource.USER, str(image.get("uid")), str(image["metadata_label"]))
+
+
+def _labelled_fields(decision: Decision) -> dict[str, Any]:
+    return {"label": decision.label, "labelled": decision.labelled, "confirmed_by": decision.by,
+            "label_status": decision.status.value, "label_detail": decision.detail, "labelled_at": decision.at}
+
+
+def _image_document(obj: StorageObjectEvent, image: AcceptedImage, decision: Decision | None,
+                    metadata_label: str | None) -> dict[str, Any]:
     return {
         "object": obj.name,
         "generation": obj.generation,
@@ -87,7 +100,8 @@ def _image_document(obj: StorageObjectEvent, image: AcceptedImage, confirmed_by:
         "kind": image.ref.kind.value,
         "label": image.label,
         "labelled": image.label is not None,
-        "confirmed_by": confirmed_by,
+        "confirmed_by": None,
+        "metadata_label": metadata_label,
         "uid": image.ref.uid,
         "predicted_label": image.predicted_label,
         "confidence": image.confidence,
@@ -101,6 +115,7 @@ def _image_document(obj: StorageObjectEvent, image: AcceptedImage, confirmed_by:
         "stats": image_statistics(image.rgb),
         "status": "new",
         "created": firestore.SERVER_TIMESTAMP,
+        **(_labelled_fields(decision) if decision is not None else {}),
     }
 
 
@@ -111,12 +126,13 @@ class Registration(str, Enum):
 
 
 def register(db: firestore.Client, model: str, image_id: str, obj: StorageObjectEvent, image: AcceptedImage,
-              labels: frozenset[str] | None) -> tuple[Registration, AcceptedImage]:
+             labels: frozenset[str] | None, min_agreeing: int = 1) -> tuple[Registration, AcceptedImage]:
     """Create the image document and retire the generation it replaces, in one transaction on the object's head.
 
     The head names the newest registered generation, so two generations handled at the same time, or in
-    the wrong order, leave exactly one of them counted: the newer. An unlabelled capture takes the label a
-    user already confirmed; read in the transaction, so a confirmation written meanwhile is not missed.
+    the wrong order, leave exactly one of them counted: the newer. A capture that was labelled before its
+    upload arrived (users' confirmations, an operator's label) takes the label ``labelling.decide`` gives
+    those votes and its own metadata label; read in the transaction, so a vote written meanwhile is not missed.
     """
     head_ref = db.document(layout.object_head_doc(model, obj.name))
     image_ref = db.document(layout.image_doc(model, image_id))
@@ -133,13 +149,15 @@ def register(db: firestore.Client, model: str, image_id: str, obj: StorageObject
         if newest is not None and newest != obj.generation:
             candidate = db.document(layout.image_doc(model, layout.image_id(obj.name, newest)))
             previous = candidate if candidate.get(transaction=transaction).exists else None
-        registered, confirmed_by = image, None
-        if image.label is None:  # feedback may have confirmed this capture before its upload event arrived
-            found = confirmation(db, model, obj.name, labels, transaction)
-            if found is not None:
-                label, confirmed_by = found
-                registered = dataclasses.replace(image, label=label)
-        transaction.create(image_ref, _image_document(obj, registered, confirmed_by))
+        registered, decision = image, None
+        if image.ref.kind is layout.ObjectKind.UPLOAD:  # feedback may have labelled this capture before its upload event arrived
+            votes = list(confirmation_votes(db, model, obj.name, transaction).values())
+            if votes:
+                own = [Vote(LabelSource.USER, str(image.ref.uid), image.label)] if image.label is not None else []
+                decision = decide(votes + own, labels, min_agreeing)
+                registered = dataclasses.replace(image, label=decision.label)
+        metadata_label = image.label if image.ref.kind is layout.ObjectKind.UPLOAD else None
+        transaction.create(image_ref, _image_document(obj, registered, decision, metadata_label))
         transaction.set(head_ref, {"object": obj.name, "generation": obj.generation, "image_id": image_id})
         if previous is not None:
             transaction.update(previous, {"status": "superseded", "superseded_by": image_id})
@@ -158,22 +176,55 @@ def count_new_labelled(db: firestore.Client, model: str) -> int:
     return int(query.get()[0][0].value)
 
 
-def apply_confirmation(db: firestore.Client, model: str, feedback: Feedback) -> int:
-    """Record the user's true label for their capture; label its image document if registered. Returns images labelled."""
-    db.document(layout.confirmation_doc(model, feedback.capture)).set(
-        {"object": feedback.capture, "true_label": feedback.true_label, "uid": feedback.uid}
-    )
-    # The object's head names its registered generation (older ones are superseded and never count): two
-    # reads by key instead of a query over every image of the model.
-    head = db.document(layout.object_head_doc(model, feedback.capture)).get()
-    if not head.exists:
-        return 0  # not registered yet: on_upload applies the confirmation when it registers the upload
-    snapshot = db.document(layout.image_doc(model, head.get("image_id"))).get()
-    image = snapshot.to_dict() if snapshot.exists else {}
-    if image.get("label") is not None or image.get("status") not in ("new", "used"):
-        return 0
-    snapshot.reference.update({"label": feedback.true_label, "labelled": True, "confirmed_by": feedback.uid})
-    return 1
+def user_vote(feedback: Feedback) -> Vote:
+    """A confirming report as a vote: its user, the true label, the server's time of the report."""
+    at = feedback.sent_at or feedback.received_at
+    return Vote(LabelSource.USER, feedback.uid, str(feedback.true_label), at.astimezone(timezone.utc).isoformat() if at else "")
+
+
+def operator_vote(who: str, label: str) -> Vote:
+    return Vote(LabelSource.OPERATOR, who, label, datetime.now(timezone.utc).isoformat())
+
+
+def apply_confirmation(db: firestore.Client, model: str, capture: str, vote: Vote, labels: frozenset[str] | None,
+                       min_agreeing: int) -> int:
+    """Record one label given to a capture (a user's confirmation or an operator's label) and give its image
+    document the label ``labelling.decide`` makes of all its votes. Returns 1 if the image got a (new) label.
+
+    One transaction on the capture's confirmation document, so concurrent votes are all counted and every
+    order of arrival ends in the same label. The object's head names its registered generation (older ones
+    are superseded and never count): reads by key instead of a query over every image of the model. A
+    relabelled image that a run already used counts as new data again.
+    """
+    confirmation_ref = db.document(layout.confirmation_doc(model, capture))
+    head_ref = db.document(layout.object_head_doc(model, capture))
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> int:
+        votes = confirmation_votes(db, model, capture, transaction)
+        votes.setdefault(vote.key, vote)  # a redelivered report keeps its first record
+        head = head_ref.get(transaction=transaction)
+        image_ref = db.document(layout.image_doc(model, head.get("image_id"))) if head.exists else None
+        image_snapshot = image_ref.get(transaction=transaction) if image_ref is not None else None
+        image = image_snapshot.to_dict() if image_snapshot is not None and image_snapshot.exists else {}
+        own = _metadata_vote(image)
+        decision = decide([*votes.values(), *([own] if own else [])], labels, min_agreeing)
+        transaction.set(confirmation_ref, {
+            "object": capture, "votes": {key: value.to_dict() for key, value in votes.items()},
+            "label": decision.label, "status": decision.status.value, "decided_by": decision.by,
+            "detail": decision.detail})
+        if not image or image.get("status") not in ("new", "used"):
+            return 0  # not registered yet: on_upload applies the votes when it registers the upload
+        fields = _labelled_fields(decision)
+        if all(image.get(key) == value for key, value in fields.items()):
+            return 0
+        relabelled = decision.labelled and decision.label != image.get("label")
+        if relabelled and image.get("status") == "used":
+            fields["status"] = "new"  # trained on with another label (or none): new data again
+        transaction.update(image_ref, fields)
+        return int(relabelled)
+
+    return apply(db.transaction(max_attempts=REGISTER_ATTEMPTS))
 
 
 def mark_images_used(model: str, image_ids: Iterable[str], run_id: str, settings: Settings) -> int:

@@ -32,7 +32,7 @@ from google.api_core import exceptions as gexc
 from shared import integrity, layout
 from shared.config import Settings
 from shared.events import StorageObjectEvent
-from shared.gcp import images, model_registry, retrain_requests
+from shared.gcp import images, model_registry, model_settings, retrain_requests
 from shared.gcp.clients import firestore_client, storage_client
 from shared.gcp.images import Registration
 from shared.logs import log
@@ -89,7 +89,9 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
         return IngestOutcome("quarantined" if fresh else "duplicate", image_id, rejected.reason.value)
 
     model = image.ref.model
-    registration, image = images.register(db, model, image_id, obj, image, labels)
+    settings = model_settings.for_model(model, settings)  # the model's own thresholds, read once per event
+    registration, image = images.register(db, model, image_id, obj, image, labels,
+                                          settings.thresholds.min_agreeing_labellers)
     if registration is Registration.REGISTERED:
         log("INFO", "image_registered", f"{obj.name}#{obj.generation}", object=obj.name, generation=obj.generation,
             model=model, label=image.label, image_id=image_id)

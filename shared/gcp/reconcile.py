@@ -37,6 +37,7 @@ from shared.gcp.images import QUARANTINE_COLLECTION
 from shared.gcp.ingest import ingest_object
 from shared.gcp.tallies import admit_report
 from shared.gcp.training_lock import training_state
+from shared.labelling import votes_of
 from shared.logs import log
 
 INGESTED_PREFIXES = (layout.DATASET_PREFIX, layout.UPLOADS_PREFIX)
@@ -96,7 +97,7 @@ def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Set
     image was left unlabelled (a handler that died in between); returns how many were applied."""
     labels = model_registry.model_labels(model, settings)
     confirming = db.collection(layout.feedback_collection(model)).where(filter=firestore.FieldFilter("capture", ">", ""))
-    reports = {}
+    reports = []
     cutoff = _lost_before(settings)
     for snapshot in confirming.stream():
         if snapshot.create_time is None or snapshot.create_time > cutoff:
@@ -106,10 +107,19 @@ def _apply_missing_confirmations(db: firestore.Client, model: str, settings: Set
         except InvalidFeedback:
             continue  # on_feedback quarantines it (or did): there is nothing to apply
         if feedback.true_label is not None and feedback.capture is not None:
-            reports[layout.confirmation_doc(model, feedback.capture)] = feedback
-    recorded = {s.reference.path for s in db.get_all([db.document(p) for p in reports]) if s.exists} if reports else set()
-    missing = [feedback for path, feedback in reports.items() if path not in recorded or feedback.capture in unlabelled]
-    labelled = sum(images.apply_confirmation(db, model, feedback) for feedback in missing)
+            reports.append(feedback)
+    paths = sorted({layout.confirmation_doc(model, feedback.capture) for feedback in reports})
+    recorded = {s.reference.path: s.to_dict() for s in db.get_all([db.document(p) for p in paths]) if s.exists} if paths else {}
+
+    def is_missing(feedback) -> bool:
+        found = recorded.get(layout.confirmation_doc(model, feedback.capture))
+        if found is None or images.user_vote(feedback).key not in votes_of(found):
+            return True  # the vote was never recorded
+        return feedback.capture in unlabelled and found.get("label") is not None  # decided, yet the image was left unlabelled
+
+    missing = [feedback for feedback in reports if is_missing(feedback)]
+    labelled = sum(images.apply_confirmation(db, model, feedback.capture, images.user_vote(feedback), labels,
+                                             settings.thresholds.min_agreeing_labellers) for feedback in missing)
     if labelled:  # as on_feedback would have: the labels it applies may complete a new-data run
         retrain_requests.new_data(model, settings)
     return len(missing)

@@ -206,14 +206,16 @@ def assert_confirmed_and_requested_once(stack, model: str, capture: str) -> None
     (image,) = image_docs(stack, model)
     assert image["object"] == capture and image["label"] == "5" and image["labelled"] and image["confirmed_by"] == "u1"
     confirmation = db(stack).document(layout.confirmation_doc(model, capture)).get().to_dict()
-    assert confirmation == {"object": capture, "true_label": "5", "uid": "u1"}
+    assert (confirmation["object"], confirmation["label"], confirmation["status"], confirmation["decided_by"]) == (
+        capture, "5", "confirmed", "u1")
+    assert [(v["source"], v["who"], v["label"]) for v in confirmation["votes"].values()] == [("user", "u1", "5")]
     causes = eventually(lambda: pending_causes(stack, model), what="the success-rate request recorded")
     assert causes == [f"success_rate:{model}:v1:after-start"]
 
 
-# confirmation, the capture's label, the report's admission (received_at, counted, its user's document: one
-# transaction), the success-rate request
-FEEDBACK_WRITES = ["firestore.commit", "firestore.commit", "firestore.commit", "pubsub.publish"]
+# the vote and the capture's label (one transaction), the report's admission (received_at, counted, its user's
+# document: one transaction), the success-rate request
+FEEDBACK_WRITES = ["firestore.commit", "firestore.commit", "pubsub.publish"]
 
 
 def test_a_clean_confirming_report_records_labels_then_publishes(local_stack):
