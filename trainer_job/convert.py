@@ -1,7 +1,9 @@
 """Keras → TFLite (float and full-integer), and tflite-support metadata in and out.
 
-The published model is full-integer: uint8 RGB in (N×H×W×3, the raw pixels,
-because the model rescales them itself), uint8 probabilities out. Its metadata
+The published model is full-integer: uint8 RGB in (1×H×W×3, the raw pixels,
+because the model rescales them itself), uint8 probabilities out. Its tensors
+declare a batch of 1, which is what browsers' LiteRT.js needs (it refuses a
+dynamic batch), while the graph still takes any batch (see ``with_fixed_batch``). Its metadata
 carries the labels file, the input normalisation, and the model's name,
 version and description, which is what MediaPipe Tasks and the TFLite Task
 library read.
@@ -31,6 +33,8 @@ REPRESENTATIVE_SAMPLES = 300  # enough to calibrate every activation range on di
 NORM_MEAN = (0.0,)
 NORM_STD = (1.0,)
 PACKED_FILE_TIME = (2020, 1, 1, 0, 0, 0)  # any fixed date a ZIP entry can hold (they start in 1980)
+PUBLISHED_BATCH = 1  # the batch the published model's input and output declare: one image, as clients feed it
+DYNAMIC = -1  # a shape signature's "any size"
 
 
 @contextlib.contextmanager
@@ -77,7 +81,45 @@ def to_int8_tflite(model, representative_images: np.ndarray, samples: int = REPR
         # pixels and the converter derives its identity quantization (scale 1,
         # zero point 0) from the Rescaling layer; nothing is missing.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        return bytes(converter.convert())
+        return with_fixed_batch(bytes(converter.convert()))
+
+
+def with_fixed_batch(tflite_bytes: bytes, batch: int = PUBLISHED_BATCH) -> bytes:
+    """The model with its inputs' and outputs' declared batch set to ``batch`` where it was dynamic.
+
+    The converter declares a Keras model's batch as any (shape signature -1).
+    LiteRT.js refuses to run a model on a tensor whose shape differs from the
+    declared one, so with -1 a browser cannot feed it at all. Only the
+    declared signatures change, in place (4 bytes per tensor): the graph,
+    whose reshapes keep -1, still takes any batch, so LiteRT's interpreter
+    still scores batches after a resize (the trainer's evaluation, the
+    SDK's ``batch_scores``). A signature with another fixed batch is refused.
+    """
+    from tensorflow_lite_support.metadata import schema_py_generated as schema
+
+    buffer = bytearray(tflite_bytes)  # the numpy views below write through to it
+    model = schema.Model.GetRootAs(buffer, 0)
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for index in (*subgraph.InputsAsNumpy().tolist(), *subgraph.OutputsAsNumpy().tolist()):
+            tensor = subgraph.Tensors(index)
+            signature = tensor.ShapeSignatureAsNumpy()
+            if isinstance(signature, int) or len(signature) == 0:
+                continue  # no signature: the shape is fixed as it stands
+            if signature[0] not in (DYNAMIC, batch):
+                raise ValueError(f"tensor {tensor.Name().decode()} declares batch {signature[0]}, not {batch} or any")
+            signature[0] = batch
+    return bytes(buffer)
+
+
+def declared_input_shape(tflite_bytes: bytes) -> tuple[int, ...]:
+    """The first input's shape as the file declares it (-1 for any size), which is what LiteRT.js checks."""
+    from tensorflow_lite_support.metadata import schema_py_generated as schema
+
+    subgraph = schema.Model.GetRootAs(bytearray(tflite_bytes), 0).Subgraphs(0)
+    tensor = subgraph.Tensors(int(subgraph.InputsAsNumpy()[0]))
+    signature = tensor.ShapeSignatureAsNumpy()
+    return tuple(int(d) for d in (tensor.ShapeAsNumpy() if isinstance(signature, int) or len(signature) == 0 else signature))
 
 
 def with_metadata(tflite_bytes: bytes, labels: Sequence[str], name: str, version: str, description: str) -> bytes:

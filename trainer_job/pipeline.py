@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from rich.console import Console
 
 from shared.drift import baseline_statistics
@@ -23,7 +23,8 @@ from shared.image_stats import image_statistics
 from trainer_job import convert, evaluate
 from shared.gate import FIELD_IMAGES, FIELD_METRIC, stress_metric
 from trainer_job.augment import STRESSES, AugmentConfig, augment, drifted
-from trainer_job.model import DEFAULT_GRID, Hyperparameters, train_best
+from trainer_job import backbone as backbones
+from trainer_job.model import BACKBONE_GRIDS, DEFAULT_GRID, Hyperparameters, train_best
 from trainer_job.stages import Stages
 from trainer_job.split import HOLDOUT_FRACTION, VALIDATION_FRACTION, Examples, stratified_split
 
@@ -37,12 +38,39 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     augment: AugmentConfig = AugmentConfig()
-    grid: tuple[Hyperparameters, ...] = Field(DEFAULT_GRID, min_length=1)
+    backbone: backbones.Backbone = Field(
+        backbones.CNN, description="cnn: the small CNN (the default at every size); mobilenet_v3_small: "
+        "keras.applications' MobileNetV3-Small fine-tuned whole (images of at least 32 px)")
+    weights: backbones.Weights = Field(
+        backbones.NO_WEIGHTS,
+        description="what the backbone starts from: imagenet (pretrained, the default for mobilenet_v3_small; "
+        "a run that cannot load them fails) or none (random; the only choice for cnn)")
+    grid: tuple[Hyperparameters, ...] = Field(DEFAULT_GRID, min_length=1,
+                                              description="searched by validation accuracy; defaults per backbone")
     holdout_fraction: float = Field(HOLDOUT_FRACTION, gt=0, lt=1)
     validation_fraction: float = Field(VALIDATION_FRACTION, gt=0, lt=1)
     image_size: int = Field(32, ge=8, le=512, description="images are resized to this square, RGB")
     latency_repeats: int = Field(200, ge=1)
     representative_samples: int = Field(convert.REPRESENTATIVE_SAMPLES, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _backbone_defaults(cls, data: Any) -> Any:
+        """Unset weights and grid take the backbone's defaults (ImageNet weights where it has them)."""
+        if not isinstance(data, dict):
+            return data
+        backbone = data.get("backbone", backbones.CNN)
+        if backbone not in backbones.BACKBONES:
+            return data  # the field's own check names the choices
+        defaults = {"weights": backbones.IMAGENET if backbone in backbones.PRETRAINED else backbones.NO_WEIGHTS,
+                    "grid": BACKBONE_GRIDS[backbone]}
+        return {**defaults, **{key: value for key, value in data.items() if value is not None or key not in defaults}}
+
+    @model_validator(mode="after")
+    def _backbone_fits(self) -> "TrainConfig":
+        backbones.check_weights(self.backbone, self.weights)
+        backbones.check_image_size(self.backbone, self.image_size)
+        return self
 
 
 @dataclass(frozen=True)
@@ -62,6 +90,7 @@ class Candidate:
     baseline: dict[str, Any]  # what drift checks compare field traffic with
     seed: int
     float_model_bytes: bytes = field(repr=False, default=b"")  # the reference, never published
+    backbone: dict[str, Any] = field(default_factory=dict)  # backbone.StartingWeights: what training started from
 
 
 def train_candidate(
@@ -94,6 +123,9 @@ def train_candidate(
     console = console or Console(stderr=True)
     images, labels = np.asarray(images, dtype=np.uint8), np.asarray(labels)
     _check_inputs(images, labels, label_names)
+    backbones.check_image_size(config.backbone, min(images.shape[1:3]))
+    # Before any work: ImageNet weights that cannot be loaded end the run here, never random weights instead.
+    started_from, weights_file = backbones.starting_weights(config.backbone, config.weights)
     stages = Stages(console, on_stage)
     num_classes = len(label_names)
 
@@ -115,7 +147,8 @@ def train_candidate(
     )
     trained = stages.run(
         "train",
-        lambda: train_best(train, split.validation, config.grid, seed, num_classes=num_classes),
+        lambda: train_best(train, split.validation, config.grid, seed, num_classes=num_classes,
+                           backbone=config.backbone, weights_file=weights_file),
         lambda t: f"best of {len(t.trials)}: val accuracy {t.val_accuracy:.4f} · {_describe(t.hyperparameters)}",
     )
     float_bare, int8_bare, published = stages.run(
@@ -168,6 +201,7 @@ def train_candidate(
         baseline=_baseline(published, split, label_names, seed),
         seed=seed,
         float_model_bytes=float_bare,
+        backbone=started_from.as_dict(),
     )
 
 
@@ -255,6 +289,9 @@ def _load_check(published: bytes, holdout: Examples, label_names: Sequence[str])
     lite = evaluate.LiteModel(published)
     if lite.input_shape[1:] != holdout.images.shape[1:] or lite.input_dtype != np.uint8:
         raise RuntimeError(f"published input is {lite.input_dtype.__name__}{lite.input_shape}, expected uint8 RGB")
+    declared = convert.declared_input_shape(published)
+    if declared[0] != convert.PUBLISHED_BATCH:  # LiteRT.js in browsers runs only the batch the file declares
+        raise RuntimeError(f"published input declares batch {declared[0]}, expected {convert.PUBLISHED_BATCH}")
     sample = holdout.images[:LOAD_CHECK_IMAGES]
     litert_labels = [label_names[i] for i in lite.predict(sample)]
     mediapipe_results = [evaluate.mediapipe_top1(published, image) for image in sample]
@@ -266,6 +303,7 @@ def _load_check(published: bytes, holdout: Examples, label_names: Sequence[str])
     return (
         {
             "images": len(sample),
+            "declared_input": list(declared),
             "litert_labels": litert_labels,
             "mediapipe_labels": mediapipe_labels,
             "mediapipe_scores": [round(score, 4) for _, score in mediapipe_results],

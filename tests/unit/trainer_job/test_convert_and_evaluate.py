@@ -37,6 +37,23 @@ def test_int8_model_takes_one_uint8_rgb_image_and_returns_uint8_scores(published
     assert lite.input_dtype == np.uint8 and lite.output_dtype == np.uint8
 
 
+def test_the_published_model_declares_a_batch_of_one_and_its_graph_still_takes_any_batch(float_bytes, int8_bytes, published, digits):
+    """LiteRT.js (browsers) runs only the declared shape: the int8 file says batch 1, not -1 (any), as converted."""
+    assert convert.declared_input_shape(float_bytes) == (-1, 32, 32, 3)  # what the converter declares
+    assert convert.declared_input_shape(int8_bytes) == convert.declared_input_shape(published) == (1, 32, 32, 3)
+    fixed_float = convert.with_fixed_batch(float_bytes)
+    assert len(fixed_float) == len(float_bytes)  # only the signatures changed, in place
+    assert sum(a != b for a, b in zip(fixed_float, float_bytes)) <= 2 * 4  # one int32 per input and output
+    assert convert.with_fixed_batch(published) == published  # already batch 1
+    images = digits.holdout.images[:6]
+    assert np.array_equal(evaluate.LiteModel(fixed_float).probabilities(images), evaluate.LiteModel(float_bytes).probabilities(images))
+
+
+def test_a_model_declaring_another_fixed_batch_is_refused(published):
+    with pytest.raises(ValueError, match="declares batch 1, not 2"):
+        convert.with_fixed_batch(published, batch=2)
+
+
 def test_float_model_takes_float_pixels(float_bytes):
     assert evaluate.LiteModel(float_bytes).input_dtype == np.float32
 

@@ -93,6 +93,7 @@ def test_the_load_check_ran_mediapipe_and_litert_on_the_published_bytes(candidat
     check = candidate.load_check
     assert check["mediapipe_labels"] == check["litert_labels"]
     assert check["mediapipe_correct"] == check["images"] > 0
+    assert check["declared_input"] == [1, 32, 32, 3]  # a fixed batch: what browsers' LiteRT.js runs
 
 
 def test_stages_are_announced_in_order_timed_and_printed(candidate, stages_seen, progress):
