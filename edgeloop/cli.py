@@ -15,6 +15,7 @@ from rich.table import Table
 from edgeloop import device, models_cli
 from edgeloop.bench import bench_app
 from edgeloop.localstack import stack
+from edgeloop.web import command as web_command
 from edgeloop.target import (
     LOCAL_ONLY,
     TargetError,
@@ -35,6 +36,7 @@ from shared.errors import ConfigurationError, EdgeloopError
 app = typer.Typer(help="Edgeloop: on-device image models that keep improving by themselves.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(device.app, name="device")
+app.command("web")(web_command)  # the browser app against the local stack (edgeloop/web.py)
 app.add_typer(models_cli.app, name="model")
 
 

@@ -40,7 +40,7 @@ EMULATOR_VARIABLES = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "STORAG
 AUTH_EMULATOR_VARIABLE = "FIREBASE_AUTH_EMULATOR_HOST"
 PROJECT_VARIABLES = ("EDGELOOP_PROJECT_ID", "GOOGLE_CLOUD_PROJECT")  # in this order, when --project is not given
 # Commands that run or start the local stack's own processes: --project does not apply to them.
-LOCAL_ONLY = ("up", "down", "demo", "smoke", "seed", "device", "bench")
+LOCAL_ONLY = ("up", "down", "demo", "smoke", "seed", "device", "bench", "web")
 
 
 class TargetError(stack.StackError):
