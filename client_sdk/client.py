@@ -34,6 +34,7 @@ from client_sdk.updater import ModelUpdater, UpdateResult, UpdateStatus
 from shared import layout
 from shared.config import Client
 from shared.layout import CaptureReason
+from shared.model_settings import device_settings
 from shared.registry import ModelRef
 
 
@@ -66,7 +67,9 @@ class EdgeloopClient:
         device_class: str = "",
     ):
         self.model, self.uid, self.device_id, self.policy = model, uid, device_id, policy
-        self.settings = settings
+        # What the app asked for; ``settings`` adds the capture defaults the model publishes on its pointer
+        # (``edgeloop model create --set client.…``) where the app left the built-in default.
+        self.app_settings = self.settings = settings
         root = Path(directory) / model
         self.transport = Transport(endpoints, id_token, settings.request_timeout_s)
         self.store = ModelStore(root / "store")
@@ -103,6 +106,7 @@ class EdgeloopClient:
     def check_for_update(self) -> UpdateResult:
         """One pointer read; download, verify and swap only if this device's model changed."""
         result = self.updater.check()
+        self._use_model_settings(self.updater.published_client)
         if result.status is UpdateStatus.UPDATED:
             self._swap(result.target, result.classifier)
         return result
@@ -202,6 +206,11 @@ class EdgeloopClient:
             "model_version": prediction.model_version, layout.CAPTURE_REASON_KEY: reason,
         })
         return name
+
+    def _use_model_settings(self, published: dict) -> None:
+        settings = device_settings(self.app_settings, published)
+        if settings != self.settings:
+            self.settings = self.budget.settings = settings
 
     def _load_installed(self) -> None:
         ref = self.store.active()

@@ -50,10 +50,12 @@ class ModelUpdater:
         self.model, self.device_id = model, device_id
         self.transport, self.store = transport, store
         self.public_key_pem, self.settings, self.conditions = public_key_pem, settings, conditions
+        self.published_client: dict = {}  # the model's capture defaults, as the last pointer read published them
 
     def check(self) -> UpdateResult:
         """Raises ``Offline`` when the backend is unreachable and ``PointerError`` for a malformed pointer."""
         pointer = parse_pointer(self.model, self.transport.get_document(layout.model_doc(self.model)))
+        self.published_client = dict(pointer.client)
         target = model_for_device(pointer, self.device_id)
         if target is None:
             return UpdateResult(UpdateStatus.NOTHING_PUBLISHED, None, "the pointer names no model yet")

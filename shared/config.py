@@ -284,6 +284,9 @@ NOT_FORWARDED_TO_TRAINER = {
     "signing_key": "key material never travels in a job spec: a cloud trainer reads signing_key_secret "
                    "through Secret Manager (the local trainer inherits its parent's environment)",
     "stack_dir": "the local stack's state directory (its development key); a cloud trainer has none",
+    "thresholds": "the trainer decides nothing with them; it reads them only as part of a model's overrides "
+                  "(shared.model_settings), which it takes from Firestore, not from its launcher",
+    "client": "device settings; the trainer reads them only as part of a model's overrides (shared.model_settings)",
 }
 
 

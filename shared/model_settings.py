@@ -49,6 +49,12 @@ class ModelDefinitionError(EdgeloopError, ValueError):
     """A model name, label set, image size or settings override that cannot be used; the message says why."""
 
 
+def groups_of(settings: Settings) -> dict[str, BaseModel]:
+    """The groups of ``settings`` a model may override, named one by one (a getattr would hide from
+    tests/unit/shared/test_trainer_settings.py which settings the trainer reads)."""
+    return {"thresholds": settings.thresholds, "gate": settings.gate, "release": settings.release, "client": settings.client}
+
+
 def check_model_name(name: str) -> str:
     if not isinstance(name, str) or not _MODEL.fullmatch(name):
         raise ModelDefinitionError(
@@ -148,7 +154,7 @@ def check_overrides(overrides: Mapping[str, Mapping[str, Any]], settings: Settin
     """The overrides validated against the global ``settings``, each value in its stored (JSON) form."""
     checked: Overrides = {}
     for group, fields in overrides.items():
-        merged = effective_group(group, getattr(settings, group, None), fields)
+        merged = effective_group(group, groups_of(settings).get(group), fields)
         if fields:
             dumped = merged.model_dump(mode="json")
             checked[group] = {field: dumped[field] for field in fields}
@@ -167,22 +173,22 @@ def effective_settings(settings: Settings, overrides: Mapping[str, Mapping[str, 
     """The global settings with a model's overrides. Applying the same overrides again changes nothing."""
     if not overrides:
         return settings
-    updates = {group: effective_group(group, getattr(settings, group, None), fields) for group, fields in overrides.items()}
+    updates = {group: effective_group(group, groups_of(settings).get(group), fields) for group, fields in overrides.items()}
     return settings.model_copy(update=updates)
 
 
 def settings_rows(settings: Settings, overrides: Mapping[str, Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     """Every per-model setting's effective value and whether the model overrides it (``edgeloop model show``)."""
-    effective = effective_settings(settings, overrides)
+    effective, base = groups_of(effective_settings(settings, overrides)), groups_of(settings)
     overrides = overrides or {}
     rows = []
     for group in OVERRIDABLE:
         fields = CLIENT_PER_MODEL if group == "client" else tuple(OVERRIDABLE[group].model_fields)
-        values = getattr(effective, group).model_dump(mode="json")
+        values, global_values = effective[group].model_dump(mode="json"), base[group].model_dump(mode="json")
         for field in fields:
             rows.append({"setting": f"{group}.{field}", "value": values[field],
                          "override": field in overrides.get(group, {}),
-                         "global": getattr(settings, group).model_dump(mode="json")[field]})
+                         "global": global_values[field]})
     return rows
 
 

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared import integrity, layout
 from shared.config import Settings
 from shared.gate import FIELD_IMAGES, FIELD_METRIC, GateResult, evaluate_gate
-from shared.gcp import images, model_registry, runs, secrets, training_lock
+from shared.gcp import images, model_registry, model_settings, runs, secrets, training_lock
 from shared.gcp.clients import firestore_client, storage_client
 from shared.launch_rules import RunStatus
 from shared.logs import log
@@ -102,6 +102,8 @@ class TrainingRun:
         pointer = model_registry.load_pointer(self.model, self.settings)
         if pointer is None:
             raise RuntimeError(f"model {self.model!r} is not registered")
+        # The model's own gate and release settings (edgeloop model create --set) over the launcher's, read once per run.
+        self.settings = model_settings.for_model(self.model, self.settings)
         labels = list(pointer.labels)
         config = load_train_config(self.model, self.settings)
         self._key()  # a missing or unreadable signing key stops the run here, before anything is trained

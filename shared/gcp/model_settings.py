@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
+from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from shared import layout
@@ -50,7 +51,10 @@ def for_model(model: str, settings: Settings) -> Settings:
     Overrides were validated when written; one that no longer validates (edited by hand, or a global
     setting it conflicts with changed) is logged as an ERROR and the global settings are used, so the
     model's events are still handled."""
-    overrides = load_overrides(model, settings)
+    try:
+        overrides = load_overrides(model, settings)
+    except (gexc.InvalidArgument, ValueError):  # a model id Firestore cannot address has no overrides (nor a model)
+        return settings
     try:
         return effective_settings(settings, overrides)
     except ModelDefinitionError as exc:

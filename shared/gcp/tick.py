@@ -1,6 +1,6 @@
 """Adapter, check_drift's use case: one tick of the scheduler.
 
-For each model the tick names (an empty message: every configured model) it
+For each model the tick names (an empty message: every configured or registered model) it
 checks drift, sweeps requests left pending after a run's cooldown into one new
 request, asks Cloud Run or Vertex AI about its running run's execution and ends
 a run whose execution failed (``watch``), and then does the work of events that
@@ -12,17 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from shared.config import Settings
-from shared.gcp import drift, model_registry, reconcile, retrain_requests, watch
+from shared.gcp import drift, model_registry, model_settings, reconcile, retrain_requests, watch
 from shared.gcp.drift import DriftCheck
 from shared.logs import log
 from shared.retrain import drift_check_model, require_known_model
 
 
 def models_to_check(payload: Any, settings: Settings) -> tuple[str, ...]:
-    """The model a tick names, if registered or configured; every configured model for an empty tick."""
+    """The model a tick names, if registered or configured; for an empty tick every configured model
+    (``EDGELOOP_MODELS``) and every registered one (``edgeloop model create``, a seed, a first training)."""
     model = drift_check_model(payload)
     if model is None:
-        return settings.models
+        return tuple(dict.fromkeys((*settings.models, *model_settings.registered_models(settings))))
     return (require_known_model(model, model_registry.model_labels(model, settings), settings.models),)
 
 
@@ -34,14 +35,15 @@ def handle_tick(payload: Any, check_id: str, settings: Settings) -> list[DriftCh
     """
     checks = []
     for model in models_to_check(payload, settings):
-        checks.append(drift.check_model(model, check_id, settings))
-        retrain_requests.sweep_pending(model, settings)
+        own = model_settings.for_model(model, settings)  # the model's own thresholds, gate and release
+        checks.append(drift.check_model(model, check_id, own))
+        retrain_requests.sweep_pending(model, own)
         try:
-            watch.watch_model(model, settings)
+            watch.watch_model(model, own)
         except Exception as exc:  # noqa: BLE001 - the backend is asked again at the next tick; the rest goes on
             log("ERROR", "execution_watch_failed", repr(exc)[:500], model=model)
         try:
-            reconcile.reconcile_model(model, settings)
+            reconcile.reconcile_model(model, own)
         except Exception as exc:  # noqa: BLE001 - the next tick tries again; a retried tick would only repeat it
             log("ERROR", "reconcile_failed", repr(exc)[:500], model=model)
     return checks

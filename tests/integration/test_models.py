@@ -15,6 +15,7 @@ from edgeloop.cli import app
 from shared import layout
 from tests.integration.helpers import db
 from tests.integration.test_remote_cli import remote_cli
+from tests.model_fixtures import signing_key  # noqa: F401 (fixture)
 
 
 def cli(local_stack, *args: str):
@@ -122,3 +123,52 @@ def test_create_list_and_show_through_the_deployed_project_code_path(local_stack
                                                    "override": True, "global": 0.85}
     refused = remote_cli(local_stack, tmp_path, "model", "create", model, "--labels", "y,x")
     assert refused.returncode == 1 and "in another order" in refused.stderr
+
+
+# --- the functions honour each model's settings -------------------------------------------------------------
+
+def test_a_per_model_new_data_threshold_asks_for_a_run_where_the_global_one_does_not(local_stack):
+    """Model A lowers thresholds.new_data_images to 5; model B keeps the global 30 (tests/conftest.py). Five
+    labelled images each: on_upload asks for A's run (queued: training is paused), never for B's."""
+    from edgeloop.localstack.function_logs import log_entries
+    from shared.digits import load_digits_rgb
+    from tests.integration.helpers import bucket, control, eventually, image_docs
+
+    a, b = name("own-threshold"), name("global-threshold")
+    assert cli(local_stack, "model", "create", a, "--labels", "0,1,2", "--set", "thresholds.new_data_images=5").exit_code == 0
+    assert cli(local_stack, "model", "create", b, "--labels", "0,1,2").exit_code == 0
+    for model in (a, b):
+        db(local_stack).document(layout.training_control_doc(model)).set({"paused": True}, merge=True)
+    digits = [d for d in load_digits_rgb()[:40] if d.label in ("0", "1", "2")][:5]
+    for model in (a, b):
+        for i, digit in enumerate(digits):
+            bucket(local_stack).blob(layout.dataset_object(model, digit.label, f"{i}.png")).upload_from_string(
+                digit.png(), content_type="image/png")
+    for model in (a, b):
+        eventually(lambda: len(image_docs(local_stack, model)) == 5, what=f"{model}'s five images registered")
+    cause = f"new_data:{a}:after-start"
+    eventually(lambda: any(p["cause"] == cause for p in control(local_stack, a).get("pending") or []),
+               what="A's new-data request queued by launch_training")
+    requested = [e for e in log_entries(local_stack, "on_upload") if e.get("event") == "retrain_requested"]
+    # (two uploads handled at once may both see the fifth image and ask: launch_training serves one cause once)
+    assert {e["model"] for e in requested if e["model"] in (a, b)} == {a}
+    assert not control(local_stack, b).get("pending") and not control(local_stack, b).get("causes")
+
+
+def test_a_device_takes_the_capture_defaults_its_model_publishes(local_stack, tmp_path, signing_key):
+    from shared.config import Client
+    from tests.integration.test_client_sdk import FAST, device
+
+    model = name("capture")
+    assert cli(local_stack, "model", "create", model, "--labels", "a,b", "--set", "client.capture_sample_rate=0.5",
+               "--set", "client.daily_capture_count=3").exit_code == 0
+    phone = device(local_stack, tmp_path, model, signing_key)
+    assert phone.settings.capture_sample_rate == FAST.capture_sample_rate == Client().capture_sample_rate
+    assert phone.check_for_update().status.value == "nothing_published"  # one pointer read
+    assert (phone.settings.capture_sample_rate, phone.settings.daily_capture_count) == (0.5, 3)
+    assert phone.budget.settings.daily_capture_count == 3
+    assert phone.settings.request_timeout_s == FAST.request_timeout_s  # what the app set is its own
+    app_chosen = device(local_stack, tmp_path, model, signing_key, device_id="kiosk",
+                        settings=FAST.model_copy(update={"capture_sample_rate": 0.01}))
+    app_chosen.check_for_update()
+    assert (app_chosen.settings.capture_sample_rate, app_chosen.settings.daily_capture_count) == (0.01, 3)

@@ -180,6 +180,24 @@ def test_the_gate_rejects_a_deliberately_worse_candidate_and_clients_never_see_i
     assert '"event": "candidate_rejected"' in Path(run["execution"]["log"]).read_text()
 
 
+def test_the_gate_applies_the_models_own_gate_settings(local_stack, settings, model):
+    """A per-model gate (edgeloop model create --set gate.max_size_bytes=...) rejects a candidate the global gate
+    would pass; the rejection names the model's limit."""
+    from shared.gcp import model_settings
+
+    before = pointer(local_stack, model)
+    model_settings.create_model(model, before.labels, settings, overrides={"gate": {"max_size_bytes": 1000}})
+    try:
+        run = train(model, settings)
+    finally:
+        db(local_stack).document(layout.model_settings_doc(model)).delete()
+    assert run["status"] == "rejected", run.get("error")
+    record = version_record(local_stack, model, run["result"]["version"])
+    (check,) = [c for c in record["gate"]["checks"] if c["name"] == "size_bytes"]
+    assert check["limit"] == 1000 and not check["passed"] and check["value"] <= settings.gate.max_size_bytes
+    assert pointer(local_stack, model).production == before.production
+
+
 # --- crash safety --------------------------------------------------------------------------------
 
 def paused(outcome, stage: str, timeout_s: float) -> None:
