@@ -1124,22 +1124,22 @@ def test_checkov_finds_nothing_unexplained_in_the_trainer_dockerfile():
 
 # --- GPU-capable training: off by default, on with var.trainer -------------------------------------
 
-def _evaluate(expressions: list[str], trainer: str | None = None) -> list[Any]:
-    """Terraform's own value of each ``${...}`` expression of this configuration, given ``-var trainer=...``:
-    ``terraform console`` over the real ``variable "trainer"`` block (its defaults and validation rules), which
+def _evaluate(expressions: list[str], trainer: str | None = None, variable: str = "trainer") -> list[Any]:
+    """Terraform's own value of each ``${...}`` expression of this configuration, given ``-var <variable>=...``:
+    ``terraform console`` over the real ``variable "<variable>"`` block (its defaults and validation rules), which
     needs no provider. Raises AssertionError with Terraform's message when the value is refused."""
     terraform = shutil.which("terraform")
     if terraform is None:
         pytest.skip("terraform is not installed")
     text = (TERRAFORM / "variables.tf").read_text()
-    start = text.index('variable "trainer" {')
+    start = text.index(f'variable "{variable}" {{')
     block = text[start:text.index("\n}\n", start) + 3]
     with tempfile.TemporaryDirectory() as directory:
         Path(directory, "variables.tf").write_text(block)
         # Piped into the console, only the last line is printed: one expression holds them all.
         tuple_ = ", ".join(e.removeprefix("${").removesuffix("}") for e in expressions)
         result = subprocess.run(
-            [terraform, "console", "-no-color", *(["-var", f"trainer={trainer}"] if trainer else [])],
+            [terraform, "console", "-no-color", *(["-var", f"{variable}={trainer}"] if trainer else [])],
             input=f"jsonencode([{tuple_}])\n", cwd=directory, capture_output=True, text=True, timeout=120,
             env={**os.environ, "TF_CLI_CONFIG_FILE": os.devnull, "CHECKPOINT_DISABLE": "1"})
     assert result.returncode == 0 and "Error" not in result.stderr, result.stderr
@@ -1213,3 +1213,36 @@ def test_the_trainer_image_has_a_gpu_variant_with_the_same_tensorflow_version(tm
         [line for line in cpu.splitlines() if "tensorflow" not in line]  # everything else pinned alike
     refused = build("tpu")
     assert refused.returncode != 0 and "TRAINER_VARIANT must be cpu or gpu" in refused.stderr
+
+
+# --- concurrency per instance and the memory tier (issue 21) ---------------------------------------------------
+
+def test_each_function_serves_the_requests_at_once_its_limits_say():
+    service = module("modules/event_function").resource("google_cloudfunctions2_function", "this")["service_config"][0]
+    assert service["max_instance_request_concurrency"] == "${var.limits.concurrency}"
+    assert service["available_cpu"] == "${var.limits.cpu}" and service["available_memory"] == "${var.limits.memory}"
+
+
+def test_the_default_limits_are_the_capacity_models_sizing():
+    """on_upload and on_feedback serve several requests at once with a whole CPU; the capacity model
+    (edgeloop/capacity.py, BENCHMARKS.md's capacity section) prices exactly what Terraform deploys."""
+    from edgeloop.capacity import DEPLOYED
+
+    (limits,) = _evaluate(["var.function_limits"], variable="function_limits")
+    for name, sizing in DEPLOYED.items():
+        deployed = limits[name]
+        assert deployed["concurrency"] == sizing.concurrency and float(deployed["cpu"]) == sizing.vcpu
+        memory = deployed["memory"]
+        assert int(memory[:-2]) * (1024 if memory.endswith("Gi") else 1) == sizing.memory_gib * 1024
+    assert all(f["concurrency"] == 1 or float(f["cpu"]) >= 1 for f in limits.values())
+    assert limits["check_drift"]["concurrency"] == 1 and limits["launch_training"]["concurrency"] == 1
+
+
+@pytest.mark.parametrize("limits, refusal", [
+    ('{on_feedback = {concurrency = 4, cpu = "0.5"}}', "above 1 only with cpu >= 1"),
+    ('{on_upload = {concurrency = 0}}', "concurrency must be 1-1000"),
+    ('{on_upload = {concurrency = 1001}}', "concurrency must be 1-1000"),
+])
+def test_concurrency_above_one_without_a_whole_cpu_is_refused_at_plan(limits, refusal):
+    with pytest.raises(AssertionError, match=refusal.replace("(", r"\(")):
+        _evaluate(["var.function_limits"], limits, variable="function_limits")

@@ -33,7 +33,7 @@ resource "google_cloudfunctions2_function" "this" {
     available_memory                 = var.limits.memory
     available_cpu                    = var.limits.cpu
     timeout_seconds                  = var.limits.timeout_s
-    max_instance_request_concurrency = 1
+    max_instance_request_concurrency = var.limits.concurrency
     # Pub/Sub push and Eventarc in the same project count as internal traffic.
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true

@@ -72,12 +72,18 @@ variable "limits" {
   type = object({
     max_instances = optional(number, 10)
     min_instances = optional(number, 0)
-    memory        = optional(string, "512Mi")
+    memory        = optional(string, "256Mi")
     cpu           = optional(string, "1")
     timeout_s     = optional(number, 60)
+    concurrency   = optional(number, 1)
   })
-  description = "Scaling and size of the function."
+  description = "Scaling and size of the function; concurrency is the requests one instance serves at once."
   default     = {}
+
+  validation {
+    condition     = var.limits.concurrency >= 1 && var.limits.concurrency <= 1000 && (var.limits.concurrency == 1 || try(tonumber(var.limits.cpu) >= 1, false))
+    error_message = "concurrency must be 1-1000, and above 1 only with cpu >= 1 (Cloud Run serves one request at a time below one CPU)."
+  }
 }
 
 variable "pubsub_trigger" {
