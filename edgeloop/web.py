@@ -4,7 +4,7 @@ One http origin on the stack's host (browsers refuse module imports and fetch fr
 
 - the app's own files, ``client_sdk/web/``, as they are (no build step);
 - ``vendor/``: the browser builds the app imports from the pinned Node packages (package.json), and nothing
-  else of node_modules: the Firebase Web SDK's ESM bundles, LiteRT.js and its WASM;
+  else of node_modules: the Firebase Web SDK's ESM bundles, LiteRT.js and its WASM, @noble/ed25519;
 - ``config.json``: what the app needs, built from ``Settings`` and the stack: the Firebase config, the
   emulators' addresses, the model and its paths (``shared.layout``), the pinned public key, the SDK contract
   version, the capture policy and budgets (``Settings.client``, the Python SDK's own defaults) and the poll interval.
@@ -43,6 +43,7 @@ VENDORED = {
     "firebase": ("firebase-app.js", "firebase-auth.js", "firebase-firestore.js", "firebase-storage.js"),
     "@litertjs/core": ("dist/", "wasm/"),
     "@litertjs/wasm-utils": ("dist/",),
+    "@noble/ed25519": ("index.js",),  # Ed25519 where a browser's WebCrypto lacks it
 }
 CONTENT_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
                  ".json": "application/json", ".map": "application/json", ".css": "text/css", ".html": "text/html"}

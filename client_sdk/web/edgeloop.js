@@ -24,6 +24,9 @@ const CHANNELS = 3; // RGB
 const BATCH = 1; // one image per inference: the batch the trainer declares (trainer_job/convert.py)
 const CONTENT_TYPES = { png: ["image/png", "png"], jpeg: ["image/jpeg", "jpg"] }; // client_sdk/capture.py
 const JPEG_QUALITY = 0.9;
+// An Ed25519 public key's DER SubjectPublicKeyInfo (RFC 8410): this fixed header, then the 32-byte key.
+const ED25519_SPKI_PREFIX = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+const ED25519_KEY_BYTES = 32;
 
 export class ModelRefused extends Error {
   constructor(version, reason, message) {
@@ -93,20 +96,33 @@ export class EdgeloopWebClient {
     await this.auth.authStateReady();
     if (!this.auth.currentUser) await signInAnonymously(this.auth);
     this.uid = this.auth.currentUser.uid;
-    this.publicKey = await this.importKey(this.config.public_key_pem);
+    this.signatureValid = await this.importKey(this.config.public_key_pem);
     await loadLiteRt(this.config.litert_wasm);
     this.emit("signed_in", { uid: this.uid });
     this.store = await openStore();
     await this.loadInstalled();
   }
 
+  // The pinned key, checked with WebCrypto's Ed25519 where the browser has it, else with @noble/ed25519.
   async importKey(pem) {
+    const spki = pemBytes(pem);
     try {
-      return await crypto.subtle.importKey("spki", pemBytes(pem), { name: "Ed25519" }, false, ["verify"]);
+      const key = await crypto.subtle.importKey("spki", spki, { name: "Ed25519" }, false, ["verify"]);
+      this.signatureVerifier = "WebCrypto";
+      return (signature, data) => crypto.subtle.verify({ name: "Ed25519" }, key, signature, data);
     } catch (error) {
-      throw new Error(`this browser cannot verify Ed25519 model signatures with WebCrypto (${error.message}); ` +
-        "the app refuses to run unverified models");
+      if (error.name !== "NotSupportedError") throw new Error(`the pinned public key is not an Ed25519 key: ${error.message}`);
     }
+    const prefix = ED25519_SPKI_PREFIX.length;
+    if (spki.length !== prefix + ED25519_KEY_BYTES || ED25519_SPKI_PREFIX.some((byte, i) => spki[i] !== byte)) {
+      throw new Error("the pinned public key is not an Ed25519 key (SubjectPublicKeyInfo, RFC 8410)");
+    }
+    const ed25519 = await import("@noble/ed25519"); // verifyAsync hashes with WebCrypto's SHA-512
+    const raw = spki.slice(prefix);
+    this.signatureVerifier = "@noble/ed25519";
+    return async (signature, data) => {
+      try { return await ed25519.verifyAsync(signature, data, raw); } catch { return false; } // a malformed signature
+    };
   }
 
   // The verified model kept from last time, checked again before use (the stored bytes could have changed).
@@ -171,7 +187,7 @@ export class EdgeloopWebClient {
     if (digest !== wanted.sha256) refuse("digest_mismatch", `sha256 ${digest}, the pointer promised ${wanted.sha256}`);
     let signature;
     try { signature = base64Bytes(wanted.signature); } catch { refuse("bad_signature", "the signature is not base64"); }
-    if (!(await crypto.subtle.verify({ name: "Ed25519" }, this.publicKey, signature, data))) {
+    if (!(await this.signatureValid(signature, data))) {
       refuse("bad_signature", "signature does not verify with the pinned key");
     }
     let description;

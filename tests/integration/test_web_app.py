@@ -14,6 +14,7 @@ Debian's chromium (scripts/bootstrap.sh installs it) is driven through Python pl
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -66,6 +67,10 @@ def _publish(stack, model: str, ref, data: bytes) -> None:
 
 
 def _chromium() -> str:
+    try:
+        import playwright  # noqa: F401 (only its presence)
+    except ImportError:
+        pytest.fail("playwright is not installed: run ./scripts/bootstrap.sh (requirements-dev.txt pins it)", pytrace=False)
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run ./scripts/bootstrap.sh as root, or apt-get install -y chromium", pytrace=False)
     return CHROMIUM
@@ -95,6 +100,23 @@ def _policy_cases(settings: Client, budget_settings: Client) -> dict:
     }
 
 
+# A browser without Ed25519 in WebCrypto: importing such a key fails as the WebCrypto spec says it does.
+NO_WEBCRYPTO_ED25519 = """(() => {
+  const importKey = crypto.subtle.importKey.bind(crypto.subtle);
+  crypto.subtle.importKey = (format, keyData, algorithm, ...rest) => ((algorithm?.name ?? algorithm) === "Ed25519"
+    ? Promise.reject(new DOMException("Unrecognized algorithm name", "NotSupportedError"))
+    : importKey(format, keyData, algorithm, ...rest));
+})();"""
+
+SIGNATURE_JS = """async ({ data, signatures }) => {
+  const bytes = (text) => Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  const answers = {};
+  for (const [name, signature] of Object.entries(signatures)) {
+    answers[name] = await window.edgeloop.signatureValid(bytes(signature), bytes(data));
+  }
+  return answers;
+}"""
+
 POLICY_JS = """async (cases) => {
   const policy = await import("./policy.js");
   const capture = cases.capture.map((c) => policy.captureReason(c.confidence, c.draw, cases.settings));
@@ -113,9 +135,9 @@ POLICY_JS = """async (cases) => {
 @pytest.mark.timeout(420)  # the session's stack may start within it (about 2 minutes on a busy machine)
 def test_the_browser_app_classifies_captures_reports_refuses_tampering_and_updates(
         local_stack, tmp_path, trained_models, signing_key, digits):  # noqa: F811 (fixtures)
+    chromium = _chromium()
     from playwright.sync_api import sync_playwright
 
-    chromium = _chromium()
     model = f"web-app-{uuid.uuid4().hex[:8]}"
     v1_data, v2_data = trained_models["v1"].data, trained_models["v2"].data
     v1 = make_ref(model, "v1", v1_data, signing_key)
@@ -128,8 +150,6 @@ def test_the_browser_app_classifies_captures_reports_refuses_tampering_and_updat
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             try:
-                page = browser.new_page()
-
                 def route(route):  # nothing from the internet: every request must stay on this machine
                     if urlsplit(route.request.url).hostname != LOCAL_HOST:
                         outside.append(route.request.url)
@@ -138,9 +158,14 @@ def test_the_browser_app_classifies_captures_reports_refuses_tampering_and_updat
                         model_downloads.append(route.request.url)
                     return route.continue_()
 
-                page.route("**/*", route)
-                page.on("pageerror", lambda error: page_errors.append(str(error)))
-                page.goto(served.url)
+                def open_page(context):
+                    opened = context.new_page()
+                    opened.route("**/*", route)
+                    opened.on("pageerror", lambda error: page_errors.append(str(error)))
+                    opened.goto(served.url)
+                    return opened
+
+                page = open_page(browser.new_context())
                 page.wait_for_function("document.getElementById('installed-version').textContent === 'v1'", timeout=WAIT_MS)
                 assert page.get_attribute("body", "data-state") == "ready"
 
@@ -232,6 +257,19 @@ def test_the_browser_app_classifies_captures_reports_refuses_tampering_and_updat
                 page.set_input_files("#picker", str(image))
                 page.wait_for_function("document.body.dataset.predictions === '1'", timeout=WAIT_MS)
                 assert page.inner_text("#prediction-version") == "v4"
+                assert page.evaluate("window.edgeloop.signatureVerifier") == "WebCrypto"
+
+                # A browser whose WebCrypto has no Ed25519 checks signatures with @noble/ed25519 instead.
+                without = browser.new_context()
+                without.add_init_script(script=NO_WEBCRYPTO_ED25519)
+                other = open_page(without)
+                other.wait_for_function("document.getElementById('installed-version').textContent === 'v4'", timeout=WAIT_MS)
+                assert other.evaluate("window.edgeloop.signatureVerifier") == "@noble/ed25519"
+                assert len(model_downloads) == 5  # its own install: a fresh browser profile
+                checks = {"good": v4.signature, "other key": integrity.sign(other_key, v2_data),
+                          "another model's": v1.signature}
+                answers = other.evaluate(SIGNATURE_JS, {"data": base64.b64encode(v2_data).decode(), "signatures": checks})
+                assert answers == {"good": True, "other key": False, "another model's": False}
             finally:
                 browser.close()
     finally:
