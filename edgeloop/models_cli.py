@@ -98,7 +98,7 @@ def list_models(
                                                       "canary_percent, overrides}]}"),
     directory: Optional[Path] = StackDir,
 ) -> None:
-    """Every model: labels, image size, production version, canary and per-model overrides."""
+    """Every model: labels, image size, what it serves (production, and the canary with its share) and its overrides."""
     from shared.gcp import model_settings
 
     open_target(directory)
@@ -107,12 +107,12 @@ def list_models(
         _print_json({"models": [info.json() for info in infos]})
         return
     table = Table(title="models", show_lines=True)
-    for column in ("model", "labels", "image size", "production", "canary", "overrides"):
-        table.add_column(column)
+    for column in ("model", "labels", "size", "serving"):
+        table.add_column(column, overflow="fold")
+    table.add_column("overrides", overflow="fold", ratio=1)
     for info in infos:
-        labels = ", ".join(info.labels)
-        table.add_row(info.model, f"{len(info.labels)}: {escape(labels)}", str(info.image_size), info.production or "-",
-                      f"{info.canary} at {info.canary_percent:g}%" if info.canary else "-",
+        serving = (info.production or "-") + (f"\n{info.canary} at {info.canary_percent:g}%" if info.canary else "")
+        table.add_row(info.model, f"{len(info.labels)}: {escape(', '.join(info.labels))}", str(info.image_size), serving,
                       escape(_overrides_text(info.overrides, "\n")))
     console.print(table if infos else "no models: create one with `edgeloop model create NAME --labels a,b`")
 

@@ -19,7 +19,10 @@ from tests.model_fixtures import signing_key  # noqa: F401 (fixture)
 
 
 def cli(local_stack, *args: str):
-    return CliRunner().invoke(app, [*args, "--dir", str(local_stack.path)], env={"COLUMNS": "160"})
+    """The command in an 80-column terminal; none of its lines is wider (README: every table fits)."""
+    result = CliRunner().invoke(app, [*args, "--dir", str(local_stack.path)], env={"COLUMNS": "80"})
+    assert max(map(len, result.stdout.splitlines()), default=0) <= 80, result.stdout
+    return result
 
 
 def name(prefix: str) -> str:
@@ -49,7 +52,8 @@ def test_create_stores_labels_image_size_and_overrides_and_list_and_show_read_th
     (mine,) = [m for m in listed if m["model"] == model]
     assert mine["overrides"]["thresholds"] == {"new_data_images": 5} and mine["production"] is None
     table = cli(local_stack, "model", "list")
-    assert table.exit_code == 0 and model in table.stdout and "thresholds.new_data_images=5" in table.stdout
+    overrides = "".join(line.split("│")[-2].strip() for line in table.stdout.splitlines() if line.count("│") == 6)
+    assert table.exit_code == 0 and model in table.stdout and "thresholds.new_data_images=5" in overrides, table.stdout
 
     shown = json.loads(cli(local_stack, "model", "show", model, "--json").stdout)
     rows = {row["setting"]: row for row in shown["settings"]}
@@ -57,7 +61,7 @@ def test_create_stores_labels_image_size_and_overrides_and_list_and_show_read_th
     assert not rows["thresholds.min_success_rate"]["override"]
     assert rows["gate.gated_stresses"]["value"] == ["dark"]
     text = cli(local_stack, "model", "show", model)
-    assert text.exit_code == 0 and "thresholds.new_data_images" in text.stdout and "model (global" in text.stdout
+    assert text.exit_code == 0 and "thresholds.new_data_images" in text.stdout and "model (global" in text.stdout, text.stdout
 
     # The same labels again: idempotent; a new override is merged with the stored ones.
     again = cli(local_stack, "model", "create", model, "--labels", "cat,dog,bird", "--set", "release.max_drop=0.05")
@@ -107,7 +111,7 @@ def test_labels_from_a_folder_of_images(local_stack, tmp_path):
     assert document(local_stack, layout.model_doc(model))["labels"] == ["raw", "ripe", "rotten"]
     (tmp_path / "empty").mkdir()
     refused = cli(local_stack, "model", "create", name("folder"), "--from-folder", str(tmp_path))
-    assert refused.exit_code == 1 and "no .png or .jpg image in empty" in refused.output
+    assert refused.exit_code == 1 and "no .png or .jpg image in empty" in " ".join(refused.output.split())
 
 
 def test_create_list_and_show_through_the_deployed_project_code_path(local_stack, tmp_path):
