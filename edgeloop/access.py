@@ -35,6 +35,15 @@ OPERATOR_ROLES: dict[str, tuple[Need, ...]] = {
     "model create": (Need("firestore", "roles/datastore.user", "write the model's pointer and control documents"),),
     "model list": (Need("firestore", "roles/datastore.viewer", "read the models and their settings"),),
     "model show": (Need("firestore", "roles/datastore.viewer", "read the model and its settings"),),
+    "dataset import": (Need("storage", "roles/storage.objectCreator", "upload the images"),
+                       Need("storage", "roles/storage.objectViewer", "list what was imported before"),
+                       Need("firestore", "roles/datastore.user", "pause training while the images arrive; read "
+                                                                  "on_upload's verdicts")),
+    "dataset export": (Need("storage", "roles/storage.objectViewer", "read the manifest and its images"),
+                       Need("firestore", "roles/datastore.viewer", "read the version")),
+    "label": (Need("firestore", "roles/datastore.user", "list the captures; record each label in a transaction"),
+              Need("storage", "roles/storage.objectViewer", "draw the contact sheet"),
+              Need("pubsub", "roles/pubsub.publisher", "ask for a new-data run when the labels complete one")),
     "dead-letters": (Need("pubsub", "roles/pubsub.subscriber", "pull the dead-letter subscriptions"),
                      Need("pubsub", "roles/pubsub.publisher", "--replay: publish to the source topics again")),
 }

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console, Group
 from rich.table import Table
 
-from edgeloop import device, models_cli
+from edgeloop import datasets_cli, device, labelling, models_cli
 from edgeloop.bench import bench_app
 from edgeloop.localstack import stack
 from edgeloop.web import command as web_command
@@ -38,6 +38,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(device.app, name="device")
 app.command("web")(web_command)  # the browser app against the local stack (edgeloop/web.py)
 app.add_typer(models_cli.app, name="model")
+app.add_typer(datasets_cli.app, name="dataset")  # bring your own images: a folder per label in and out
+app.command("label")(labelling.command)  # an operator labels unlabelled and disputed captures
 
 
 @app.callback()

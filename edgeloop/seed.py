@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
 
 from google.cloud import firestore
 from rich.console import Console
@@ -27,6 +28,40 @@ from shared.retrain import manual_request
 
 UPLOAD_WORKERS = 8
 REGISTRATION_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class DatasetObject:
+    """One image to put under ``dataset/``: its object name, bytes and content type."""
+
+    name: str
+    content: bytes
+    content_type: str
+
+
+def upload_objects(bucket, objects: Sequence[DatasetObject], existing: Mapping[str, str | None],
+                   advance: Callable[[], None]) -> list[int | None]:
+    """The normal upload path for dataset images: each object whose name does not already hold the same bytes
+    (``existing``: name → md5 of what the bucket holds) is uploaded; returns each one's new generation, or None
+    for those already there. on_upload then validates and registers every upload like any other."""
+
+    def upload(item: DatasetObject) -> int | None:
+        try:
+            if existing.get(item.name) == integrity.md5_b64(item.content):
+                return None
+            blob = bucket.blob(item.name)
+            blob.upload_from_string(item.content, content_type=item.content_type)
+            return int(blob.generation)
+        finally:
+            advance()
+
+    with ThreadPoolExecutor(UPLOAD_WORKERS) as pool:
+        return list(pool.map(upload, objects))
+
+
+def existing_objects(bucket, prefix: str) -> dict[str, tuple[str | None, int]]:
+    """What the bucket holds under ``prefix``: name → (md5, generation)."""
+    return {blob.name: (blob.md5_hash, int(blob.generation)) for blob in bucket.list_blobs(prefix=prefix)}
 
 
 @dataclass(frozen=True)
@@ -56,24 +91,15 @@ def seed_dataset(model: str, settings: Settings, console: Console, train: bool =
     model_registry.register_model(model, LABELS, settings)
     training_lock.set_paused(model, True, settings)
     bucket = storage_client(settings.project_id).bucket(settings.bucket)
-    existing = {blob.name: blob.md5_hash for blob in bucket.list_blobs(prefix=f"{layout.DATASET_PREFIX}/{model}/")}
-
-    def upload(item: tuple[int, DigitImage]) -> bool:
-        index, image = item
-        name, content = dataset_object_name(model, index, image), image.png()
-        if existing.get(name) == integrity.md5_b64(content):
-            return False
-        bucket.blob(name).upload_from_string(content, content_type="image/png")
-        return True
+    existing = {name: md5 for name, (md5, _) in existing_objects(bucket, f"{layout.DATASET_PREFIX}/{model}/").items()}
+    objects = [DatasetObject(dataset_object_name(model, index, image), image.png(), "image/png")
+               for index, image in enumerate(digits)]
 
     columns = (TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         uploading = progress.add_task("upload", total=len(digits))
-        uploaded = 0
-        with ThreadPoolExecutor(UPLOAD_WORKERS) as pool:
-            for fresh in pool.map(upload, enumerate(digits)):
-                uploaded += fresh
-                progress.advance(uploading)
+        generations = upload_objects(bucket, objects, existing, lambda: progress.advance(uploading))
+        uploaded = sum(generation is not None for generation in generations)
         registering = progress.add_task("register", total=len(digits))
         deadline = time.monotonic() + REGISTRATION_TIMEOUT_S
         while (registered := registered_dataset_images(model, settings)) < len(digits):

@@ -7,7 +7,11 @@ The public surface, all that code outside this package (the ``edgeloop`` CLI amo
 * ``RUN_STAGES``: the stages a run records on its ``runs/{id}`` document, in order;
 * ``TrainConfig`` and ``AugmentConfig``: a model's training settings, read and written with
   ``load_train_config`` and ``save_train_config`` (``models/{model}/control/trainer``);
-* ``bench_train``: the int8 model against scikit-learn's SVC (also ``python -m trainer_job.bench_train``).
+* ``Manifest``: the exact images a version was trained on, as stored at ``models/{model}/{version}/manifest.json``
+  (``Manifest.from_json``; ``edgeloop dataset export`` writes them back out);
+* ``bench_train``: the int8 model against scikit-learn's SVC (also ``python -m trainer_job.bench_train``);
+* ``bench_backbone``: MobileNetV3-Small against the small CNN on generated shapes (also
+  ``python -m trainer_job.bench_backbone``).
 
 The names resolve on first use, so importing the package stays cheap and ``python -m trainer_job``
 checks its arguments (and quiets TensorFlow's logging) before the training code loads.
@@ -25,16 +29,18 @@ _PUBLIC = {  # name -> (module, attribute)
     "save_train_config": ("trainer_job.run", "save_train_config"),
     "TrainConfig": ("trainer_job.pipeline", "TrainConfig"),
     "AugmentConfig": ("trainer_job.augment", "AugmentConfig"),
+    "Manifest": ("trainer_job.snapshot", "Manifest"),
 }
-__all__ = [*_PUBLIC, "bench_train"]
+__all__ = [*_PUBLIC, "bench_train", "bench_backbone"]
 
 if TYPE_CHECKING:
-    from trainer_job import bench_train
+    from trainer_job import bench_backbone, bench_train
     from trainer_job.augment import AugmentConfig
     from trainer_job.pipeline import TrainConfig
     from trainer_job.run import STAGES as RUN_STAGES
     from trainer_job.run import load_train_config, save_train_config
     from trainer_job.run import main as run_training
+    from trainer_job.snapshot import Manifest
 
 
 def __getattr__(name: str) -> Any:

@@ -271,7 +271,7 @@ def test_the_readme_lists_the_roles_each_operator_command_needs():
         if line.startswith("| `"):
             cells = line.split("|")
             for command in re.findall(r"`([a-z][a-z -]*)`", cells[1]):
-                rows[command] = set(re.findall(r"roles/[a-z.]+", cells[2]))
+                rows[command] = set(re.findall(r"roles/[A-Za-z.]+", cells[2]))
     assert rows == {command: {n.role for n in needs} for command, needs in OPERATOR_ROLES.items()}
 
 
