@@ -33,15 +33,16 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from PIL import Image
+from rich.console import Console
 
 from client_sdk import EdgeloopClient, Endpoints
 from client_sdk.capture import BudgetDay, capture_reason
 from edgeloop import web
-from shared import integrity, layout
+from shared import integrity, layout, shapes
 from shared.config import Client, Settings, Web
 from shared.digits import LABELS
 from shared.layout import CaptureReason
-from shared.registry import ModelPointer
+from shared.registry import ModelInput, ModelPointer
 from shared.rollout import rollout_bucket
 from tests.integration.helpers import bucket, db, eventually, signed_in
 from tests.model_fixtures import digits, make_ref, signing_key, trained_models  # noqa: F401 (fixtures)
@@ -50,6 +51,7 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package; scripts/bootstrap.sh install
 POLL_S = 1.0  # the page reads the pointer every second here (60 s by default)
 WAIT_MS = 60_000
 LOCAL_HOST = "127.0.0.1"
+SHAPES_PER_CLASS = 40  # a quick 4-class model: the test compares runtimes, not accuracy
 CLI_START_S = 60  # the command imports the CLI and checks the stack's health before it prints
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,7 +65,23 @@ def _png(pixels: np.ndarray) -> bytes:
 def _publish(stack, model: str, ref, data: bytes) -> None:
     """As the trainer's publisher: the bytes at the ref's path, then the pointer naming it as production."""
     bucket(stack).blob(ref.path).upload_from_string(data, content_type="application/octet-stream")
-    db(stack).document(layout.model_doc(model)).set(ModelPointer(model=model, labels=LABELS, production=ref).model_dump(mode="json"))
+    pointer = ModelPointer(model=model, labels=ref.labels, production=ref)
+    db(stack).document(layout.model_doc(model)).set(pointer.model_dump(mode="json"))
+
+
+def _python_prediction(stack, model: str, key, directory: Path, image: bytes):
+    """What the Python SDK predicts for ``image`` with the model ``model`` publishes (nothing captured)."""
+    uid = f"web-python-{uuid.uuid4().hex[:6]}"
+    client = EdgeloopClient(
+        model, uid=uid, device_id=f"{uid}-phone", directory=directory, public_key_pem=key.public_pem,
+        id_token=signed_in(uid, stack.project_id).id_token,
+        endpoints=Endpoints(stack.project_id, stack.bucket, stack.url("storage"), stack.url("firestore")),
+        settings=Client(capture_sample_rate=0, capture_below_confidence=0))
+    try:
+        client.ensure_model()
+        return client.classify(image)
+    finally:
+        client.close()
 
 
 def _chromium() -> str:
@@ -187,16 +205,7 @@ def test_the_browser_app_classifies_captures_reports_refuses_tampering_and_updat
                 page.wait_for_function("document.body.dataset.predictions === '1'", timeout=WAIT_MS)
                 shown = {"label": page.inner_text("#label"), "version": page.inner_text("#prediction-version"),
                          "confidence": float(page.get_attribute("#confidence", "data-value"))}
-                uid = f"web-python-{uuid.uuid4().hex[:6]}"
-                python = EdgeloopClient(
-                    model, uid=uid, device_id=f"{uid}-phone", directory=tmp_path / "python",
-                    public_key_pem=signing_key.public_pem, id_token=signed_in(uid, local_stack.project_id).id_token,
-                    endpoints=Endpoints(local_stack.project_id, local_stack.bucket, local_stack.url("storage"),
-                                        local_stack.url("firestore")),
-                    settings=Client(capture_sample_rate=0, capture_below_confidence=0))
-                python.ensure_model()
-                expected = python.classify(image.read_bytes())
-                python.close()
+                expected = _python_prediction(local_stack, model, signing_key, tmp_path / "python", image.read_bytes())
                 assert (shown["label"], shown["version"]) == (expected.label, expected.model_version)
                 assert shown["version"] == "v1"
                 assert shown["confidence"] == pytest.approx(expected.confidence, abs=1e-6)
@@ -309,3 +318,48 @@ def test_edgeloop_web_serves_the_app_against_the_running_stack_and_prints_its_ur
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+@pytest.mark.timeout(420)  # the session's stack may start within it
+def test_the_browser_app_takes_its_labels_and_input_size_from_the_model(local_stack, tmp_path, signing_key):  # noqa: F811
+    """Nothing in the app assumes digits or 32×32: a 4-class model of 96×96 shapes runs as the Python SDK runs it."""
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    from trainer_job.augment import AugmentConfig
+    from trainer_job.model import Hyperparameters
+    from trainer_job.pipeline import TrainConfig, train_candidate
+
+    images, labels = shapes.as_arrays(shapes.generate_shapes(SHAPES_PER_CLASS, seed=0))
+    config = TrainConfig(augment=AugmentConfig.off(), grid=(Hyperparameters(filters=8, dense_units=32, epochs=2),),
+                         latency_repeats=1, representative_samples=50)
+    candidate = train_candidate(images, labels, shapes.LABELS, config, seed=0, model_name="shapes", version="v1",
+                                console=Console(quiet=True))
+    model = f"web-shapes-{uuid.uuid4().hex[:8]}"
+    size = images.shape[1]
+    ref = make_ref(model, "v1", candidate.model_bytes, signing_key, labels=shapes.LABELS,
+                   input=ModelInput(height=size, width=size))
+    _publish(local_stack, model, ref, candidate.model_bytes)
+    image = tmp_path / "shape.png"
+    image.write_bytes(shapes.generate_shapes(SHAPES_PER_CLASS + 1, seed=1)[-1].png())  # one it never saw
+
+    served = web.serve(web.app_config(Settings(), model, signing_key.public_pem, local_stack.client_env()), LOCAL_HOST, 0)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                page.goto(served.url)
+                page.wait_for_function("document.getElementById('installed-version').textContent === 'v1'", timeout=WAIT_MS)
+                page.set_input_files("#picker", str(image))
+                page.wait_for_function("document.body.dataset.predictions === '1'", timeout=WAIT_MS)
+                shown = (page.inner_text("#label"), float(page.get_attribute("#confidence", "data-value")))
+                options = page.eval_on_selector_all("#true-label option", "options => options.map((o) => o.value)")
+            finally:
+                browser.close()
+    finally:
+        served.stop()
+    expected = _python_prediction(local_stack, model, signing_key, tmp_path / "python", image.read_bytes())
+    assert shown[0] == expected.label and shown[0] in shapes.LABELS
+    assert shown[1] == pytest.approx(expected.confidence, abs=1e-6)
+    assert options == list(shapes.LABELS)
