@@ -176,3 +176,22 @@ def test_a_device_takes_the_capture_defaults_its_model_publishes(local_stack, tm
                         settings=FAST.model_copy(update={"capture_sample_rate": 0.01}))
     app_chosen.check_for_update()
     assert (app_chosen.settings.capture_sample_rate, app_chosen.settings.daily_capture_count) == (0.01, 3)
+
+
+def test_the_scheduler_tick_covers_created_models_each_with_its_own_settings(local_stack):
+    """An empty tick checks every registered model besides the configured ones; each check records the policy
+    of its own model (thresholds.drift_retrain), not the global one."""
+    from shared.config import Settings
+    from shared.gcp import tick
+
+    own, plain = name("tick-own"), name("tick-plain")
+    assert cli(local_stack, "model", "create", own, "--labels", "a,b", "--set", "thresholds.drift_retrain=always").exit_code == 0
+    assert cli(local_stack, "model", "create", plain, "--labels", "a,b").exit_code == 0
+    settings = Settings(project_id=local_stack.project_id, bucket=local_stack.bucket)
+    assert {own, plain, *settings.models} <= set(tick.models_to_check(None, settings))
+    check_id = uuid.uuid4().hex
+    for model in (own, plain):
+        tick.handle_tick({"model": model}, check_id, settings)
+    policies = {model: document(local_stack, f"{layout.drift_reports_collection(model)}/{check_id}")["retrain_policy"]
+                for model in (own, plain)}
+    assert policies == {own: "always", plain: settings.thresholds.drift_retrain} and settings.thresholds.drift_retrain != "always"
