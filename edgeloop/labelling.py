@@ -29,7 +29,8 @@ NUMBER_MAX_DIGITS = 5  # a token of at most this many digits is a number on the 
 MIN_ID_PREFIX = 6  # shortest id prefix accepted
 SHOWN_ID_CHARS = 10  # of an image id, on the sheet and in the table
 THUMBNAIL_PX = 128
-CAPTION_PX = 30
+CAPTION_PX = 44  # three lines of PIL's default font: number and id, why listed, prediction
+CAPTION_LINE_PX = 14
 SHEET_COLUMNS = 8
 GCLOUD_TIMEOUT_S = 10.0
 DEFAULT_LIMIT = 64
@@ -151,8 +152,11 @@ def contact_sheet(captures: Sequence[Capture], contents: Sequence[bytes], path: 
             thumbnail = Image.new("RGB", (THUMBNAIL_PX, THUMBNAIL_PX), "grey")
         sheet.paste(thumbnail, (x + (THUMBNAIL_PX - thumbnail.width) // 2, y + (THUMBNAIL_PX - thumbnail.height) // 2))
         guess = f"{capture.predicted_label} {capture.confidence:.0%}" if capture.predicted_label and capture.confidence is not None else "-"
-        draw.text((x + 2, y + THUMBNAIL_PX + 1), f"{capture.number} {capture.short_id}", fill="black", font=font)
-        draw.text((x + 2, y + THUMBNAIL_PX + 15), f"{capture.status[:9]} {guess}", fill="firebrick" if capture.status == "disputed" else "dimgray", font=font)
+        lines = ((f"{capture.number} · {capture.short_id}", "black"),
+                 (capture.status, "firebrick" if capture.status == "disputed" else "dimgray"),
+                 (f"predicted {guess}", "dimgray"))
+        for row, (text, colour) in enumerate(lines):
+            draw.text((x + 2, y + THUMBNAIL_PX + 1 + row * CAPTION_LINE_PX), text, fill=colour, font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
