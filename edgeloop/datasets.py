@@ -149,12 +149,12 @@ def plan(model: str, rows: Sequence[ImportRow], read: Callable[[str], bytes], li
     """Prepare each candidate and name its object; refuse non-images and the same bytes under two labels, and
     mark as duplicates what the bucket already holds (``existing`` object names) or this folder holds twice.
     Returns the rows to upload."""
+    existing_names = set(existing)
     known: dict[str, str] = {}  # content hash → label it is already under (bucket first, then this folder)
-    for name in existing:
+    for name in existing_names:
         ref = layout.parse_object_name(name)
         if ref.label is not None:
             known.setdefault(digest_of(name), ref.label)
-    existing_names = set(existing) if not isinstance(existing, (set, frozenset, dict)) else existing
     first_in_folder: dict[str, str] = {}
     to_upload: list[ImportRow] = []
     for row in rows:

@@ -2,9 +2,11 @@
 
 One document per accepted object generation (``layout.image_doc``), created
 once; a head document per object names its newest registered generation; a
-confirmation document per capture holds the label a user confirmed through
-feedback, whichever of the two arrives first; rejected objects get a
-quarantine record with the reason and a copy under ``quarantine/``.
+confirmation document per capture holds every label given to it (users'
+confirmations through feedback, operators' labels from ``edgeloop label``) as
+votes, whichever of upload and vote arrives first, and the image gets the label
+``shared.labelling.decide`` makes of them; rejected objects get a quarantine
+record with the reason and a copy under ``quarantine/``.
 """
 
 from __future__ import annotations
