@@ -7,7 +7,8 @@ One http origin on the stack's host (browsers refuse module imports and fetch fr
   else of node_modules: the Firebase Web SDK's ESM bundles, LiteRT.js and its WASM, @noble/ed25519;
 - ``config.json``: what the app needs, built from ``Settings`` and the stack: the Firebase config, the
   emulators' addresses, the model and its paths (``shared.layout``), the pinned public key, the SDK contract
-  version, the capture policy and budgets (``Settings.client``, the Python SDK's own defaults) and the poll interval.
+  version, the capture policy and budgets (``Settings.client``, the Python SDK's own defaults, and the fields a
+  model's pointer may change, with their schema) and the poll interval.
 
 A production deployment serves the same files with its own config.json (the project's Firebase web config,
 no ``emulators``, the publisher's public key).
@@ -29,7 +30,8 @@ import typer
 
 from client_sdk.auth import EMULATOR_API_KEY
 from shared import integrity, layout
-from shared.config import Settings, get_settings
+from shared.config import Client, Settings, get_settings
+from shared.model_settings import CLIENT_PER_MODEL
 from shared.registry import SDK_CONTRACT_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +76,9 @@ def app_config(settings: Settings, model: str, public_key_pem: str, client_env: 
         "sdk_contract_version": SDK_CONTRACT_VERSION,
         "poll_interval_s": settings.web.poll_interval_s,
         "client": settings.client.model_dump(mode="json"),
+        # what a model's pointer may change (shared.model_settings.device_settings): not what these settings set
+        "client_per_model": {name: schema for name, schema in Client.model_json_schema()["properties"].items()
+                             if name in CLIENT_PER_MODEL and name not in settings.client.model_fields_set},
         "litert_wasm": LITERT_WASM,
     }
 

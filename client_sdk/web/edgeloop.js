@@ -14,7 +14,7 @@ import { connectFirestoreEmulator, doc, getDoc, getFirestore, serverTimestamp, s
 import { connectStorageEmulator, getBytes, getStorage, ref, uploadBytes } from "firebase/storage";
 import { Tensor, loadAndCompile, loadLiteRt } from "@litertjs/core";
 
-import { CaptureReason, captureReason, modelForDevice, spend, utcToday } from "./policy.js";
+import { CaptureReason, captureReason, deviceSettings, modelForDevice, spend, utcToday } from "./policy.js";
 import { ModelFileError, describe, packedLabels } from "./tflite.js";
 
 const DATABASE = "edgeloop";
@@ -143,6 +143,7 @@ export class EdgeloopWebClient {
     const snapshot = await getDoc(doc(this.db, this.config.paths.pointer));
     this.stats.pointerReads += 1;
     if (!snapshot.exists()) { this.emit("no_model", {}); return null; }
+    this.settings = deviceSettings(this.config.client, snapshot.data().client, this.config.client_per_model);
     const wanted = await modelForDevice(snapshot.data(), this.deviceId);
     if (!wanted) { this.emit("no_model", {}); return null; }
     const current = this.active?.ref;

@@ -1,7 +1,7 @@
 // Pure rules of the device contract, as the Python SDK applies them, for the browser app.
 //
-// The same rules as client_sdk/capture.py (capture_reason, BudgetDay.spend) and shared/rollout.py
-// (rollout_bucket, model_for_device), on the same settings: the `client` section of shared/config.py, served
+// The same rules as client_sdk/capture.py (capture_reason, BudgetDay.spend), shared/rollout.py
+// (rollout_bucket, model_for_device) and shared/model_settings.py (device_settings), on the same settings: the `client` section of shared/config.py, served
 // to the page as config.json by `edgeloop web`, never re-typed here. tests/integration/test_web_app.py runs
 // these functions in Chromium on a table of cases and compares every answer with the Python functions'.
 
@@ -64,4 +64,22 @@ export async function modelForDevice(pointer, deviceId) {
   const candidate = pointer.rollout?.candidate;
   if (candidate && (await rolloutBucket(deviceId, pointer.model)) < (pointer.rollout.percent ?? 0)) return candidate;
   return pointer.production ?? null;
+}
+
+// The settings for one model, as shared/model_settings.py's device_settings decides them: the capture
+// defaults the model publishes on its pointer (`client`) replace the served defaults, field by field, for
+// the fields `perModel` names (each with its JSON schema from shared/config.py's Client); if any of them is
+// not a valid value, the served defaults stay whole (a pointer from a newer server must not stop the app).
+export function deviceSettings(defaults, published, perModel) {
+  const fields = Object.entries(published ?? {}).filter(([name]) => Object.hasOwn(perModel, name));
+  if (!fields.length) return defaults;
+  return fields.every(([name, value]) => valid(value, perModel[name])) ? { ...defaults, ...Object.fromEntries(fields) } : defaults;
+}
+
+function valid(value, schema) {
+  if (schema.type === "string") return typeof value === "string" && (!schema.pattern || new RegExp(schema.pattern).test(value));
+  if (typeof value !== "number" || !Number.isFinite(value)) return false;
+  if (schema.type === "integer" && !Number.isInteger(value)) return false;
+  return !(value < schema.minimum || value > schema.maximum || value <= schema.exclusiveMinimum
+    || value >= schema.exclusiveMaximum);
 }

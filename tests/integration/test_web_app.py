@@ -42,6 +42,7 @@ from shared import integrity, layout, shapes
 from shared.config import Client, Settings, Web
 from shared.digits import LABELS
 from shared.layout import CaptureReason
+from shared.model_settings import device_settings
 from shared.registry import ModelInput, ModelPointer
 from shared.rollout import rollout_bucket
 from tests.integration.helpers import bucket, db, eventually, signed_in
@@ -62,10 +63,11 @@ def _png(pixels: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def _publish(stack, model: str, ref, data: bytes) -> None:
-    """As the trainer's publisher: the bytes at the ref's path, then the pointer naming it as production."""
+def _publish(stack, model: str, ref, data: bytes, client: dict | None = None) -> None:
+    """As the trainer's publisher: the bytes at the ref's path, then the pointer naming it as production (with the
+    model's own capture defaults, ``client``, as ``edgeloop model create`` writes them)."""
     bucket(stack).blob(ref.path).upload_from_string(data, content_type="application/octet-stream")
-    pointer = ModelPointer(model=model, labels=ref.labels, production=ref)
+    pointer = ModelPointer(model=model, labels=ref.labels, production=ref, client=client or {})
     db(stack).document(layout.model_doc(model)).set(pointer.model_dump(mode="json"))
 
 
@@ -109,7 +111,15 @@ def _policy_cases(settings: Client, budget_settings: Client) -> dict:
         expected_days.append(None if after is None else after.__dict__)
         day = after or day
     devices = [f"device-{i}" for i in range(12)] + ["ü-ñ", "a" * 64]
+    published = [None, {}, {"capture_sample_rate": 1.0}, {"capture_sample_rate": 1.0, "daily_capture_count": 7,
+                                                          "capture_format": "jpeg"},
+                 {"capture_sample_rate": 1.5}, {"capture_format": "gif"}, {"daily_capture_count": 2.5},
+                 {"daily_capture_count": -1}, {"capture_max_side": 4097}, {"unknown_field": 3},
+                 {"request_timeout_s": 1.0}, {"capture_below_confidence": 0.9, "capture_sample_rate": "often"},
+                 {"capture_below_confidence": 0.9, "random_sample_reserve": 0, "daily_capture_bytes": 0}]
     return {
+        "published": published,
+        "published_expected": [device_settings(settings, p).model_dump() for p in published],
         "settings": settings.model_dump(), "budget_settings": budget_settings.model_dump(),
         "capture": [{"confidence": c, "draw": d} for c, d in capture],
         "capture_expected": [capture_reason(c, d, settings) for c, d in capture],
@@ -146,7 +156,9 @@ POLICY_JS = """async (cases) => {
   });
   const buckets = [];
   for (const device of cases.devices) buckets.push(await policy.rolloutBucket(device, "digits"));
-  return { capture, spends, buckets };
+  const config = window.edgeloop.config;
+  const settings = cases.published.map((p) => policy.deviceSettings(config.client, p, config.client_per_model));
+  return { capture, spends, buckets, settings };
 }"""
 
 
@@ -194,6 +206,7 @@ def test_the_browser_app_classifies_captures_reports_refuses_tampering_and_updat
                 assert answers["capture"] == cases["capture_expected"]
                 assert answers["spends"] == cases["spends_expected"]
                 assert answers["buckets"] == pytest.approx(cases["buckets_expected"], rel=0, abs=0)
+                assert answers["settings"] == cases["published_expected"]  # a model's own capture defaults
                 # ...and the page runs on the Python SDK's defaults, served from the same settings.
                 assert page.evaluate("window.edgeloop.settings") == Client().model_dump()
 
@@ -339,7 +352,8 @@ def test_the_browser_app_takes_its_labels_and_input_size_from_the_model(local_st
     size = images.shape[1]
     ref = make_ref(model, "v1", candidate.model_bytes, signing_key, labels=shapes.LABELS,
                    input=ModelInput(height=size, width=size))
-    _publish(local_stack, model, ref, candidate.model_bytes)
+    own = {"capture_sample_rate": 1.0}  # this model samples every prediction (edgeloop model create --set client.…)
+    _publish(local_stack, model, ref, candidate.model_bytes, client=own)
     image = tmp_path / "shape.png"
     image.write_bytes(shapes.generate_shapes(SHAPES_PER_CLASS + 1, seed=1)[-1].png())  # one it never saw
 
@@ -355,6 +369,8 @@ def test_the_browser_app_takes_its_labels_and_input_size_from_the_model(local_st
                 page.wait_for_function("document.body.dataset.predictions === '1'", timeout=WAIT_MS)
                 shown = (page.inner_text("#label"), float(page.get_attribute("#confidence", "data-value")))
                 options = page.eval_on_selector_all("#true-label option", "options => options.map((o) => o.value)")
+                assert page.evaluate("window.edgeloop.settings") == device_settings(Client(), own).model_dump()
+                assert page.inner_text("#captured") == "Captured as a random sample case."
             finally:
                 browser.close()
     finally:

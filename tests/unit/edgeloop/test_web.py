@@ -13,6 +13,7 @@ import pytest
 from edgeloop import web
 from shared import layout
 from shared.config import Client, Settings, Web
+from shared.model_settings import CLIENT_PER_MODEL
 from shared.registry import SDK_CONTRACT_VERSION
 
 REPO = Path(__file__).resolve().parents[3]
@@ -65,6 +66,14 @@ def test_the_config_carries_the_stack_the_model_and_the_python_sdks_own_defaults
     assert config["paths"]["feedback"] == layout.feedback_collection("digits")
     assert layout.upload_object("digits", "U", "I", "png") == f"{config['paths']['uploads']}/U/I.png"
     assert (config["poll_interval_s"], config["sdk_contract_version"]) == (5, SDK_CONTRACT_VERSION)
+
+
+def test_a_models_pointer_may_change_its_capture_defaults_except_what_the_settings_set_themselves():
+    """shared.model_settings.device_settings's rule: the served schema names what the page takes from the pointer."""
+    assert set(web.app_config(Settings(), "digits", "PEM", STACK_ENV)["client_per_model"]) == set(CLIENT_PER_MODEL)
+    pinned = web.app_config(Settings(client=Client(capture_sample_rate=0.5)), "digits", "PEM", STACK_ENV)
+    assert set(pinned["client_per_model"]) == set(CLIENT_PER_MODEL) - {"capture_sample_rate"}
+    assert pinned["client_per_model"]["daily_capture_count"]["type"] == "integer"
 
 
 def test_a_stack_without_the_auth_emulator_is_refused_with_what_to_do():
