@@ -175,9 +175,11 @@ def counting(project: str) -> Iterator[OperationCounter]:
     counter = OperationCounter()
     clients.reset_clients()
     try:
-        for key in (None, project):  # the factories are cached per argument: code asks with and without it
-            _instrument_firestore(clients.firestore_client(key), counter)
-            _instrument_storage(clients.storage_client(key), counter)
+        # The factories are cached per call signature: code asks with the project and with no argument at all.
+        for firestore, storage in ((clients.firestore_client(), clients.storage_client()),
+                                   (clients.firestore_client(project), clients.storage_client(project))):
+            _instrument_firestore(firestore, counter)
+            _instrument_storage(storage, counter)
         _instrument_publisher(clients.publisher_client(), counter)
         yield counter
     finally:
