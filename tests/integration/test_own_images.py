@@ -37,6 +37,7 @@ from edgeloop.device import load_public_key
 from edgeloop.seed import wait_for_outcome
 from shared import layout
 from shared.config import Client, Settings
+from shared.feedback import parse_feedback
 from shared.gcp import model_registry
 from tests.integration.helpers import bucket, db, eventually, quarantine_record, signed_in
 from trainer_job import Manifest, TrainConfig, save_train_config
@@ -279,3 +280,46 @@ def test_own_images_import_train_classify_capture_label_retrain_and_export(local
     second = cli(local_stack, "dataset", "export", model, str(tmp_path / "v2"), "--version", "v2")
     assert second.exit_code == 0 and f"{160 + FIELD_IMAGES + 1} images written" in second.stdout, second.output
     assert sum(len(paths) for paths in exported(tmp_path / "v2").values()) == 160 + FIELD_IMAGES + 1
+
+
+def test_an_operator_label_overrides_a_users_and_makes_a_trained_capture_new_data_again(local_stack):
+    """The rule on real documents: a user's confirmation (through on_feedback) labels a capture, a run uses it,
+    an operator's vote (the path `edgeloop label` takes) relabels it, and a later user vote changes nothing."""
+    from shared.gcp import images as image_store
+    from shared.gcp.images import mark_images_used
+
+    settings = Settings(stack_dir=local_stack.directory)
+    model = f"relabel-{uuid.uuid4().hex[:6]}"
+    assert cli(local_stack, "model", "create", model, "--labels", ",".join(SHAPES)).exit_code == 0
+    capture = layout.upload_object(model, "u1", uuid.uuid4().hex, "png")
+    blob = bucket(local_stack).blob(capture)
+    blob.metadata = {"predicted_label": "circle", "confidence": "0.4", "model_version": "v1",
+                     layout.CAPTURE_REASON_KEY: "low_confidence"}
+    blob.upload_from_string(encoded(shape_image("square", np.random.default_rng(1)), "PNG"), content_type="image/png")
+    report = {"uid": "u1", "model_version": "v1", "predicted_label": "circle", "confidence": 0.4, "correct": True,
+              "true_label": "circle", "capture": capture}
+    db(local_stack).document(layout.feedback_doc(model, capture.rsplit("/", 1)[1][:-4])).set(report)
+    images = db(local_stack).collection(layout.images_collection(model))
+
+    def image() -> dict:
+        found = [s for s in images.stream() if s.to_dict()["object"] == capture]
+        return (found[0].id, found[0].to_dict()) if found else None
+
+    image_id, labelled = eventually(lambda: (found := image()) and found[1].get("label") == "circle" and found, 60,
+                                    "on_upload and on_feedback to label the capture")
+    assert (labelled["confirmed_by"], labelled["label_status"]) == ("u1", "confirmed")
+    assert mark_images_used(model, [image_id], "run-1", settings) == 1
+
+    labels = frozenset(SHAPES)
+    operator = image_store.operator_vote("ops-bo", "square")
+    assert image_store.apply_confirmation(db(local_stack), model, capture, operator, labels, 1) == 1
+    relabelled = image()[1]
+    assert (relabelled["label"], relabelled["labelled"], relabelled["status"]) == ("square", True, "new")
+    assert (relabelled["confirmed_by"], relabelled["label_status"], relabelled["labelled_at"]) == (
+        "operator:ops-bo", "operator", operator.at)
+    # The user again (a redelivered report, or another one): the operator's label stands.
+    user = image_store.user_vote(parse_feedback(model, report, labels))
+    assert image_store.apply_confirmation(db(local_stack), model, capture, user, labels, 1) == 0
+    assert image()[1]["label"] == "square"
+    recorded = db(local_stack).document(layout.confirmation_doc(model, capture)).get().to_dict()
+    assert (recorded["label"], recorded["status"], recorded["decided_by"]) == ("square", "operator", "operator:ops-bo")
