@@ -120,11 +120,14 @@ def test_the_registry_record_carries_metrics_manifest_baseline_gate_and_history(
     assert set(record["baseline"]["image_stats"]) == {"brightness", "contrast", "sharpness"}
     assert record["baseline"]["confidences"] and record["baseline"]["label_counts"]
     assert record["hyperparameters"]["filters"] == 8 and record["code_version"]
+    # What it started from: the small CNN, random weights (ImageNet weights are MobileNetV3's, and were not asked for).
+    assert record["backbone"] == {"backbone": "cnn", "weights": "none", "pretrained_loaded": False, "file": None, "md5": None}
 
 
 def test_the_run_records_every_stage_with_its_time_and_frees_the_lock(local_stack, model):
     run = db(local_stack).document(layout.run_doc(version_record(local_stack, model, "v1")["run_id"])).get().to_dict()
     assert run["status"] == "published" and run["result"]["stage"] == "production"
+    assert run["result"]["backbone"]["backbone"] == "cnn" and run["result"]["config"]["weights"] == "none"
     for stage in STAGES:
         assert run["stages"][stage]["seconds"] >= 0, stage
     assert control(local_stack, model)["active_run"] is None
@@ -196,6 +199,25 @@ def test_the_gate_applies_the_models_own_gate_settings(local_stack, settings, mo
     (check,) = [c for c in record["gate"]["checks"] if c["name"] == "size_bytes"]
     assert check["limit"] == 1000 and not check["passed"] and check["value"] <= settings.gate.max_size_bytes
     assert pointer(local_stack, model).production == before.production
+
+
+def test_a_published_canary_starts_at_the_models_own_first_rollout_step(local_stack, settings, model):
+    """release.rollout_steps per model: the trainer offers a passing candidate to the model's first step (25%),
+    not the global one (10%); the canary is then rolled back, leaving production as it was."""
+    from shared.gcp import model_settings, release
+
+    before = pointer(local_stack, model)
+    model_settings.create_model(model, before.labels, settings, overrides={"release": {"rollout_steps": [25, 100]}})
+    try:
+        run = train(model, settings)
+    finally:
+        db(local_stack).document(layout.model_settings_doc(model)).delete()
+    assert run["status"] == "published" and run["result"]["stage"] == "canary", run.get("error")
+    after = pointer(local_stack, model)
+    assert after.rollout.candidate.version == run["result"]["version"] and after.rollout.percent == 25
+    assert settings.release.canary_percent != 25
+    release.rollback(model, "test", settings, "per-model release test done")
+    assert pointer(local_stack, model).production == before.production and pointer(local_stack, model).rollout.candidate is None
 
 
 # --- crash safety --------------------------------------------------------------------------------
