@@ -6,7 +6,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -110,6 +110,23 @@ starting the trainer process and loading TensorFlow. LiteRT latency of the int8 
 Best hyperparameters: {r['hyperparameters']}.
 """
     show_section(console, "train", markdown)
+
+
+@bench_app.command("backbone")
+def bench_backbone(seed: int = typer.Option(0, help="dataset, split and training seed"),
+                   per_class: Optional[int] = typer.Option(None, min=20, help="generated images per class "
+                                                           "(default 300, trainer_job.bench_backbone.PER_CLASS)"),
+                   weights: str = typer.Option("none", help="MobileNetV3-Small's starting weights: none or imagenet "
+                                               "(imagenet needs the weights in Keras' cache or a download)")) -> None:
+    """MobileNetV3-Small vs the small CNN on the generated 96×96 shapes: accuracy, int8 size, LiteRT latency, train time."""
+    from trainer_job import bench_backbone as measure
+
+    if weights not in measure.WEIGHTS:
+        raise typer.BadParameter(f"one of {', '.join(measure.WEIGHTS)}, not {weights!r}", param_hint="--weights")
+    r = measure.run(seed, per_class or measure.PER_CLASS, weights, console)
+    options = "".join(f" --{name} {value}" for name, value, default in
+                      (("seed", seed, 0), ("per-class", per_class, None), ("weights", weights, "none")) if value != default)
+    show_section(console, "backbone", measure.markdown(r, f"edgeloop bench backbone{options}"))
 
 
 @bench_app.command("ingest")
@@ -391,8 +408,9 @@ def bench_capacity(events: int = typer.Option(50, min=1, help="events counted pe
 
 @bench_app.command("all")
 def bench_all(seed: int = typer.Option(0, help="split and training seed")) -> None:
-    """Every benchmark, one after the other: train, ingest, client, loop, soak, decisions, drift, footprint, capacity."""
+    """Every benchmark, one after the other: train, backbone, ingest, client, loop, soak, decisions, drift, footprint, capacity."""
     bench_train(seed=seed)  # called as functions: every option passed explicitly
+    bench_backbone(seed=seed, per_class=None, weights="none")
     bench_ingest()
     bench_client()
     bench_loop(devices=16)

@@ -134,6 +134,9 @@ class VersionRecord(BaseModel):
     baseline: dict[str, Any] = Field(default_factory=dict)  # drift reference statistics
     code_version: str = ""
     seed: int = 0
+    # What training started from (trainer_job.backbone.StartingWeights): backbone, weights asked for, whether
+    # ImageNet weights were loaded, their file and hash.
+    backbone: dict[str, Any] = Field(default_factory=dict)
     rollout_step: dict[str, Any] = Field(default_factory=dict)  # shared.lifecycle.RolloutStep while a canary
     promotion: dict[str, Any] = Field(default_factory=dict)  # shared.lifecycle.Promotion once production
 

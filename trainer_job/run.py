@@ -26,6 +26,7 @@ from shared.gcp.clients import firestore_client, storage_client
 from shared.launch_rules import RunStatus
 from shared.logs import log
 from shared.registry import SDK_CONTRACT_VERSION, ModelInput, ModelRef, VersionRecord
+from trainer_job.backbone import starting_weights
 from trainer_job.devices import describe, training_device
 from trainer_job.pipeline import Candidate, TrainConfig, train_candidate
 from trainer_job.snapshot import Manifest, download_images, take_snapshot
@@ -70,8 +71,10 @@ def code_version() -> str:
 class TrainingRun:
     """The stages of one run, reporting to its run document."""
 
-    def __init__(self, model: str, run_id: str, settings: Settings, console: Console, seed: int = 0):
+    def __init__(self, model: str, run_id: str, settings: Settings, console: Console, seed: int = 0,
+                 weights: str | None = None):
         self.model, self.run_id, self.settings, self.console, self.seed = model, run_id, settings, console, seed
+        self.weights = weights  # overrides the model's TrainConfig.weights for this run (--weights)
         self.stage: str | None = None
         self.stages = Stages(console, self._enter)
         self._started: float | None = None
@@ -105,7 +108,7 @@ class TrainingRun:
         # The model's own gate and release settings (edgeloop model create --set) over the launcher's, read once per run.
         self.settings = model_settings.for_model(self.model, self.settings)
         labels = list(pointer.labels)
-        config = load_train_config(self.model, self.settings)
+        config = self._train_config()
         self._key()  # a missing or unreadable signing key stops the run here, before anything is trained
         self.console.rule(f"[bold]{self.model} {version}[/] · run {self.run_id} · {run.get('reason')}")
 
@@ -139,14 +142,22 @@ class TrainingRun:
             metrics=candidate.metrics, sizes=candidate.sizes, hyperparameters=candidate.hyperparameters,
             trials=list(candidate.trials), gate=gate.to_dict(),
             manifest=manifest.summary(layout.manifest_object(self.model, version)), baseline=candidate.baseline,
-            code_version=code_version(), seed=self.seed,
+            code_version=code_version(), seed=self.seed, backbone=candidate.backbone,
         )
         result = {"metrics": candidate.metrics, "gate": gate.to_dict(), "train_stage_seconds": candidate.stage_seconds,
-                  "config": config.model_dump(mode="json")}
+                  "config": config.model_dump(mode="json"), "backbone": candidate.backbone}
         outcome = self.stages.run("publish", lambda: model_registry.publish_version(record, result, self.settings),
                                   lambda o: f"{o.version} is {o.stage.value}" + (f" at {o.percent:g}%" if o.published else " (run had already ended)"))
         self._close_stage()
         return outcome
+
+    def _train_config(self) -> TrainConfig:
+        """The model's TrainConfig with ``--weights`` over it; ImageNet weights that cannot be loaded stop the run here."""
+        config = load_train_config(self.model, self.settings)
+        if self.weights is not None:
+            config = TrainConfig.model_validate({**config.model_dump(), "weights": self.weights})
+        starting_weights(config.backbone, config.weights)
+        return config
 
     def _snapshot(self, version: str, labels: list[str], manifest_object: str | None) -> Manifest:
         bucket = storage_client(self.settings.project_id).bucket(self.settings.bucket)
@@ -202,11 +213,12 @@ def _describe_candidate(candidate: Candidate) -> str:
     return f"int8 holdout {m['int8_accuracy']:.4f}{field} · dark {m['int8_drifted_accuracy']:.4f}"
 
 
-def main(model: str, run_id: str, settings: Settings, manifest_object: str | None = None, seed: int = 0) -> int:
+def main(model: str, run_id: str, settings: Settings, manifest_object: str | None = None, seed: int = 0,
+         weights: str | None = None) -> int:
     """Run the trainer; the exit code says whether a run outcome (published or rejected) was recorded."""
     console = Console(stderr=True)
     signal.signal(signal.SIGTERM, _raise_terminated)
-    run = TrainingRun(model, run_id, settings, console, seed)
+    run = TrainingRun(model, run_id, settings, console, seed, weights)
     try:
         with training_lock.lock_heartbeat(model, run_id, settings):
             outcome = run.execute(manifest_object)
