@@ -120,11 +120,14 @@ def test_the_registry_record_carries_metrics_manifest_baseline_gate_and_history(
     assert set(record["baseline"]["image_stats"]) == {"brightness", "contrast", "sharpness"}
     assert record["baseline"]["confidences"] and record["baseline"]["label_counts"]
     assert record["hyperparameters"]["filters"] == 8 and record["code_version"]
+    # What it started from: the small CNN, random weights (ImageNet weights are MobileNetV3's, and were not asked for).
+    assert record["backbone"] == {"backbone": "cnn", "weights": "none", "pretrained_loaded": False, "file": None, "md5": None}
 
 
 def test_the_run_records_every_stage_with_its_time_and_frees_the_lock(local_stack, model):
     run = db(local_stack).document(layout.run_doc(version_record(local_stack, model, "v1")["run_id"])).get().to_dict()
     assert run["status"] == "published" and run["result"]["stage"] == "production"
+    assert run["result"]["backbone"]["backbone"] == "cnn" and run["result"]["config"]["weights"] == "none"
     for stage in STAGES:
         assert run["stages"][stage]["seconds"] >= 0, stage
     assert control(local_stack, model)["active_run"] is None
