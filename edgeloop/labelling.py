@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import typer
 from PIL import Image, ImageDraw, ImageFont
@@ -86,10 +86,12 @@ def parse_csv(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def resolve(pairs: Sequence[tuple[str, str]], captures: Sequence[Capture], labels: frozenset[str]
-            ) -> list[tuple[Capture, str]]:
+def resolve(pairs: Sequence[tuple[str, str]], captures: Sequence[Capture], labels: frozenset[str],
+            lookup: Callable[[str], Capture | None] = lambda token: None) -> list[tuple[Capture, str]]:
     """Each (token, label) to the capture it names; every problem (unknown label, no such capture, an ambiguous
-    id, one capture given two labels) is collected and raised together, so nothing is applied from a bad batch."""
+    id, one capture given two labels) is collected and raised together, so nothing is applied from a bad batch.
+    A token matching no listed capture is given to ``lookup``: a full image id or object name may name a capture
+    that is already labelled (an operator correcting a user)."""
     by_number = {capture.number: capture for capture in captures}
     chosen: dict[str, tuple[Capture, str]] = {}
     problems = []
@@ -104,8 +106,11 @@ def resolve(pairs: Sequence[tuple[str, str]], captures: Sequence[Capture], label
             continue
         else:
             found = [c for c in captures if c.image_id.startswith(token) or c.object == token]
+            if not found and (elsewhere := lookup(token)) is not None:
+                found = [elsewhere]
         if len(found) != 1:
-            problems.append(f"{token}={label}: " + ("no unlabelled capture has this number or id" if not found
+            problems.append(f"{token}={label}: " + ("no capture has this number or id (a labelled capture is named by its "
+                                                    "full image id or object name)" if not found
                                                     else f"{len(found)} captures match this id; give more characters"))
             continue
         capture = found[0]
@@ -178,6 +183,27 @@ def unlabelled_captures(model: str, settings, limit: int) -> list[Capture]:
     return [to_capture(number, image_id, document) for number, (image_id, document) in enumerate(found[:limit], 1)]
 
 
+def find_capture(model: str, token: str, settings) -> Capture | None:
+    """A registered capture named by its full image id or its object name (``uploads/...``), labelled or not."""
+    from shared.gcp.clients import firestore_client
+
+    db = firestore_client(settings.project_id)
+    image_id = token
+    if token.startswith(f"{layout.UPLOADS_PREFIX}/{model}/"):
+        head = db.document(layout.object_head_doc(model, token)).get()
+        if not head.exists:
+            return None
+        image_id = head.get("image_id")
+    elif len(token) != len(layout.image_id("", 0)) or "/" in token:
+        return None
+    snapshot = db.document(layout.image_doc(model, image_id)).get()
+    document = snapshot.to_dict() if snapshot.exists else None
+    if not document or document.get("kind") != layout.ObjectKind.UPLOAD.value or document.get("status") not in ("new", "used"):
+        return None
+    status = document.get("label_status") or ("confirmed" if document.get("labelled") else "unlabelled")
+    return to_capture(0, image_id, {**document, "label_status": status})
+
+
 def download(captures: Iterable[Capture], settings) -> list[bytes]:
     from shared.gcp.clients import storage_client
 
@@ -238,7 +264,7 @@ def command(
         pairs = [parse_assignment(token) for token in assignments or []]
         if csv_file is not None:
             pairs += parse_csv(csv_file.read_text())
-        chosen = resolve(pairs, captures, labels)
+        chosen = resolve(pairs, captures, labels, lambda token: find_capture(model, token, settings))
     except (LabelInputError, OSError) as exc:
         fail(f"nothing labelled:\n{exc}")
     if chosen:

@@ -22,6 +22,7 @@ import hashlib
 import io
 import re
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -284,7 +285,8 @@ def test_own_images_import_train_classify_capture_label_retrain_and_export(local
 
 def test_an_operator_label_overrides_a_users_and_makes_a_trained_capture_new_data_again(local_stack):
     """The rule on real documents: a user's confirmation (through on_feedback) labels a capture, a run uses it,
-    an operator's vote (the path `edgeloop label` takes) relabels it, and a later user vote changes nothing."""
+    an operator relabels it with `edgeloop label` (naming the labelled capture by its object name), and a later
+    user vote changes nothing."""
     from shared.gcp import images as image_store
     from shared.gcp.images import mark_images_used
 
@@ -298,6 +300,7 @@ def test_an_operator_label_overrides_a_users_and_makes_a_trained_capture_new_dat
     blob.upload_from_string(encoded(shape_image("square", np.random.default_rng(1)), "PNG"), content_type="image/png")
     report = {"uid": "u1", "model_version": "v1", "predicted_label": "circle", "confidence": 0.4, "correct": True,
               "true_label": "circle", "capture": capture}
+    report_sent = datetime.now(timezone.utc).isoformat()
     db(local_stack).document(layout.feedback_doc(model, capture.rsplit("/", 1)[1][:-4])).set(report)
     images = db(local_stack).collection(layout.images_collection(model))
 
@@ -311,12 +314,13 @@ def test_an_operator_label_overrides_a_users_and_makes_a_trained_capture_new_dat
     assert mark_images_used(model, [image_id], "run-1", settings) == 1
 
     labels = frozenset(SHAPES)
-    operator = image_store.operator_vote("ops-bo", "square")
-    assert image_store.apply_confirmation(db(local_stack), model, capture, operator, labels, 1) == 1
+    assert "no unlabelled or disputed captures" in cli(local_stack, "label", model).stdout
+    done = cli(local_stack, "label", model, "--set", f"{capture}=square", "--by", "ops-bo")
+    assert done.exit_code == 0 and "1 capture(s) now labelled" in done.stdout, done.output
     relabelled = image()[1]
     assert (relabelled["label"], relabelled["labelled"], relabelled["status"]) == ("square", True, "new")
-    assert (relabelled["confirmed_by"], relabelled["label_status"], relabelled["labelled_at"]) == (
-        "operator:ops-bo", "operator", operator.at)
+    assert (relabelled["confirmed_by"], relabelled["label_status"]) == ("operator:ops-bo", "operator")
+    assert relabelled["labelled_at"] > report_sent
     # The user again (a redelivered report, or another one): the operator's label stands.
     user = image_store.user_vote(parse_feedback(model, report, labels))
     assert image_store.apply_confirmation(db(local_stack), model, capture, user, labels, 1) == 0

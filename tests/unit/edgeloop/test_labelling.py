@@ -26,7 +26,7 @@ def test_every_bad_assignment_is_named_and_none_applied():
                 CAPTURES, LABELS)
     message = str(refused.value)
     assert "1=triangle: unknown label 'triangle'; the model's labels are circle, square, star" in message
-    assert "9=star: no unlabelled capture has this number or id" in message
+    assert "9=star: no capture has this number or id (a labelled capture is named by its full image id" in message
     assert "abab=star: an id needs at least 6 characters" in message
     assert "abababcc=circle: capture abababcccc is also given 'star'" in message
 
@@ -60,3 +60,10 @@ def test_the_contact_sheet_has_one_numbered_cell_per_capture(tmp_path: Path):
     sheet = Image.open(path)
     assert sheet.size == (2 * 128, 128 + 44)
     assert sheet.getpixel((64, 64)) == (0, 200, 0) and sheet.getpixel((128 + 64, 64)) == (128, 128, 128)
+
+
+def test_a_token_no_listed_capture_matches_is_looked_up_for_an_already_labelled_capture():
+    labelled = Capture(0, "f" * 32, "uploads/m/u1/z.png", 1, "confirmed", "1 user(s) agree", "star", 0.9)
+    chosen = resolve([("uploads/m/u1/z.png", "circle")], CAPTURES, LABELS,
+                     lambda token: labelled if token == labelled.object else None)
+    assert chosen == [(labelled, "circle")]
