@@ -100,6 +100,9 @@ def starting_weights(backbone: str, weights: str) -> tuple[StartingWeights, Path
     file_name, url, md5 = imagenet_weights_file()
     cache = cache_dir()
     try:
+        # Keras looks elsewhere (/tmp/.keras) when the cache directory does not exist yet: make it, so the file is
+        # looked for, and downloaded to, where this says.
+        (cache / "models").mkdir(parents=True, exist_ok=True)
         path = Path(keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=md5, cache_dir=str(cache)))
     except Exception as exc:  # noqa: BLE001 - get_file raises a bare Exception for network failures
         raise WeightsUnavailable(

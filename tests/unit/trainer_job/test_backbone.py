@@ -233,3 +233,13 @@ def test_the_benchmark_times_the_models_in_alternating_rounds_and_shows_one_colu
     assert "| int8 file with metadata | 2 KiB | 2 KiB |" in section and "| LiteRT latency per image, 1 thread | 1234 µs |" in section
     assert "| default gate | rejected: int8_accuracy 0.5 < 0.9 | passed |" in section
     assert "every network starts from random weights" in section and "| int8 picks float's class | 97.5% |" in section
+
+
+def test_imagenet_weights_are_looked_for_in_the_keras_cache_named_by_keras_home(offline, monkeypatch):
+    """Keras itself falls back to /tmp/.keras for a cache directory that does not exist; the trainer makes it first."""
+    seen = []
+    monkeypatch.setattr("keras.utils.get_file", lambda *args, **kwargs: seen.append(kwargs["cache_dir"]) or
+                        str(offline / "models" / args[0]))
+    started, path = backbone.starting_weights(MOBILENET, "imagenet")
+    assert seen == [str(offline)] and (offline / "models").is_dir()
+    assert started.pretrained_loaded and path == offline / "models" / started.file and started.md5
