@@ -139,6 +139,8 @@ def markdown(r: dict[str, Any], command: str = "edgeloop bench backbone") -> str
         row("default gate", gate),
     ])
     pretrained = [TITLES.get(name, name) for name in names if models[name]["backbone"]["pretrained_loaded"]]
+    imagenet_note = ("MobileNetV3-Small is meant to be fine-tuned from ImageNet weights, which this machine cannot "
+                     "download: where it can, `--weights imagenet` measures that.\n")
     start = (f"{', '.join(pretrained)} starts from ImageNet weights" if pretrained
              else "every network starts from random weights (weights none: no download here)")
     return f"""## Backbone (`{command}`)
@@ -150,7 +152,7 @@ both int8 models are then timed side by side in the client SDK's LiteRT runtime,
 
 {table}
 
-Training and pipeline times include Keras tracing the network on its first epoch. Timings are noisy: the
+{'' if pretrained else imagenet_note}Training and pipeline times include Keras tracing the network on its first epoch. Timings are noisy: the
 {r['cpu_count']} cores were shared with other work (load average {r['load_average_start']} at the start,
 {r['load_average_end']} at the end). "Whole pipeline" is split, augment, train, convert (float and int8),
 evaluate and load-check.
