@@ -22,8 +22,8 @@ from trainer_job.pipeline import STAGES, TrainConfig, train_candidate
 MOBILENET = backbone.MOBILENET_V3_SMALL
 TINY_SIZE = 32  # the smallest MobileNetV3-Small takes: the cheapest real run
 # The tiny run costs little compute but Keras and the TFLite converter trace MobileNetV3's 158 layers for training,
-# float and int8 conversion: 117 s measured on 2 cores at load average 7, once 305 s beside another training. Its
-# users get room beyond the default 300 s, or a busy machine fails them on time alone.
+# float and int8 conversion: 53 s measured on 2 quiet cores, 117 s at load average 7, once 305 s beside another
+# training. Its users get room beyond the default 300 s, or a busy machine fails them on time alone.
 TINY_RUN_TIMEOUT_S = 600
 TINY = TrainConfig(backbone=MOBILENET, weights="none", image_size=TINY_SIZE, augment=AugmentConfig.off(),
                    grid=(Hyperparameters(dense_units=16, epochs=1, batch_size=16),), latency_repeats=1,
