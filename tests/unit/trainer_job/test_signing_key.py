@@ -42,6 +42,7 @@ def test_a_cloud_run_without_a_secret_fails_before_training(monkeypatch, tmp_pat
     monkeypatch.setattr(trainer_run.model_registry, "load_pointer",
                         lambda model, s: type("Pointer", (), {"labels": ("0", "1"), "production": None})())
     monkeypatch.setattr(trainer_run, "load_train_config", lambda model, s: trainer_run.TrainConfig())
+    monkeypatch.setattr(trainer_run.model_settings, "for_model", lambda model, s: s)  # no per-model overrides
     monkeypatch.setattr(trainer_run, "take_snapshot", lambda *a, **k: pytest.fail("snapshot taken without a key"))
     run = trainer_run.TrainingRun("digits", "run-1", settings, Console(quiet=True))
     with pytest.raises(secrets.SigningKeyError, match="set EDGELOOP_SIGNING_KEY_SECRET"):
