@@ -48,6 +48,26 @@ def _overrides_text(overrides: dict, separator: str = ", ") -> str:
                      for name, value in fields.items()) or "-"
 
 
+def _training_fields(backbone: str | None, weights: str | None, image_size: int | None) -> dict:
+    """The backbone and weights to store, as the trainer's own configuration validates them (its defaults included)."""
+    if backbone is None:
+        if weights is not None:
+            raise ModelDefinitionError("--weights goes with --backbone: name the backbone they are for")
+        return {}
+    from pydantic import ValidationError
+
+    from trainer_job.pipeline import TrainConfig
+
+    given = {"backbone": backbone, **({"weights": weights} if weights is not None else {}),
+             **({"image_size": image_size} if image_size is not None else {})}
+    try:
+        config = TrainConfig.model_validate(given)
+    except (ValidationError, ValueError) as exc:
+        problems = exc.errors() if isinstance(exc, ValidationError) else [{"msg": str(exc)}]
+        raise ModelDefinitionError("; ".join(str(e["msg"]).removeprefix("Value error, ") for e in problems)) from None
+    return {"backbone": config.backbone, "weights": config.weights}
+
+
 @app.command()
 @cloud_errors("model create")
 def create(
@@ -58,6 +78,12 @@ def create(
     image_size: Optional[int] = typer.Option(
         None, "--image-size", help="square input side in pixels the trainer trains at (default 32; an existing "
                                    "model keeps its own)"),
+    backbone: Optional[str] = typer.Option(
+        None, "--backbone", help="what the trainer fine-tunes: cnn (the small CNN, the default) or mobilenet_v3_small "
+                                 "(inputs of 32 px or more)"),
+    weights: Optional[str] = typer.Option(
+        None, "--weights", help="with --backbone: imagenet (pretrained, mobilenet's default; the trainer needs them "
+                                "in its image or reachable) or none"),
     assignments: Optional[List[str]] = typer.Option(
         None, "--set", metavar="GROUP.FIELD=VALUE", help=(
             "a per-model setting of thresholds, gate, release or client (capture defaults), e.g. "
@@ -75,8 +101,9 @@ def create(
             raise ModelDefinitionError("give the labels with --labels a,b,c or --from-folder DIR (one of them)")
         chosen = labels_from_text(labels) if labels is not None else labels_from_folder(from_folder)
         overrides = parse_assignments(assignments or [])
+        training = _training_fields(backbone, weights, image_size)
         open_target(directory)
-        outcome = model_settings.create_model(name, chosen, get_settings(), image_size, overrides)
+        outcome = model_settings.create_model(name, chosen, get_settings(), image_size, overrides, training)
     except ModelDefinitionError as exc:
         fail(escape(str(exc)), stderr=True)
     info = outcome.info

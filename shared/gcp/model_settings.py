@@ -113,12 +113,13 @@ def load_models(settings: Settings, names: Iterable[str] | None = None) -> list[
 
 
 def create_model(model: str, labels: Iterable[str], settings: Settings, image_size: int | None = None,
-                 overrides: Overrides | None = None) -> CreateOutcome:
+                 overrides: Overrides | None = None, training: dict[str, Any] | None = None) -> CreateOutcome:
     """Create ``model`` with its labels, input size and overrides, or refuse with the reason.
 
     An existing model with the same labels (in the same order) is not an error: the call is idempotent,
     and an image size or overrides it gives are applied (overrides field by field, the others kept). An
-    existing model with other labels is refused: its images, versions and devices use those."""
+    existing model with other labels is refused: its images, versions and devices use those. ``training``:
+    further fields of the trainer's configuration (the backbone and its weights), already validated by it."""
     model, labels = check_model_name(model), check_labels(labels)
     size = check_image_size(image_size) if image_size is not None else None
     checked = check_overrides(overrides or {}, settings)
@@ -144,13 +145,15 @@ def create_model(model: str, labels: Iterable[str], settings: Settings, image_si
         new_size = size if size is not None else (_image_size_of(trainer) if trainer.exists else DEFAULT_IMAGE_SIZE)
         if trainer.exists and new_size != _image_size_of(trainer):
             changed.append("image_size")
+        stored_config = ((trainer.to_dict() or {}).get("config") or {}) if trainer.exists else {}
+        changed += [name for name, value in (training or {}).items() if trainer.exists and stored_config.get(name) != value]
         now = datetime.now(timezone.utc)
         pointer_fields = {"model": model, "labels": list(labels), "client": merged.get("client", {})}
         if existing is None:
             pointer_fields["updated"] = now
         transaction.set(pointer_ref, pointer_fields, merge=True)
         transaction.set(settings_ref, {"model": model, "overrides": merged, "updated": now})
-        transaction.set(trainer_ref, {"config": {"image_size": new_size}}, merge=True)
+        transaction.set(trainer_ref, {"config": {"image_size": new_size, **(training or {})}}, merge=True)
         info = ModelInfo(model, labels, new_size, merged)
         return CreateOutcome(info, created=not registered, changed=changed)
 

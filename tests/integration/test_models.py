@@ -88,6 +88,11 @@ def test_refusals_name_the_reason_and_write_nothing(local_stack, tmp_path):
         ("model", "create", name("x")): "--labels a,b,c or --from-folder DIR",
         ("model", "create", name("x"), "--from-folder", str(tmp_path / "none")): "not a directory",
         ("model", "show", name("ghost")): "no model",
+        ("model", "create", name("x"), "--labels", "a,b", "--backbone", "resnet"): "mobilenet_v3_small",
+        ("model", "create", name("x"), "--labels", "a,b", "--backbone", "mobilenet_v3_small", "--image-size", "16"):
+            "32",
+        ("model", "create", name("x"), "--labels", "a,b", "--backbone", "cnn", "--weights", "imagenet"): "has no ImageNet weights",
+        ("model", "create", name("x"), "--labels", "a,b", "--weights", "none"): "--weights goes with --backbone",
     }
     for args, reason in cases.items():
         result = cli(local_stack, *args)
@@ -195,3 +200,21 @@ def test_the_scheduler_tick_covers_created_models_each_with_its_own_settings(loc
     policies = {model: document(local_stack, f"{layout.drift_reports_collection(model)}/{check_id}")["retrain_policy"]
                 for model in (own, plain)}
     assert policies == {own: "always", plain: settings.thresholds.drift_retrain} and settings.thresholds.drift_retrain != "always"
+
+
+def test_a_model_chooses_its_backbone_as_the_trainer_validates_it(local_stack):
+    model = name("photos")
+    created = cli(local_stack, "model", "create", model, "--labels", "a,b", "--image-size", "96",
+                  "--backbone", "mobilenet_v3_small", "--weights", "none")
+    assert created.exit_code == 0, created.output
+    assert document(local_stack, layout.trainer_config_doc(model)) == {
+        "config": {"image_size": 96, "backbone": "mobilenet_v3_small", "weights": "none"}}
+    from trainer_job.run import load_train_config
+    from shared.config import Settings
+
+    config = load_train_config(model, Settings())
+    assert (config.backbone, config.weights, config.image_size) == ("mobilenet_v3_small", "none", 96)
+    # Without --weights the backbone's default (pretrained where it has them) is stored, so the run says which.
+    again = cli(local_stack, "model", "create", model, "--labels", "a,b", "--backbone", "mobilenet_v3_small")
+    assert again.exit_code == 0 and "weights" in again.stdout, again.output
+    assert document(local_stack, layout.trainer_config_doc(model))["config"]["weights"] == "imagenet"
