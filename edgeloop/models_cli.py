@@ -56,7 +56,7 @@ def _training_fields(backbone: str | None, weights: str | None, image_size: int 
         return {}
     from pydantic import ValidationError
 
-    from trainer_job.pipeline import TrainConfig
+    from trainer_job import TrainConfig
 
     given = {"backbone": backbone, **({"weights": weights} if weights is not None else {}),
              **({"image_size": image_size} if image_size is not None else {})}

@@ -5,7 +5,7 @@ The public surface, all that code outside this package (the ``edgeloop`` CLI amo
 * ``run_training(model, run_id, settings, manifest_object=None, seed=0)``: one training run, what
   ``python -m trainer_job`` (the container's entry point) runs; returns the process's exit code;
 * ``RUN_STAGES``: the stages a run records on its ``runs/{id}`` document, in order;
-* ``TrainConfig`` and ``AugmentConfig``: a model's training settings, read and written with
+* ``TrainConfig``, ``AugmentConfig`` and ``Hyperparameters`` (one trial of its grid): a model's training settings, read and written with
   ``load_train_config`` and ``save_train_config`` (``models/{model}/control/trainer``);
 * ``Manifest``: the exact images a version was trained on, as stored at ``models/{model}/{version}/manifest.json``
   (``Manifest.from_json``; ``edgeloop dataset export`` writes them back out);
@@ -29,6 +29,7 @@ _PUBLIC = {  # name -> (module, attribute)
     "save_train_config": ("trainer_job.run", "save_train_config"),
     "TrainConfig": ("trainer_job.pipeline", "TrainConfig"),
     "AugmentConfig": ("trainer_job.augment", "AugmentConfig"),
+    "Hyperparameters": ("trainer_job.model", "Hyperparameters"),
     "Manifest": ("trainer_job.snapshot", "Manifest"),
 }
 __all__ = [*_PUBLIC, "bench_train", "bench_backbone"]
@@ -36,6 +37,7 @@ __all__ = [*_PUBLIC, "bench_train", "bench_backbone"]
 if TYPE_CHECKING:
     from trainer_job import bench_backbone, bench_train
     from trainer_job.augment import AugmentConfig
+    from trainer_job.model import Hyperparameters
     from trainer_job.pipeline import TrainConfig
     from trainer_job.run import STAGES as RUN_STAGES
     from trainer_job.run import load_train_config, save_train_config

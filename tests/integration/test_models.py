@@ -209,7 +209,7 @@ def test_a_model_chooses_its_backbone_as_the_trainer_validates_it(local_stack):
     assert created.exit_code == 0, created.output
     assert document(local_stack, layout.trainer_config_doc(model)) == {
         "config": {"image_size": 96, "backbone": "mobilenet_v3_small", "weights": "none"}}
-    from trainer_job.run import load_train_config
+    from trainer_job import load_train_config
     from shared.config import Settings
 
     config = load_train_config(model, Settings())
