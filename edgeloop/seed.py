@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared import integrity, launch_rules, layout
 from shared.config import Settings
-from shared.digits import LABELS, DigitImage, load_digits_rgb
+from shared.digits import LABELS, LabelledImage, load_digits_rgb
 from shared.gcp import model_registry, retrain_requests, runs, training_lock
 from shared.gcp.clients import firestore_client, storage_client
 from shared.retrain import manual_request
@@ -74,7 +74,7 @@ class SeedOutcome:
     run_id: str | None
 
 
-def dataset_object_name(model: str, index: int, image: DigitImage) -> str:
+def dataset_object_name(model: str, index: int, image: LabelledImage) -> str:
     return layout.dataset_object(model, image.label, f"digit-{index:04d}.png")
 
 

@@ -18,10 +18,12 @@ LABELS = tuple(str(d) for d in range(10))
 
 
 @dataclass(frozen=True)
-class DigitImage:
+class LabelledImage:
+    """One image of a dataset made in code (these digits, or ``shared.shapes``), as apps upload it."""
+
     index: int
     label: str
-    rgb: np.ndarray  # uint8, IMAGE_SIZE×IMAGE_SIZE×3
+    rgb: np.ndarray  # uint8, size×size×3
 
     def png(self) -> bytes:
         buffer = io.BytesIO()
@@ -29,7 +31,7 @@ class DigitImage:
         return buffer.getvalue()
 
 
-def load_digits_rgb(size: int = IMAGE_SIZE) -> list[DigitImage]:
+def load_digits_rgb(size: int = IMAGE_SIZE) -> list[LabelledImage]:
     """All 1,797 digits as ``size``×``size`` RGB uint8 images (white digit on black)."""
     from sklearn.datasets import load_digits
 
@@ -38,5 +40,5 @@ def load_digits_rgb(size: int = IMAGE_SIZE) -> list[DigitImage]:
     for index, (grey, target) in enumerate(zip(digits.images, digits.target)):
         scaled = (grey / 16.0 * 255.0).astype(np.uint8)
         big = np.asarray(Image.fromarray(scaled, mode="L").resize((size, size), Image.BILINEAR))
-        images.append(DigitImage(index, str(int(target)), np.repeat(big[:, :, None], 3, axis=2)))
+        images.append(LabelledImage(index, str(int(target)), np.repeat(big[:, :, None], 3, axis=2)))
     return images

@@ -10,12 +10,12 @@ downloaded; the same seed gives the same pixels.
 
 from __future__ import annotations
 
-import io
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from shared.digits import LabelledImage
 
 IMAGE_SIZE = 96
 LABELS = ("circle", "square", "triangle", "star")
@@ -28,19 +28,7 @@ STAR_INNER_RATIO = 0.45  # inner over outer radius of the five-pointed star
 SMOOTH_NOISE_CELLS = 6  # the smooth background noise is a random grid this coarse, upsampled
 
 
-@dataclass(frozen=True)
-class ShapeImage:
-    index: int
-    label: str
-    rgb: np.ndarray  # uint8, size×size×3
-
-    def png(self) -> bytes:
-        buffer = io.BytesIO()
-        Image.fromarray(self.rgb, mode="RGB").save(buffer, format="PNG")
-        return buffer.getvalue()
-
-
-def generate_shapes(per_class: int, seed: int = 0, size: int = IMAGE_SIZE) -> list[ShapeImage]:
+def generate_shapes(per_class: int, seed: int = 0, size: int = IMAGE_SIZE) -> list[LabelledImage]:
     """``per_class`` images of each label, classes interleaved (image ``i`` is ``LABELS[i % 4]``).
 
     Deterministic: the same arguments give the same pixels. Image ``i`` depends only on
@@ -51,13 +39,13 @@ def generate_shapes(per_class: int, seed: int = 0, size: int = IMAGE_SIZE) -> li
     if size < MIN_SIZE:
         raise ValueError(f"images must be at least {MIN_SIZE} px on a side to tell the shapes apart, got {size}")
     return [
-        ShapeImage(index, LABELS[index % len(LABELS)],
+        LabelledImage(index, LABELS[index % len(LABELS)],
                    _draw(LABELS[index % len(LABELS)], size, np.random.default_rng([seed, index])))
         for index in range(per_class * len(LABELS))
     ]
 
 
-def as_arrays(images: list[ShapeImage]) -> tuple[np.ndarray, np.ndarray]:
+def as_arrays(images: list[LabelledImage]) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 N×H×W×3 pixels, class indices into ``LABELS``): what the trainer takes."""
     return np.stack([image.rgb for image in images]), np.array([LABELS.index(image.label) for image in images])
 
