@@ -139,6 +139,7 @@ def list_models(
     table.add_column("overrides", overflow="fold", ratio=1)
     for info in infos:
         serving = (info.production or "-") + (f"\n{info.canary} at {info.canary_percent:g}%" if info.canary else "")
+        serving = f"[red]{escape(info.problem)}[/]" if info.problem else serving
         table.add_row(info.model, f"{len(info.labels)}: {escape(', '.join(info.labels))}", str(info.image_size), serving,
                       escape(_overrides_text(info.overrides, "\n")))
     console.print(table if infos else "no models: create one with `edgeloop model create NAME --labels a,b`")

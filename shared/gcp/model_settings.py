@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
+from pydantic import ValidationError
 
 from shared import layout
 from shared.config import Settings
@@ -76,11 +77,12 @@ class ModelInfo:
     production: str | None = None
     canary: str | None = None
     canary_percent: float = 0.0
+    problem: str | None = None  # why its pointer cannot be read as clients read it (what it serves is then unknown)
 
     def json(self) -> dict[str, Any]:
         return {"model": self.model, "labels": list(self.labels), "image_size": self.image_size,
                 "production": self.production, "canary": self.canary, "canary_percent": self.canary_percent,
-                "overrides": self.overrides}
+                "overrides": self.overrides, "problem": self.problem}
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,16 @@ class CreateOutcome:
 
 
 def _info(model: str, pointer: dict[str, Any], settings_snapshot: Any, trainer_snapshot: Any) -> ModelInfo:
-    parsed = ModelPointer.model_validate({"model": model, "labels": [], **pointer})
+    """One model's definition; a pointer clients would refuse is reported as the model's problem, not raised:
+    one broken model must not hide the others from ``model list``."""
+    try:
+        parsed = ModelPointer.model_validate({"model": model, "labels": [], **pointer})
+    except ValidationError as exc:
+        labels = pointer.get("labels")
+        return ModelInfo(model, tuple(map(str, labels)) if isinstance(labels, list) else (),
+                         _image_size_of(trainer_snapshot), _overrides_of(settings_snapshot),
+                         problem=f"invalid pointer ({exc.error_count()} problems, first at "
+                                 f"{'.'.join(map(str, exc.errors()[0]['loc']))})")
     return ModelInfo(model, parsed.labels, _image_size_of(trainer_snapshot), _overrides_of(settings_snapshot),
                      parsed.production.version if parsed.production else None,
                      parsed.rollout.candidate.version if parsed.rollout.candidate else None, parsed.rollout.percent)

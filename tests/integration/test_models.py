@@ -218,3 +218,18 @@ def test_a_model_chooses_its_backbone_as_the_trainer_validates_it(local_stack):
     again = cli(local_stack, "model", "create", model, "--labels", "a,b", "--backbone", "mobilenet_v3_small")
     assert again.exit_code == 0 and "weights" in again.stdout, again.output
     assert document(local_stack, layout.trainer_config_doc(model))["config"]["weights"] == "imagenet"
+
+
+def test_a_model_whose_pointer_clients_would_refuse_is_listed_with_the_problem_beside_the_others(local_stack):
+    broken, fine = name("broken"), name("fine")
+    assert cli(local_stack, "model", "create", fine, "--labels", "a,b").exit_code == 0
+    db(local_stack).document(layout.model_doc(broken)).set(
+        {"model": broken, "labels": ["a", "b"], "production": {"version": "v1", "sha256": "not-a-digest"}})
+
+    listed = cli(local_stack, "model", "list", "--json")
+    assert listed.exit_code == 0, listed.output
+    models = {m["model"]: m for m in json.loads(listed.stdout)["models"]}
+    assert models[fine]["problem"] is None
+    assert models[broken]["labels"] == ["a", "b"] and models[broken]["problem"].startswith("invalid pointer")
+    table = cli(local_stack, "model", "list")
+    assert table.exit_code == 0 and "invalid pointer" in table.stdout, table.stdout
