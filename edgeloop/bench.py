@@ -231,7 +231,7 @@ def bench_loop(devices: int = typer.Option(16, "--devices", "-n", help="simulate
              if result.timeline else "-")
     markdown = f"""## Closed loop (`edgeloop bench loop`, the same run as `edgeloop demo`)
 
-{devices} simulated devices; the room goes dark (12% brightness) after two rounds, once the cooldown after v1's run is over (the demo's `training.cooldown_s`).
+{devices} simulated devices; the room goes dark (12% brightness) after two rounds.
 
 | version | final stage | trained on (images) | int8 accuracy, clean holdout | int8 accuracy, dark holdout |
 |---|---|---|---|---|

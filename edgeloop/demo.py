@@ -33,8 +33,8 @@ DEMO_ENV = {
     "EDGELOOP_THRESHOLDS__NEW_DATA_IMAGES": "250",
     "EDGELOOP_THRESHOLDS__DRIFT_MIN_SAMPLES": "80",
     "EDGELOOP_THRESHOLDS__MIN_FEEDBACK_SAMPLES": "120",
-    "EDGELOOP_TRAINING__COOLDOWN_S": "20",
-    "EDGELOOP_RELEASE__ROLLOUT_STEPS": "[50, 100]",
+    "EDGELOOP_TRAINING__COOLDOWN_S": "40",
+    "EDGELOOP_RELEASE__ROLLOUT_STEPS": "[20, 50, 100]",
     "EDGELOOP_RELEASE__CANARY_MIN_SAMPLES": "25",
     # A day of field traffic compressed into a minute: a drift check (and the field success that says whether
     # the drift hurts) looks at the last minute, so the dark room is not diluted by the clean rounds before it.
@@ -134,7 +134,7 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
     from shared.gcp.clients import firestore_client, reset_clients
     from shared.registry import VersionRecord
     from shared.retrain import manual_request
-    from trainer_job import AugmentConfig, Hyperparameters, TrainConfig, save_train_config
+    from trainer_job import AugmentConfig, TrainConfig, save_train_config
 
     from edgeloop.target import command_logs
 
@@ -163,8 +163,7 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
         t = time.monotonic()
         seed_dataset(DEMO_MODEL, settings, console, train=False)
         # v1 learns from the clean dataset only: whatever it needs for the dark room must come from the field.
-        # One trial of the grid: a run of the demo's minutes, not a search.
-        save_train_config(DEMO_MODEL, TrainConfig(augment=AugmentConfig.off(), grid=(Hyperparameters(),)), settings)
+        save_train_config(DEMO_MODEL, TrainConfig(augment=AugmentConfig.off()), settings)
         stage("dataset seeded through on_upload", t)
 
         t = time.monotonic()
@@ -173,9 +172,6 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
         if v1_run["status"] != "published":
             raise RuntimeError(f"v1 was not published: {v1_run.get('status')} {v1_run.get('error') or ''}")
         stage("v1 trained, gated and published", t)
-        # The fleet runs v1 in a clean room at least until the cooldown after v1's run is over: the drift comes
-        # long after the last training in the field, not during the quiet time that follows it.
-        clean_until = time.monotonic() + settings.training.cooldown_s
 
         db = firestore_client(settings.project_id)
         base_args = {
@@ -191,9 +187,9 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
         t = time.monotonic()
         closed_at = None
         dark_since: datetime | None = None
-        console.print(f"[bold]fleet[/]: {devices} devices × {images} images per round; the room goes dark after {CLEAN_ROUNDS} rounds, once v1's cooldown ({settings.training.cooldown_s} s) is over")
+        console.print(f"[bold]fleet[/]: {devices} devices × {images} images per round; the room goes dark after round {CLEAN_ROUNDS}")
         while time.monotonic() - started < timeout_s:
-            phase = "clean" if len(rounds) < CLEAN_ROUNDS or time.monotonic() < clean_until else "drift"
+            phase = "clean" if len(rounds) < CLEAN_ROUNDS else "drift"
             if phase == "drift" and dark_since is None:
                 dark_since = datetime.now(timezone.utc)
             round_ = _fleet_round(len(rounds) + 1, phase, devices, images, base_args, started)
