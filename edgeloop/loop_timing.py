@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
+from shared.field_evidence import WAITED_KEY
 from shared.registry import Stage, VersionRecord
 
 LATENCY, WORK, POLICY = "latency", "work", "policy"
@@ -84,6 +85,10 @@ def launch_wait(run: Mapping[str, Any], asked: datetime, earlier_runs: Sequence[
     """Why a run launched when it did: at once (latency), or after a request waited (policy), and for what."""
     if not str(run.get("cause", "")).startswith(SWEEP_CAUSE_PREFIX) and not run.get("folded"):
         return LATENCY, "Pub/Sub push → launch_training → the training lock"
+    entries = [*(run.get("folded") or []), *((run.get("evidence") or {}).get("pending") or [])]
+    if any(isinstance(e, Mapping) and e.get(WAITED_KEY) for e in entries):
+        return POLICY, ("field evidence: min_field_holdout confirmed captures on production held out to judge "
+                        "the candidate on (at most field_holdout_wait_s), then the scheduler's tick")
     for earlier in reversed(earlier_runs):
         created, ended = _stamp(earlier.get("created")), _stamp(earlier.get("ended"))
         if created is None or created > asked:

@@ -87,6 +87,11 @@ class Training(BaseModel):
     lock_ttl_s: int = Field(1800, ge=10, description="a lock not renewed for this long (a stage start renews it) is abandoned")
     launch_grace_s: int = Field(300, ge=2, description="a new run's lock expires this soon unless its launcher confirms the start")
     cooldown_s: int = Field(600, ge=0, description="quiet time after a run before a non-manual request may start another")
+    field_holdout_wait_s: int = Field(
+        0, ge=0,
+        description="a drift or success-rate request waits up to this long until the field holdout holds "
+                    "gate.min_field_holdout confirmed captures taken on production, so the candidate learns and is "
+                    "gated on the drift it is to fix (shared.field_evidence); the scheduler's tick launches it; 0: no wait")
     region: str = "us-central1"
     cloud_run_job: str = "edgeloop-trainer"
     trainer_image: str = "us-central1-docker.pkg.dev/PROJECT/edgeloop/trainer:latest"

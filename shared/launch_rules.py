@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from shared.field_evidence import WAITED_KEY
 from shared.retrain import RetrainReason, RetrainRequest, is_recorded
 
 MAX_REMEMBERED_CAUSES = 500
@@ -91,10 +92,13 @@ def decide(
     now: float,
     new_run_id: str,
     lock_ttl_s: float,
+    field_wait: str | None = None,
 ) -> Decision:
     """What to do with ``request`` given the control ``state`` at time ``now`` (epoch seconds).
 
-    ``lock_ttl_s`` is how long a new run's lock holds before its holder renews it.
+    ``lock_ttl_s`` is how long a new run's lock holds before its holder renews it. ``field_wait`` says
+    why an automatic request must still wait for field evidence (``shared.field_evidence``), if it must:
+    it is deferred like a request in a cooldown, and every pending entry records the wait.
     """
     unchanged = copy.deepcopy(state or {})
     state = copy.deepcopy(unchanged)
@@ -128,9 +132,15 @@ def decide(
             waiting = "training is paused"
         elif now < float(state.get("cooldown_until") or 0):
             waiting = f"cooling down until {state['cooldown_until']:.0f}"
+        elif field_wait:
+            waiting = field_wait
         if waiting:
-            if not is_recorded(state, request.cause):
+            # A sweep's own requests are pending already: it is not one more.
+            if not swept and not is_recorded(state, request.cause):
                 state["pending"].append(_entry(request))
+            if waiting == field_wait:
+                for entry in state["pending"]:
+                    entry[WAITED_KEY] = field_wait
             return Decision(Action.DEFER, None, f"{waiting}; request pending", state, reclaimed)
 
     folded = tuple(p for p in state["pending"] if p["cause"] != request.cause)

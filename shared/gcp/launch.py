@@ -11,7 +11,7 @@ from datetime import datetime
 
 from shared import launch_rules
 from shared.config import Settings
-from shared.gcp import model_registry, runs, training_lock
+from shared.gcp import field_evidence, model_registry, runs, training_lock
 from shared.gcp.launchers import launcher_for
 from shared.gcp.training_lock import LaunchOutcome
 from shared.launch_rules import RunStatus
@@ -20,8 +20,11 @@ from shared.retrain import RetrainRequest, request_from_message, require_known_m
 
 
 def launch(request: RetrainRequest, settings: Settings) -> LaunchOutcome:
-    """One run per cause and at most one active run per model, started for real."""
-    outcome = training_lock.create_run(request, settings)
+    """One run per cause and at most one active run per model, started for real.
+
+    A drift or success-rate request may first wait for field evidence (``shared.field_evidence``).
+    """
+    outcome = training_lock.create_run(request, settings, field_wait=field_evidence.wait_for_field(request, settings))
     if outcome.action != launch_rules.Action.LAUNCH.value:
         return outcome
     try:

@@ -55,8 +55,11 @@ def set_paused(model: str, paused: bool, settings: Settings) -> None:
     _control_ref(firestore_client(settings.project_id), model).set({"paused": paused}, merge=True)
 
 
-def create_run(request: RetrainRequest, settings: Settings) -> LaunchOutcome:
-    """Decide on ``request`` and, when it launches, take the lock and write the run document; starts nothing."""
+def create_run(request: RetrainRequest, settings: Settings, field_wait: str | None = None) -> LaunchOutcome:
+    """Decide on ``request`` and, when it launches, take the lock and write the run document; starts nothing.
+
+    ``field_wait``: why the request must still wait for field evidence (``shared.field_evidence``), if it must.
+    """
     db = firestore_client(settings.project_id)
     control = _control_ref(db, request.model)
     now = runs.now()
@@ -68,7 +71,8 @@ def create_run(request: RetrainRequest, settings: Settings) -> LaunchOutcome:
         decision = launch_rules.decide(
             # Held only briefly until the launcher confirms the start: a handler that dies in between leaves
             # a lock that frees itself (and its causes) in minutes, not after a whole training's lifetime.
-            snapshot.to_dict() if snapshot.exists else None, request, now, run_id, settings.training.launch_grace_s
+            snapshot.to_dict() if snapshot.exists else None, request, now, run_id, settings.training.launch_grace_s,
+            field_wait=field_wait,
         )
         if decision.action is launch_rules.Action.DUPLICATE:
             return decision

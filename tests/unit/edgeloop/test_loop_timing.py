@@ -88,3 +88,14 @@ def test_the_demo_prints_the_timeline_whole_in_80_columns():
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80 and "…" not in text
     assert "80 s from the room going dark to the whole fleet" in " ".join(text.split())
+
+
+def test_a_request_that_waited_for_field_evidence_shows_that_policy_not_the_old_cooldown():
+    earlier = {"run_id": "r1", "created": at(-100).isoformat(), "ended": at(-60).isoformat()}
+    waited = {"cause": "drift:digits:v1:1", "requested_at": at(10).isoformat(), "field_wait": "field holdout 4/12 …"}
+    sweep = run(cause="pending:digits:drift:digits:v1:1", requested_at=at(30).isoformat(),
+                evidence={"pending": [waited]}, created=at(31).isoformat(), started=at(31.4).isoformat())
+    timeline = loop_timeline(ONSET, DRIFT_REPORTS, sweep, record(70, 85), [earlier], at(90))
+    launched = timeline.step(LAUNCHED)
+    assert launched.kind == POLICY and "min_field_holdout" in launched.why and "cooldown" not in launched.why
+    assert [round(wait, 1) for step, _, wait in timeline.rows() if step.name == LAUNCHED] == [19]  # after the drift report at 12 s

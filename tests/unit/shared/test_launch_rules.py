@@ -165,3 +165,19 @@ def test_a_run_with_an_outcome_keeps_its_causes_served():
     state = decide(None, request(), 0, "r1", TTL).state
     released = finish(state, "r1", now=5, cooldown_s=60, forget_causes=False)
     assert released["causes"] == {"new_data:digits:after-start": "r1"} and released["pending"] == []
+
+
+def test_a_field_request_waiting_for_field_evidence_is_deferred_then_swept_once_the_holdout_is_there():
+    wait = "field holdout 3/12 confirmed captures on v1"
+    drift = request("drift:digits:v1:after-r1", RetrainReason.DRIFT)
+    deferred = decide({}, drift, 0, "r1", TTL, field_wait=wait)
+    assert deferred.action is Action.DEFER and "field holdout 3/12" in deferred.detail
+    assert [(p["cause"], p["field_wait"]) for p in deferred.state["pending"]] == [("drift:digits:v1:after-r1", wait)]
+    assert decide(deferred.state, manual_request("digits", "op"), 1, "r1", TTL, field_wait=wait).action is Action.LAUNCH
+    sweep = sweep_request(deferred.state, "digits", now=5)
+    still = decide(deferred.state, sweep, 5, "r1", TTL, field_wait="field holdout 9/12 confirmed captures on v1")
+    assert still.action is Action.DEFER and len(still.state["pending"]) == 1  # the sweep is not one more request
+    assert still.state["pending"][0]["field_wait"].startswith("field holdout 9/12")
+    launched = decide(still.state, sweep, 9, "r1", TTL)
+    assert launched.action is Action.LAUNCH and [f["cause"] for f in launched.folded] == ["drift:digits:v1:after-r1"]
+    assert launched.folded[0]["field_wait"].startswith("field holdout 9/12")  # the run records what it waited for

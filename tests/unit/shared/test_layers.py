@@ -57,7 +57,8 @@ def test_only_the_adapter_layer_names_a_cloud_client_in_its_source():
 
 
 CLIENTS = {"clients"}
-STORES = {"images", "model_registry", "model_settings", "tallies", "runs", "training_lock", "bus", "launchers", "secrets"}
+STORES = {"images", "model_registry", "model_settings", "tallies", "runs", "training_lock", "bus", "launchers", "secrets",
+          "field_evidence"}
 USE_CASES = {"ingest", "feedback", "tick", "launch", "dead_letters", "release", "drift", "reconcile", "retrain_requests",
              "watch"}
 
