@@ -12,6 +12,10 @@ captured for their low confidence differ from the training data by design.
 ``assess_harm`` then says whether a detected drift hurts: only a drift under
 which the version's field success is confidently below what its gate measured
 (minus the release's tolerated drop) is retrained on; another is reported.
+
+scipy's tests are imported where a check runs them: scipy.stats costs a process
+about a second and 50 MiB, and most of check_drift's ticks find too few recent
+inputs to test (``edgeloop bench footprint`` measures both).
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon
-from scipy.stats import ks_2samp
 
 from shared.image_stats import STATISTICS
 from shared.success_rate import success_rate
@@ -90,6 +92,8 @@ def baseline_statistics(
 
 
 def _ks(name: str, baseline: Sequence[float], recent: Sequence[float], alpha: float, min_effect: float) -> Test:
+    from scipy.stats import ks_2samp
+
     result = ks_2samp(baseline, recent)
     return Test(
         name=name, kind="ks", statistic=round(float(result.statistic), 4), p_value=float(result.pvalue),
@@ -100,6 +104,8 @@ def _ks(name: str, baseline: Sequence[float], recent: Sequence[float], alpha: fl
 
 
 def _label_mix(baseline_counts: Mapping[str, int], predicted: Sequence[str], max_distance: float) -> Test:
+    from scipy.spatial.distance import jensenshannon
+
     labels = sorted(set(baseline_counts) | set(predicted))
     recent_counts = Counter(predicted)
     p = np.array([baseline_counts.get(label, 0) for label in labels], dtype=float)
