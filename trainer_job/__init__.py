@@ -11,7 +11,9 @@ The public surface, all that code outside this package (the ``edgeloop`` CLI amo
   (``Manifest.from_json``; ``edgeloop dataset export`` writes them back out);
 * ``bench_train``: the int8 model against scikit-learn's SVC (also ``python -m trainer_job.bench_train``);
 * ``bench_backbone``: MobileNetV3-Small against the small CNN on generated shapes (also
-  ``python -m trainer_job.bench_backbone``).
+  ``python -m trainer_job.bench_backbone``);
+* ``bench_scale``: memory and speed as the dataset grows, streamed vs decoded into memory (also
+  ``python -m trainer_job.bench_scale``).
 
 The names resolve on first use, so importing the package stays cheap and ``python -m trainer_job``
 checks its arguments (and quiets TensorFlow's logging) before the training code loads.
@@ -32,10 +34,10 @@ _PUBLIC = {  # name -> (module, attribute)
     "Hyperparameters": ("trainer_job.model", "Hyperparameters"),
     "Manifest": ("trainer_job.snapshot", "Manifest"),
 }
-__all__ = [*_PUBLIC, "bench_train", "bench_backbone"]
+__all__ = [*_PUBLIC, "bench_train", "bench_backbone", "bench_scale"]
 
 if TYPE_CHECKING:
-    from trainer_job import bench_backbone, bench_train
+    from trainer_job import bench_backbone, bench_scale, bench_train
     from trainer_job.augment import AugmentConfig
     from trainer_job.model import Hyperparameters
     from trainer_job.pipeline import TrainConfig

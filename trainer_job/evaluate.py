@@ -51,6 +51,16 @@ def keras_accuracy(model, examples) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(labels)))
 
 
+def keras_accuracy_streamed(model, batches) -> float:
+    """``keras_accuracy`` over (images, labels) batches, one batch in memory at a time."""
+    correct = total = 0
+    for images, labels in batches:
+        probabilities = model.predict_on_batch(np.asarray(images, dtype=np.float32))
+        correct += int(np.sum(np.argmax(probabilities, axis=1) == np.asarray(labels)))
+        total += len(labels)
+    return correct / total if total else 0.0
+
+
 def accuracy(tflite_bytes: bytes, images: np.ndarray, labels: np.ndarray) -> float:
     """Share of images whose top class is the label, as LiteRT computes it."""
     predictions = LiteModel(tflite_bytes).predict(images)

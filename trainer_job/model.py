@@ -11,7 +11,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -146,10 +146,13 @@ def seed_everything(seed: int) -> None:
 
 
 def fit(train: Examples, num_classes: int, hp: Hyperparameters, seed: int, backbone: str = CNN,
-        weights_file: Path | None = None):
-    """Build and train one model from a fixed seed."""
+        weights_file: Path | None = None, max_steps: int | None = None):
+    """Build and train one model from a fixed seed. ``max_steps`` bounds each epoch (benchmarks only)."""
     seed_everything(seed)
     steps_per_epoch = math.ceil(len(train.labels) / hp.batch_size)
+    bounded = max_steps is not None and max_steps < steps_per_epoch
+    if bounded:
+        steps_per_epoch = max_steps
     model = build_model(num_classes, hp, train.images.shape[1:], decay_steps=steps_per_epoch * hp.epochs,
                         backbone=backbone, weights_file=weights_file)
     model.fit(
@@ -159,7 +162,26 @@ def fit(train: Examples, num_classes: int, hp: Hyperparameters, seed: int, backb
         batch_size=hp.batch_size,
         shuffle=True,
         verbose=0,
+        **({"steps_per_epoch": steps_per_epoch} if bounded else {}),
     )
+    return model
+
+
+def fit_streamed(cache, augment_config, num_classes: int, hp: Hyperparameters, seed: int, backbone: str = CNN,
+                 weights_file: Path | None = None, max_steps: int | None = None):
+    """``fit`` from a streaming run's image cache (``trainer_job.stream``): the same model and schedule, its
+    examples read from disk batch by batch. ``max_steps`` bounds each epoch (the scale benchmark's runs)."""
+    from trainer_job import stream
+
+    seed_everything(seed)
+    dataset, examples = stream.training_stream(cache, augment_config, seed, hp.batch_size)
+    steps = stream.steps_per_epoch(examples, hp.batch_size)
+    if max_steps is not None:
+        steps = min(steps, max_steps)
+    dataset = dataset.repeat()  # Keras keeps one iterator across epochs when it is told their steps
+    model = build_model(num_classes, hp, cache.image_shape, decay_steps=steps * hp.epochs, backbone=backbone,
+                        weights_file=weights_file)
+    model.fit(dataset, epochs=hp.epochs, steps_per_epoch=steps, shuffle=False, verbose=0)  # it shuffles itself
     return model
 
 
@@ -171,17 +193,25 @@ def train_best(
     num_classes: int | None = None,
     backbone: str = CNN,
     weights_file: Path | None = None,
+    max_steps: int | None = None,
 ) -> TrainedModel:
     """Train every grid point of ``backbone`` (from ``weights_file``, if any), keep the best by validation
-    accuracy (first wins a tie)."""
+    accuracy (first wins a tie). ``max_steps`` bounds each epoch (benchmarks only)."""
+    classes = num_classes if num_classes is not None else int(max(train.labels.max(), val.labels.max())) + 1
+    return search(grid, lambda hp: fit(train, classes, hp, seed, backbone, weights_file, max_steps),
+                  lambda model: keras_accuracy(model, val))
+
+
+def search(grid: Sequence[Hyperparameters], fit_one: Callable[[Hyperparameters], Any],
+           score: Callable[[Any], float]) -> TrainedModel:
+    """Fit every grid point with ``fit_one``, keep the best by ``score`` (validation accuracy; first wins a tie)."""
     if not grid:
         raise ValueError("the hyperparameter grid is empty")
-    classes = num_classes if num_classes is not None else int(max(train.labels.max(), val.labels.max())) + 1
     best_model, best_trial, trials = None, None, []
     for hp in grid:
         started = time.perf_counter()
-        model = fit(train, classes, hp, seed, backbone, weights_file)
-        trial = Trial(hp, keras_accuracy(model, val), round(time.perf_counter() - started, 3))
+        model = fit_one(hp)
+        trial = Trial(hp, score(model), round(time.perf_counter() - started, 3))
         trials.append(trial)
         if best_trial is None or trial.val_accuracy > best_trial.val_accuracy:
             best_model, best_trial = model, trial

@@ -11,6 +11,7 @@ signs and publishes the returned ``Candidate`` after.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -20,14 +21,17 @@ from rich.console import Console
 
 from shared.drift import baseline_statistics
 from shared.image_stats import image_statistics
-from trainer_job import convert, evaluate
+from trainer_job import convert, evaluate, stream
 from shared.gate import FIELD_IMAGES, FIELD_METRIC, stress_metric
 from trainer_job.augment import STRESSES, AugmentConfig, augment, drifted
 from trainer_job import backbone as backbones
-from trainer_job.model import BACKBONE_GRIDS, DEFAULT_GRID, Hyperparameters, train_best
+from trainer_job.model import BACKBONE_GRIDS, DEFAULT_GRID, Hyperparameters, fit_streamed, search, train_best
 from trainer_job.stages import Stages
 from trainer_job.split import HOLDOUT_FRACTION, VALIDATION_FRACTION, Examples, stratified_split
 
+# 64 MiB of pixels (about 22,000 images at 32×32, 440 at 224×224) costs the in-memory path about ten times that at
+# its peak (augmented copies, float32 for Keras); above it a run streams. The digits take 5.5 MiB.
+STREAM_ABOVE_MIB = 64
 STAGES = ("split", "augment", "train", "convert", "evaluate", "load_check")
 LOAD_CHECK_IMAGES = 3  # one per MediaPipe ImageClassifier instance: a few prove it, many only cost time
 
@@ -52,6 +56,11 @@ class TrainConfig(BaseModel):
     image_size: int = Field(32, ge=8, le=512, description="images are resized to this square, RGB")
     latency_repeats: int = Field(200, ge=1)
     representative_samples: int = Field(convert.REPRESENTATIVE_SAMPLES, ge=1)
+    stream_above_mib: int = Field(
+        STREAM_ABOVE_MIB, ge=0,
+        description="a run whose decoded images would take more than this streams them (trainer_job.stream): split "
+        "first, decoded once into sharded TFRecords on local disk, trained from tf.data; at or below it they are "
+        "decoded into memory (faster for small datasets)")
 
     @model_validator(mode="before")
     @classmethod
@@ -65,6 +74,10 @@ class TrainConfig(BaseModel):
         defaults = {"weights": backbones.IMAGENET if backbone in backbones.PRETRAINED else backbones.NO_WEIGHTS,
                     "grid": BACKBONE_GRIDS[backbone]}
         return {**defaults, **{key: value for key, value in data.items() if value is not None or key not in defaults}}
+
+    def streams(self, images: int) -> bool:
+        """Whether a run over ``images`` images streams them rather than decoding them all into memory."""
+        return images * self.image_size * self.image_size * 3 > self.stream_above_mib * 2**20
 
     @model_validator(mode="after")
     def _backbone_fits(self) -> "TrainConfig":
@@ -108,6 +121,7 @@ def train_candidate(
     reference_model: bytes | None = None,
     field_captures: np.ndarray | None = None,
     field_holdout: np.ndarray | None = None,
+    max_steps: int | None = None,
 ) -> Candidate:
     """Train, convert, evaluate and load-check one candidate from uint8 RGB images and class indices.
 
@@ -117,7 +131,8 @@ def train_candidate(
     ``reference_model`` (the production model) is evaluated on the same
     holdouts, as ``production_*`` metrics, so the gate compares like for like.
     ``field_captures`` marks field captures, which train, except those ``field_holdout`` marks: they
-    are the field holdout, scored like the clean holdout (``split.stratified_split``).
+    are the field holdout, scored like the clean holdout (``split.stratified_split``). ``max_steps`` bounds each
+    epoch (benchmarks only).
     """
     config = config or TrainConfig()
     console = console or Console(stderr=True)
@@ -148,7 +163,7 @@ def train_candidate(
     trained = stages.run(
         "train",
         lambda: train_best(train, split.validation, config.grid, seed, num_classes=num_classes,
-                           backbone=config.backbone, weights_file=weights_file),
+                           backbone=config.backbone, weights_file=weights_file, max_steps=max_steps),
         lambda t: f"best of {len(t.trials)}: val accuracy {t.val_accuracy:.4f} · {_describe(t.hyperparameters)}",
     )
     float_bare, int8_bare, published = stages.run(
@@ -203,6 +218,168 @@ def train_candidate(
         float_model_bytes=float_bare,
         backbone=started_from.as_dict(),
     )
+
+
+def train_candidate_streamed(
+    cache: stream.ImageCache,
+    label_names: Sequence[str],
+    config: TrainConfig | None = None,
+    seed: int = 0,
+    *,
+    model_name: str = "model",
+    version: str = "candidate",
+    description: str = "Edgeloop image classifier",
+    on_stage: Callable[[str], None] | None = None,
+    console: Console | None = None,
+    reference_model: bytes | None = None,
+    max_steps: int | None = None,
+) -> Candidate:
+    """``train_candidate`` for a run that streams: the same stages, gate metrics and records, read from ``cache``.
+
+    ``cache`` holds the parts ``split.split_indices`` cut (``stream.write_cache``). Training reads them through
+    ``stream.training_stream``; int8 calibration takes the training part's first ``representative_samples``
+    images (as the in-memory path does); evaluation, the load check and the drift baseline go through the parts
+    batch by batch. ``max_steps`` bounds each epoch (benchmarks only).
+    """
+    config = config or TrainConfig()
+    console = console or Console(stderr=True)
+    backbones.check_image_size(config.backbone, cache.image_size)
+    started_from, weights_file = backbones.starting_weights(config.backbone, config.weights)
+    stages = Stages(console, on_stage)
+    num_classes = len(label_names)
+    for part in ("train", "validation", "holdout"):
+        if not cache.count(part):
+            raise ValueError(f"the streamed {part} part is empty")
+        if cache.labels[part].min() < 0 or cache.labels[part].max() >= num_classes:
+            raise ValueError(f"labels must index label_names (0..{num_classes - 1})")
+
+    counts = stages.run(
+        "split", lambda: {part: cache.count(part) for part in stream.PARTS},
+        lambda c: (f"train {c['train']} · validation {c['validation']} · holdout {c['holdout']}"
+                   f" · field holdout {c['field_holdout']} (streamed from {sum(map(len, cache.shards.values()))} shards)"),
+    )
+    augmented = stages.run(
+        "augment", lambda: stream.augmented_count(counts["train"], config.augment),
+        lambda n: f"{n} training images per epoch, drifted as they stream "
+                  f"({', '.join(config.augment.enabled_kinds()) if config.augment.copies else 'no augmentation'})",
+    )
+    trained = stages.run(
+        "train",
+        lambda: search(config.grid,
+                       lambda hp: fit_streamed(cache, config.augment, num_classes, hp, seed, config.backbone,
+                                               weights_file, max_steps),
+                       lambda model: evaluate.keras_accuracy_streamed(model, stream.eval_batches(cache, "validation"))),
+        lambda t: f"best of {len(t.trials)}: val accuracy {t.val_accuracy:.4f} · {_describe(t.hyperparameters)}",
+    )
+    float_bare, int8_bare, published = stages.run(
+        "convert",
+        lambda: _convert(trained.model, stream.first_images(cache, "train", config.representative_samples),
+                         label_names, config, model_name, version, description),
+        lambda r: f"float {len(r[0]) / 1024:.0f} KiB → int8 {len(r[1]) / 1024:.0f} KiB ({len(r[0]) / len(r[1]):.2f}× smaller)",
+    )
+    metrics, confidences = stages.run(
+        "evaluate",
+        lambda: _evaluate_streamed(cache, trained.model, float_bare, published, reference_model, seed,
+                                   config.latency_repeats),
+        lambda r: _describe_metrics(r[0]),
+    )
+    holdout_head = Examples(stream.first_images(cache, "holdout", LOAD_CHECK_IMAGES),
+                            cache.labels["holdout"][:LOAD_CHECK_IMAGES])
+    load_check, metadata = stages.run(
+        "load_check", lambda: _load_check(published, holdout_head, label_names),
+        lambda r: f"MediaPipe {r[0]['mediapipe_correct']}/{r[0]['images']} correct · metadata labels {len(r[1]['labels'])}",
+    )
+    metrics = {**metrics, "val_accuracy": trained.val_accuracy, "size_bytes": len(published),
+               "size_ratio": round(len(float_bare) / len(int8_bare), 3)}
+    return Candidate(
+        model_bytes=published,
+        label_names=tuple(label_names),
+        metrics=metrics,
+        hyperparameters=trained.hyperparameters.as_dict(),
+        trials=tuple(trial.as_dict() for trial in trained.trials),
+        sizes={"float_bytes": len(float_bare), "int8_bytes": len(int8_bare), "published_bytes": len(published)},
+        counts={"train": counts["train"], "train_augmented": augmented, "validation": counts["validation"],
+                "holdout": counts["holdout"], "field_holdout": counts["field_holdout"]},
+        stage_seconds=dict(stages.seconds),
+        metadata=metadata,
+        load_check=load_check,
+        baseline=_baseline_streamed(cache, confidences, label_names, seed),
+        seed=seed,
+        float_model_bytes=float_bare,
+        backbone=started_from.as_dict(),
+    )
+
+
+class _Tally:
+    """Correct predictions and images seen, per metric, accumulated batch by batch."""
+
+    def __init__(self) -> None:
+        self.correct: dict[str, int] = {}
+        self.seen: dict[str, int] = {}
+
+    def add(self, name: str, predictions: np.ndarray, labels: np.ndarray) -> None:
+        self.correct[name] = self.correct.get(name, 0) + int(np.sum(predictions == labels))
+        self.seen[name] = self.seen.get(name, 0) + len(labels)
+
+    def accuracies(self) -> dict[str, float]:
+        return {name: self.correct[name] / self.seen[name] for name in self.correct if self.seen[name]}
+
+
+def _evaluate_streamed(cache: stream.ImageCache, keras_model, float_bytes: bytes, int8_bytes: bytes,
+                       reference: bytes | None, seed: int, repeats: int) -> tuple[dict[str, float], np.ndarray]:
+    """``_evaluate`` and ``_reference_metrics`` in one pass over the holdouts, a batch at a time; the stresses
+    draw from the generators ``stressed_holdouts_of`` uses, batch after batch, so their pixels are the ones the
+    in-memory path scores. Also returns the int8 model's top-1 confidence on every holdout image (the baseline)."""
+    lite_float, lite_int8 = evaluate.LiteModel(float_bytes), evaluate.LiteModel(int8_bytes)
+    lite_reference = evaluate.LiteModel(reference) if reference is not None else None
+    if lite_reference is not None and (lite_reference.input_shape[1:] != cache.image_shape
+                                       or lite_reference.input_dtype != np.uint8):
+        lite_reference = None  # production cannot read these inputs: no production metrics, as in _reference_metrics
+    generators = {name: np.random.default_rng([seed, 2] if name == "dark" else [seed, 3 + i])
+                  for i, name in enumerate(STRESSES)}
+    tally, confidences, first = _Tally(), [], None
+    for images, labels in stream.eval_batches(cache, "holdout"):
+        first = images[0] if first is None else first
+        probabilities = keras_model.predict_on_batch(images.astype(np.float32))
+        tally.add("keras_accuracy", np.argmax(probabilities, axis=1), labels)
+        tally.add("float_accuracy", lite_float.predict(images), labels)
+        scores = lite_int8.probabilities(images)
+        confidences.append(scores.max(axis=1))
+        tally.add("int8_accuracy", np.argmax(scores, axis=1), labels)
+        if lite_reference is not None:
+            tally.add("production_int8_accuracy", lite_reference.predict(images), labels)
+        for name, stress in STRESSES.items():
+            stressed = stress(images, generators[name])  # "dark" is ``drifted``
+            if name == "dark":
+                tally.add("float_drifted_accuracy", lite_float.predict(stressed), labels)
+            tally.add(stress_metric(name), lite_int8.predict(stressed), labels)
+            if lite_reference is not None:
+                tally.add(f"production_{stress_metric(name)}", lite_reference.predict(stressed), labels)
+    for images, labels in stream.eval_batches(cache, "field_holdout"):
+        tally.add(FIELD_METRIC, lite_int8.predict(images), labels)
+        if lite_reference is not None:
+            tally.add(f"production_{FIELD_METRIC}", lite_reference.predict(images), labels)
+    metrics = {**tally.accuracies(), FIELD_IMAGES: cache.count("field_holdout"),
+               "latency_us": round(evaluate.latency_us(int8_bytes, first, repeats), 1)}
+    return metrics, np.concatenate(confidences)
+
+
+BASELINE_STATS_IMAGES = 20_000  # image statistics of at most this many training images (the baseline keeps 500)
+
+
+def _baseline_streamed(cache: stream.ImageCache, confidences: np.ndarray, label_names: Sequence[str],
+                       seed: int) -> dict[str, Any]:
+    """``_baseline`` from the parts on disk: image statistics of an even sample of the clean training and
+    validation images (every k-th), confidences on the whole holdout, the label mix of both parts."""
+    stats = []
+    for part in ("train", "validation"):
+        every = max(1, math.ceil((cache.count("train") + cache.count("validation")) / BASELINE_STATS_IMAGES))
+        offset = 0
+        for images, _ in stream.eval_batches(cache, part):
+            stats.extend(image_statistics(images[i]) for i in range((-offset) % every, len(images), every))
+            offset += len(images)
+    labels = np.concatenate([cache.labels["train"], cache.labels["validation"]])
+    return baseline_statistics(stats, confidences, [label_names[i] for i in labels], seed)
 
 
 def drifted_holdout_of(holdout: Examples, seed: int) -> Examples:

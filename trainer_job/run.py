@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -28,8 +30,9 @@ from shared.logs import log
 from shared.registry import SDK_CONTRACT_VERSION, ModelInput, ModelRef, VersionRecord
 from trainer_job.backbone import starting_weights
 from trainer_job.devices import describe, training_device
-from trainer_job.pipeline import Candidate, TrainConfig, train_candidate
-from trainer_job.snapshot import Manifest, download_images, take_snapshot
+from trainer_job.pipeline import Candidate, TrainConfig, train_candidate, train_candidate_streamed
+from trainer_job.snapshot import Manifest, download_images, stream_images, take_snapshot
+from trainer_job.stream import ImageCache
 from trainer_job.stages import Stages
 
 STAGES = ("snapshot", "download", "train", "gate", "sign", "upload", "publish")
@@ -114,18 +117,13 @@ class TrainingRun:
 
         manifest = self.stages.run("snapshot", lambda: self._snapshot(version, labels, manifest_object),
                                    lambda m: f"{len(m.entries)} images · {m.counts_per_label}")
-        images, label_ids = self.stages.run("download", lambda: self._download(manifest, labels, config.image_size),
-                                            lambda r: f"{len(r[0])} images decoded at {config.image_size}×{config.image_size}")
-        reference = model_registry.download_model(pointer.production, self.settings) if pointer.production else None
-        self._record_device()
-        candidate: Candidate = self.stages.run(
-            "train",
-            lambda: train_candidate(images, label_ids, labels, config, self.seed, model_name=self.model,
-                                    version=version, console=self.console, reference_model=reference,
-                                    field_captures=manifest.field_mask(),
-                                    field_holdout=manifest.field_holdout_mask(self.settings.gate.field_holdout_share)),
-            _describe_candidate,
-        )
+        with tempfile.TemporaryDirectory(prefix="edgeloop-images-") as scratch:  # a streaming run's shards
+            data = self.stages.run("download", lambda: self._download(manifest, labels, config, Path(scratch)),
+                                   lambda d: _describe_download(d, config.image_size))
+            reference = model_registry.download_model(pointer.production, self.settings) if pointer.production else None
+            self._record_device()
+            candidate: Candidate = self.stages.run(
+                "train", lambda: self._train(data, manifest, labels, config, version, reference), _describe_candidate)
         gate: GateResult = self.stages.run(
             "gate", lambda: evaluate_gate(candidate.metrics, self.settings.gate),
             lambda g: ("passed" if g.passed else "REJECTED: " + "; ".join(g.reasons()))
@@ -180,11 +178,27 @@ class TrainingRun:
         log("INFO", "trainer_device", describe(device), model=self.model, run_id=self.run_id, device=device)
         firestore_client(self.settings.project_id).document(layout.run_doc(self.run_id)).update({"device": device})
 
-    def _download(self, manifest: Manifest, labels: list[str], size: int):
+    def _download(self, manifest: Manifest, labels: list[str], config: TrainConfig, scratch: Path):
+        """The manifest's images: decoded into memory, or (``config.streams``) split and decoded into sharded
+        TFRecords under ``scratch`` (``trainer_job.stream``)."""
         columns = (TextColumn("  download"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=self.console, transient=True) as progress:
             task = progress.add_task("download", total=len(manifest.entries))
-            return download_images(manifest, labels, size, self.settings, lambda: progress.advance(task))
+            advance = lambda: progress.advance(task)  # noqa: E731
+            if not config.streams(len(manifest.entries)):
+                return download_images(manifest, labels, config.image_size, self.settings, advance)
+            return stream_images(manifest, labels, config, self.seed, self.settings.gate.field_holdout_share,
+                                 self.settings, scratch, advance)
+
+    def _train(self, data, manifest: Manifest, labels: list[str], config: TrainConfig, version: str,
+               reference: bytes | None) -> Candidate:
+        common = dict(model_name=self.model, version=version, console=self.console, reference_model=reference)
+        if isinstance(data, ImageCache):
+            return train_candidate_streamed(data, labels, config, self.seed, **common)
+        images, label_ids = data
+        return train_candidate(images, label_ids, labels, config, self.seed, **common,
+                               field_captures=manifest.field_mask(),
+                               field_holdout=manifest.field_holdout_mask(self.settings.gate.field_holdout_share))
 
     def _key(self) -> str:
         """The signing key, read once per run (Secret Manager when configured; see shared.gcp.secrets)."""
@@ -205,6 +219,14 @@ class TrainingRun:
             size=len(candidate.model_bytes), signature=signature, labels=tuple(labels),
             input=ModelInput(height=config.image_size, width=config.image_size), min_sdk_version=SDK_CONTRACT_VERSION,
         )
+
+
+def _describe_download(data, size: int) -> str:
+    if isinstance(data, ImageCache):
+        shards = sum(len(files) for files in data.shards.values())
+        return (f"{sum(data.count(part) for part in data.shards)} images decoded at {size}×{size} into {shards} "
+                f"shards on local disk (streamed)")
+    return f"{len(data[0])} images decoded at {size}×{size}"
 
 
 def _describe_candidate(candidate: Candidate) -> str:

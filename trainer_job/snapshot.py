@@ -113,10 +113,21 @@ def download_images(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The manifest's exact generations as (images N×size×size×3, class indices), in manifest order."""
     bucket = storage_client(settings.project_id).bucket(settings.bucket)
+    return decode_all(manifest, labels, size,
+                      lambda entry: bucket.blob(entry["object"], generation=entry["generation"]).download_as_bytes(),
+                      advance)
+
+
+def decode_all(
+    manifest: Manifest, labels: Sequence[str], size: int, read: Callable[[Mapping[str, Any]], bytes],
+    advance: Callable[[], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every entry's file, ``read(entry)``, decoded into one array, in manifest order: the in-memory path
+    (its memory grows with the dataset; ``stream_images`` is the one that does not)."""
     index = {label: i for i, label in enumerate(labels)}
 
     def fetch(entry: Mapping[str, Any]) -> np.ndarray:
-        content = bucket.blob(entry["object"], generation=entry["generation"]).download_as_bytes()
+        content = read(entry)
         if advance is not None:
             advance()
         return decode_rgb(content, size)
@@ -124,3 +135,33 @@ def download_images(
     with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool:
         images = list(pool.map(fetch, manifest.entries))
     return np.stack(images), np.array([index[entry["label"]] for entry in manifest.entries])
+
+
+def stream_images(
+    manifest: Manifest, labels: Sequence[str], config, seed: int, field_holdout_share: float, settings: Settings,
+    directory, advance: Callable[[], None] | None = None,
+):
+    """The manifest split (``split.split_indices``, the parts ``download_images`` + ``stratified_split`` give) and its
+    exact generations decoded part by part into sharded TFRecords under ``directory``: a ``stream.ImageCache``.
+    ``config`` is the run's ``TrainConfig``."""
+    bucket = storage_client(settings.project_id).bucket(settings.bucket)
+    return split_to_cache(manifest, labels, config, seed, field_holdout_share, directory,
+                          lambda entry: bucket.blob(entry["object"], generation=entry["generation"]).download_as_bytes(),
+                          advance)
+
+
+def split_to_cache(
+    manifest: Manifest, labels: Sequence[str], config, seed: int, field_holdout_share: float, directory,
+    read: Callable[[Mapping[str, Any]], bytes], advance: Callable[[], None] | None = None,
+):
+    """``stream_images`` with any reader: ``read(entry)`` returns the entry's encoded file."""
+    from trainer_job.split import split_indices
+    from trainer_job.stream import write_cache
+
+    index = {label: i for i, label in enumerate(labels)}
+    label_ids = np.array([index[entry["label"]] for entry in manifest.entries])
+    parts = split_indices(label_ids, seed, config.holdout_fraction, config.validation_fraction,
+                          manifest.field_mask(), manifest.field_holdout_mask(field_holdout_share))
+
+    return write_cache(parts.parts(), label_ids, lambda position: read(manifest.entries[position]),
+                       config.image_size, directory, advance=advance)

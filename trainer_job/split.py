@@ -56,6 +56,41 @@ class Split:
         )
 
 
+class SplitIndices(NamedTuple):
+    """Which manifest positions form each part, in the order the part lists them."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    holdout: np.ndarray
+    field_holdout: np.ndarray
+
+    def parts(self) -> dict[str, np.ndarray]:
+        return dict(self._asdict())
+
+
+def split_indices(
+    labels: np.ndarray,
+    seed: int,
+    holdout_fraction: float = HOLDOUT_FRACTION,
+    validation_fraction: float = VALIDATION_FRACTION,
+    field_captures: np.ndarray | None = None,
+    field_holdout: np.ndarray | None = None,
+) -> SplitIndices:
+    """``stratified_split``'s parts as positions into ``labels``: all it needs is the labels and the masks,
+    so a streaming run splits its manifest before reading a single pixel (``trainer_job.stream``)."""
+    labels = np.asarray(labels)
+    field = np.zeros(len(labels), dtype=bool) if field_captures is None else np.asarray(field_captures, dtype=bool)
+    held = np.zeros(len(labels), dtype=bool) if field_holdout is None else np.asarray(field_holdout, dtype=bool)
+    if held.shape != field.shape or (held & ~field).any():
+        raise ValueError("the field holdout is cut from field captures only (one mask entry per image)")
+    positions = np.arange(len(labels))
+    curated = positions[~field]
+    # train_test_split permutes positions exactly as it would permute the images themselves.
+    rest, holdout = train_test_split(curated, test_size=holdout_fraction, stratify=labels[curated], random_state=seed)
+    train, validation = train_test_split(rest, test_size=validation_fraction, stratify=labels[rest], random_state=seed)
+    return SplitIndices(np.concatenate([train, positions[field & ~held]]), validation, holdout, positions[held])
+
+
 def stratified_split(
     images: np.ndarray,
     labels: np.ndarray,
@@ -70,21 +105,6 @@ def stratified_split(
     ``field_captures[i]`` marks image ``i`` as a field capture: it goes to the training part, unless
     ``field_holdout[i]`` also marks it, which puts it in the field holdout instead.
     """
-    field = np.zeros(len(labels), dtype=bool) if field_captures is None else np.asarray(field_captures, dtype=bool)
-    held = np.zeros(len(labels), dtype=bool) if field_holdout is None else np.asarray(field_holdout, dtype=bool)
-    if held.shape != field.shape or (held & ~field).any():
-        raise ValueError("the field holdout is cut from field captures only (one mask entry per image)")
-    trained_field = field & ~held
-    curated_images, curated_labels = images[~field], labels[~field]
-    rest_images, holdout_images, rest_labels, holdout_labels = train_test_split(
-        curated_images, curated_labels, test_size=holdout_fraction, stratify=curated_labels, random_state=seed
-    )
-    train_images, val_images, train_labels, val_labels = train_test_split(
-        rest_images, rest_labels, test_size=validation_fraction, stratify=rest_labels, random_state=seed
-    )
-    return Split(
-        Examples(np.concatenate([train_images, images[trained_field]]), np.concatenate([train_labels, labels[trained_field]])),
-        Examples(val_images, val_labels),
-        Examples(holdout_images, holdout_labels),
-        Examples(images[held], labels[held]),
-    )
+    labels = np.asarray(labels)
+    parts = split_indices(labels, seed, holdout_fraction, validation_fraction, field_captures, field_holdout)
+    return Split(*(Examples(images[part], labels[part]) for part in parts))
