@@ -78,8 +78,15 @@ def _full_run_on_a_fresh_stack() -> dict:
 
 
 @bench_app.command("train")
-def bench_train(seed: int = typer.Option(0, help="split and training seed")) -> None:
-    """The trainer's int8 model vs scikit-learn SVC on one split, and a full run on the local stack."""
+def bench_train(seed: int = typer.Option(0, help="split and training seed"),
+                scale: bool = typer.Option(False, "--scale", help="instead: peak memory and images/s at 2k, 20k and "
+                                           "100k generated images, streamed vs decoded into memory (trainer_job.bench_scale)")) -> None:
+    """The trainer's int8 model vs scikit-learn SVC on one split, and a full run on the local stack (--scale: at scale)."""
+    if scale:
+        from trainer_job import bench_scale
+
+        show_section(console, "train-scale", bench_scale.markdown(bench_scale.run(console), "edgeloop bench train --scale"))
+        return
     from trainer_job import bench_train as measure
 
     r = measure.run(seed)
@@ -409,7 +416,7 @@ def bench_capacity(events: int = typer.Option(50, min=1, help="events counted pe
 @bench_app.command("all")
 def bench_all(seed: int = typer.Option(0, help="split and training seed")) -> None:
     """Every benchmark, one after the other: train, backbone, ingest, client, loop, soak, decisions, drift, footprint, capacity."""
-    bench_train(seed=seed)  # called as functions: every option passed explicitly
+    bench_train(seed=seed, scale=False)  # called as functions: every option passed explicitly
     bench_backbone(seed=seed, per_class=None, weights="none")
     bench_ingest()
     bench_client()
