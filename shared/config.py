@@ -70,6 +70,21 @@ class Delivery(BaseModel):
     max_backoff_s: int = Field(30, ge=0, le=600)
 
 
+class Caching(BaseModel):
+    """What a function instance keeps between events, and for how long (``shared.ttl_cache``)."""
+
+    model_definition_ttl_s: float = Field(
+        30.0, ge=0, le=3600,
+        description="on_upload reads a model's labels and per-model overrides (edgeloop model create) at most this "
+                    "long after its instance last read them; 0: on every event. A changed override (or label set) "
+                    "applies to uploads within this delay; a model created after an upload arrived is seen at once")
+    published_cause_ttl_s: float = Field(
+        300.0, ge=0, le=3600,
+        description="how long an instance remembers a new-data retrain cause it published: meanwhile it neither "
+                    "counts nor asks again for it (launch_training serves each cause once; it records the cause "
+                    "within seconds, and a request lost on the way is asked again after this delay); 0: never")
+
+
 class ImageLimits(BaseModel):
     """What an uploaded image may be; anything else is quarantined with a reason."""
 
@@ -251,6 +266,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     stack_dir: Path = Path(".edgeloop")
     images: ImageLimits = ImageLimits()
+    caching: Caching = Caching()
     training: Training = Training()
     gate: Gate = Gate()
     release: Release = Release()
@@ -292,6 +308,8 @@ NOT_FORWARDED_TO_TRAINER = {
     "thresholds": "the trainer decides nothing with them; it reads them only as part of a model's overrides "
                   "(shared.model_settings), which it takes from Firestore, not from its launcher",
     "client": "device settings; the trainer reads them only as part of a model's overrides (shared.model_settings)",
+    "caching": "what a function instance keeps between events (on_upload's cached model definition); the trainer "
+               "reaches that code but reads a model's settings once per run, uncached",
 }
 
 

@@ -127,6 +127,14 @@ class Registration(str, Enum):
     SUPERSEDED = "superseded"  # a newer generation of the object was registered first (deliveries are unordered)
 
 
+def first_generation_without_votes(obj: StorageObjectEvent, image: AcceptedImage) -> bool:
+    """Whether ``register`` may create the image and head documents in one commit, without a transaction: the
+    object had no live generation when this one was written (nothing to supersede) and it is not an app's
+    capture (whose votes, given before its upload arrived, must be read in the same transaction as the write:
+    ``apply_confirmation`` leaves them for on_upload when the head does not exist yet)."""
+    return obj.overwrote_generation is None and image.ref.kind is not layout.ObjectKind.UPLOAD
+
+
 def register(db: firestore.Client, model: str, image_id: str, obj: StorageObjectEvent, image: AcceptedImage,
              labels: frozenset[str] | None, min_agreeing: int = 1) -> tuple[Registration, AcceptedImage]:
     """Create the image document and retire the generation it replaces, in one transaction on the object's head.
@@ -138,12 +146,28 @@ def register(db: firestore.Client, model: str, image_id: str, obj: StorageObject
     """
     head_ref = db.document(layout.object_head_doc(model, obj.name))
     image_ref = db.document(layout.image_doc(model, image_id))
+    head_fields = {"object": obj.name, "generation": obj.generation, "image_id": image_id}
+    metadata_label = image.label if image.ref.kind is layout.ObjectKind.UPLOAD else None
+    if first_generation_without_votes(obj, image):
+        # One commit instead of a transaction: both documents are created only if neither exists, so a
+        # redelivery, or an older or newer generation registered first, fails it and takes the full path.
+        batch = db.batch()
+        batch.create(image_ref, _image_document(obj, image, None, metadata_label))
+        batch.create(head_ref, head_fields)
+        try:
+            batch.commit()
+            return Registration.REGISTERED, image
+        except (gexc.AlreadyExists, gexc.FailedPrecondition):
+            pass
+    confirmation_ref = db.document(layout.confirmation_doc(model, obj.name))
+    wanted = [image_ref, head_ref] + ([confirmation_ref] if image.ref.kind is layout.ObjectKind.UPLOAD else [])
 
     @firestore.transactional
     def apply(transaction: firestore.Transaction) -> tuple[Registration, AcceptedImage]:
-        if image_ref.get(transaction=transaction).exists:
+        read = {s.reference.path: s for s in transaction.get_all(wanted)}  # one round trip, not one per document
+        if read[image_ref.path].exists:
             return Registration.DUPLICATE, image
-        head = head_ref.get(transaction=transaction)
+        head = read[head_ref.path]
         newest = int(head.get("generation")) if head.exists else obj.overwrote_generation
         if newest is not None and newest > obj.generation:
             return Registration.SUPERSEDED, image
@@ -153,14 +177,14 @@ def register(db: firestore.Client, model: str, image_id: str, obj: StorageObject
             previous = candidate if candidate.get(transaction=transaction).exists else None
         registered, decision = image, None
         if image.ref.kind is layout.ObjectKind.UPLOAD:  # feedback may have labelled this capture before its upload event arrived
-            votes = list(confirmation_votes(db, model, obj.name, transaction).values())
+            confirmation = read[confirmation_ref.path]
+            votes = list(votes_of(confirmation.to_dict() if confirmation.exists else None).values())
             if votes:
                 own = [Vote(LabelSource.USER, str(image.ref.uid), image.label)] if image.label is not None else []
                 decision = decide(votes + own, labels, min_agreeing)
                 registered = dataclasses.replace(image, label=decision.label)
-        metadata_label = image.label if image.ref.kind is layout.ObjectKind.UPLOAD else None
         transaction.create(image_ref, _image_document(obj, registered, decision, metadata_label))
-        transaction.set(head_ref, {"object": obj.name, "generation": obj.generation, "image_id": image_id})
+        transaction.set(head_ref, head_fields)
         if previous is not None:
             transaction.update(previous, {"status": "superseded", "superseded_by": image_id})
         return Registration.REGISTERED, registered

@@ -14,6 +14,12 @@ Idempotent under at-least-once, unordered delivery:
   versioned bucket keeps old generations readable) leave only the newest counted;
 * an event for a generation that is no longer readable (deleted) is skipped.
 
+Round trips per image, in order: the download of exactly its generation; the model's labels and
+overrides (one ``get_all``, kept by the instance for ``caching.model_definition_ttl_s``); the registration
+(one commit creating the image and head documents for a first generation of a dataset object, otherwise
+one transaction: begin, one ``get_all`` of image, head and the capture's confirmation, commit); the
+training state; and the new-data count, skipped once the cause is recorded or this instance asked for it.
+
 Counting without hot spots: each upload writes its own document and its
 object's head (one per object name, so never a shared document); the
 count query reads index entries (1 read per 1,000), and only ``new`` images are
@@ -32,7 +38,7 @@ from google.api_core import exceptions as gexc
 from shared import integrity, layout
 from shared.config import Settings
 from shared.events import StorageObjectEvent
-from shared.gcp import images, model_registry, model_settings, retrain_requests
+from shared.gcp import images, model_settings, retrain_requests
 from shared.gcp.clients import firestore_client, storage_client
 from shared.gcp.images import Registration
 from shared.logs import log
@@ -80,7 +86,8 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
             log("INFO", "object_superseded", f"gs://{obj.bucket}/{obj.name}#{obj.generation} is no longer live",
                 object=obj.name, generation=obj.generation)
             return IngestOutcome("superseded", image_id)
-        labels = model_registry.model_labels(model, settings) if model is not None else None
+        # The model's labels and its own settings, one round trip, kept by this instance for a bounded time.
+        labels, own = model_settings.definition(model, settings) if model is not None else (None, settings)
         image = validate_image(obj, content, labels, settings.images)
     except Rejected as rejected:
         fresh = images.quarantine(db, obj, image_id, rejected, model)
@@ -88,8 +95,7 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
             reason=rejected.reason.value, duplicate=not fresh)
         return IngestOutcome("quarantined" if fresh else "duplicate", image_id, rejected.reason.value)
 
-    model = image.ref.model
-    settings = model_settings.for_model(model, settings)  # the model's own thresholds, read once per event
+    model, settings = image.ref.model, own  # the model's own thresholds from here on
     registration, image = images.register(db, model, image_id, obj, image, labels,
                                           settings.thresholds.min_agreeing_labellers)
     if registration is Registration.REGISTERED:

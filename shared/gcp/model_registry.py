@@ -52,9 +52,14 @@ def model_labels(model: str, settings: Settings) -> frozenset[str] | None:
         snapshot = firestore_client(settings.project_id).document(layout.model_doc(model)).get()
     except (gexc.InvalidArgument, ValueError):  # a model id Firestore cannot address is registered nowhere
         return None
+    return pointer_labels(snapshot)
+
+
+def pointer_labels(snapshot: Any) -> frozenset[str] | None:
+    """The label set a pointer document registers, or None (no such document, or no label list)."""
     if not snapshot.exists:
         return None
-    labels = snapshot.to_dict().get("labels")
+    labels = (snapshot.to_dict() or {}).get("labels")
     return frozenset(str(label) for label in labels) if isinstance(labels, list) else None
 
 

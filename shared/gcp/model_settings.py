@@ -9,7 +9,11 @@
 
 Every use case that decides something about one model reads its overrides once per event (one
 document read, no cache), so a changed override applies from the next event on in every function
-instance, and the trainer applies those it reads when its run starts.
+instance, and the trainer applies those it reads when its run starts. on_upload, whose rate is the
+uploads', is the exception: ``definition`` reads a model's labels and overrides in one round trip and
+its instance keeps them for ``caching.model_definition_ttl_s`` (30 s by default), so an operator's
+changed override reaches uploads within that delay (a model not registered yet is never kept: it is
+seen as soon as it is created).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ from shared.model_settings import (
     check_overrides, effective_settings, merge_overrides,
 )
 from shared.registry import ModelPointer
+from shared.ttl_cache import TtlCache
+
+# (project, model) -> (labels, overrides) of registered models, for caching.model_definition_ttl_s
+_definitions: TtlCache[tuple[frozenset[str], Overrides]] = TtlCache(max_entries=256)
 
 
 def _overrides_of(snapshot: Any) -> Overrides:
@@ -56,11 +64,42 @@ def for_model(model: str, settings: Settings) -> Settings:
         overrides = load_overrides(model, settings)
     except (gexc.InvalidArgument, ValueError):  # a model id Firestore cannot address has no overrides (nor a model)
         return settings
+    return _effective(model, settings, overrides)
+
+
+def _effective(model: str, settings: Settings, overrides: Overrides) -> Settings:
     try:
         return effective_settings(settings, overrides)
     except ModelDefinitionError as exc:
         log("ERROR", "model_settings_invalid", f"{model}: {exc}; using the global settings", model=model)
         return settings
+
+
+def _read_definition(model: str, settings: Settings) -> tuple[frozenset[str] | None, Overrides]:
+    from shared.gcp.model_registry import pointer_labels
+
+    db = firestore_client(settings.project_id)
+    try:
+        pointer_ref, settings_ref = db.document(layout.model_doc(model)), db.document(layout.model_settings_doc(model))
+        snapshots = {s.reference.path: s for s in db.get_all([pointer_ref, settings_ref])}
+    except (gexc.InvalidArgument, ValueError):  # a model id Firestore cannot address is registered nowhere
+        return None, {}
+    return pointer_labels(snapshots[pointer_ref.path]), _overrides_of(snapshots[settings_ref.path])
+
+
+def definition(model: str, settings: Settings) -> tuple[frozenset[str] | None, Settings]:
+    """``model``'s registered labels (None: not registered) and its effective settings (``for_model``'s), read in
+    one round trip; a registered model's are kept by this instance for ``caching.model_definition_ttl_s``."""
+    key, ttl_s = (settings.project_id, model), settings.caching.model_definition_ttl_s
+    cached = _definitions.get(key) if ttl_s > 0 else None
+    if cached is None:
+        labels, overrides = _read_definition(model, settings)
+        if labels is None:
+            return None, _effective(model, settings, overrides)
+        cached = (labels, overrides)
+        _definitions.put(key, cached, ttl_s)
+    labels, overrides = cached
+    return labels, _effective(model, settings, overrides)
 
 
 def registered_models(settings: Settings) -> list[str]:
@@ -169,6 +208,7 @@ def create_model(model: str, labels: Iterable[str], settings: Settings, image_si
         return CreateOutcome(info, created=not registered, changed=changed)
 
     outcome = apply(db.transaction())
+    _definitions.forget((settings.project_id, model))  # this process sees its own change at once
     log("INFO", "model_created" if outcome.created else "model_updated",
         f"{model}: labels {list(labels)}, image size {outcome.info.image_size}, overrides {outcome.info.overrides}",
         model=model, labels=list(labels), image_size=outcome.info.image_size, changed=outcome.changed)

@@ -20,6 +20,9 @@ from shared.gcp.clients import firestore_client, publisher_client, topic_path
 from shared.gcp.training_lock import training_state
 from shared.logs import log
 from shared.retrain import RetrainRequest, is_recorded, new_data_cause, new_data_request
+from shared.ttl_cache import TtlCache
+
+_published: TtlCache[bool] = TtlCache(max_entries=1024)  # (project, cause) this instance published
 
 
 def publish_request(request: RetrainRequest, settings: Settings) -> str:
@@ -48,16 +51,20 @@ def new_data(model: str, settings: Settings, state: dict[str, Any] | None = None
     """Ask for a new_data run once enough labelled images arrived since the last run.
 
     Checked on redeliveries too: an earlier attempt may have died before publishing. The cause is the
-    same each time (one per run), and the launcher runs at most one training per cause.
+    same each time (one per run), and the launcher runs at most one training per cause. Until launch_training
+    records it, every upload would count and ask again: a cause this instance published is not counted for
+    again for ``caching.published_cause_ttl_s`` (a publish that returned has reached the topic).
     """
     state = training_state(model, settings) if state is None else state
     since_run = state.get("last_run_id")
-    if is_recorded(state, new_data_cause(model, since_run)):
-        return None  # recorded: the count query can be skipped
+    cause = new_data_cause(model, since_run)
+    if is_recorded(state, cause) or _published.get((settings.project_id, cause)):
+        return None  # recorded, or already asked by this instance: the count query can be skipped
     count = images.count_new_labelled(firestore_client(settings.project_id), model)
     request = new_data_request(model, count, settings.thresholds.new_data_images, since_run)
     if request is not None:
         publish_request(request, settings)
+        _published.put((settings.project_id, cause), True, settings.caching.published_cause_ttl_s)
     return request
 
 

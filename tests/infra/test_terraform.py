@@ -61,6 +61,7 @@ DEFAULTED = {
     "EDGELOOP_RELEASE__": "rollout policy; the defaults are the product's, tune via settings_overrides",
     "EDGELOOP_SIGNING_KEY": "key material is never in any environment: the trainer reads it from Secret Manager by EDGELOOP_SIGNING_KEY_SECRET (trainer.tf); no function signs",
     "EDGELOOP_CLIENT__": "device-side client_sdk defaults (capture policy, budgets, retries); no function reads them",
+    "EDGELOOP_CACHING__": "how long a function instance keeps a model's definition and the causes it asked for; the defaults suit any deployment (README: Models)",
     "EDGELOOP_WEB__": "edgeloop web's port and the browser app's poll period on the local stack; no function reads them",
 }
 

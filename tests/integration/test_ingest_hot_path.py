@@ -1,0 +1,80 @@
+"""on_upload's hot path keeps every property with fewer round trips (issue 21): what an instance keeps between
+events (a model's definition for caching.model_definition_ttl_s, the causes it asked for), and what it never keeps
+(a model that is not registered yet)."""
+
+from __future__ import annotations
+
+import uuid
+
+from edgeloop.localstack.function_logs import wait_for_entry
+from edgeloop.opcount import counting
+from shared import layout
+from shared.config import Caching, Settings, Thresholds
+from shared.digits import LABELS, load_digits_rgb
+from shared.gcp import model_settings, retrain_requests
+from tests.integration.helpers import bucket, control, db, eventually, fresh_model
+
+DIGITS = load_digits_rgb()[:2]
+
+
+def _ingested(stack, blob) -> dict:
+    return wait_for_entry(stack, "on_upload", lambda e: e.get("event") == "object_ingested"
+                          and e.get("object") == blob.name and e["generation"] == blob.generation)
+
+
+def test_a_model_created_after_its_first_upload_is_seen_by_the_next_one_at_once(local_stack):
+    model = f"late-model-{uuid.uuid4().hex[:6]}"
+    first = bucket(local_stack).blob(layout.dataset_object(model, "1", "a.png"))
+    first.upload_from_string(DIGITS[1].png(), content_type="image/png")
+    assert _ingested(local_stack, first)["reason"] == "unknown_model"  # not registered: nothing kept of it
+
+    model_settings.create_model(model, LABELS, Settings())
+    second = bucket(local_stack).blob(layout.dataset_object(model, "1", "b.png"))
+    second.upload_from_string(DIGITS[1].png(), content_type="image/png")
+    assert _ingested(local_stack, second)["status"] == "accepted"
+
+
+def test_a_models_definition_is_kept_for_its_ttl_and_a_change_made_here_is_seen_at_once(local_stack):
+    settings = Settings()
+    model = f"kept-{uuid.uuid4().hex[:6]}"
+    model_settings.create_model(model, ("a", "b"), settings, overrides={"thresholds": {"new_data_images": 5}})
+    labels, own = model_settings.definition(model, settings)
+    assert labels == {"a", "b"} and own.thresholds.new_data_images == 5
+
+    # Another process changes the override: this instance keeps what it read until the ttl is over ...
+    db(local_stack).document(layout.model_settings_doc(model)).set(
+        {"overrides": {"thresholds": {"new_data_images": 7}}}, merge=True)
+    with counting(local_stack.project_id) as counter:
+        assert model_settings.definition(model, settings)[1].thresholds.new_data_images == 5
+    assert counter.snapshot()["firestore.reads"] == 0
+    # ... a ttl of 0 reads on every event, in one round trip for both documents ...
+    with counting(local_stack.project_id) as counter:
+        fresh = Settings(caching=Caching(model_definition_ttl_s=0))
+        assert model_settings.definition(model, fresh)[1].thresholds.new_data_images == 7
+    assert counter.snapshot()["firestore.rpc.BatchGetDocuments"] == 1 and counter.snapshot()["firestore.reads"] == 2
+    # ... and a change made through this process is seen by it at once.
+    model_settings.create_model(model, ("a", "b"), settings, overrides={"thresholds": {"new_data_images": 9}})
+    assert model_settings.definition(model, settings)[1].thresholds.new_data_images == 9
+    assert model_settings.definition(f"ghost-{uuid.uuid4().hex[:6]}", settings)[0] is None
+
+
+def test_a_new_data_cause_this_instance_asked_for_is_neither_counted_nor_asked_again(local_stack):
+    model = fresh_model(local_stack, "asked")  # paused: the request stays pending
+    image = db(local_stack).document(layout.image_doc(model, "one"))
+    image.set({"object": "x", "status": "new", "labelled": True, "label": "1"})
+    settings = Settings(thresholds=Thresholds(new_data_images=1))
+    with counting(local_stack.project_id) as counter:
+        request = retrain_requests.new_data(model, settings)
+        assert request is not None and request.cause == f"new_data:{model}:after-start"
+        asked = counter.snapshot()
+        assert retrain_requests.new_data(model, settings) is None  # before launch_training records it, too
+        again = counter.snapshot() - asked
+    assert asked["firestore.aggregations"] == 1 and asked["pubsub.messages"] == 1
+    assert again["firestore.aggregations"] == 0 and again["pubsub.messages"] == 0
+    pending = eventually(lambda: control(local_stack, model).get("pending"), 30, "the request recorded")
+    assert [p["cause"] for p in pending] == [request.cause]
+    # Once recorded, every instance skips the count (the training state says so), restarted ones included.
+    retrain_requests._published.clear()
+    with counting(local_stack.project_id) as counter:
+        assert retrain_requests.new_data(model, settings) is None
+    assert counter.snapshot()["firestore.aggregations"] == 0
