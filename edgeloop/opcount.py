@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import grpc
 
@@ -133,17 +133,23 @@ class _FirestoreInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamCl
         return _CountingStream(continuation(client_call_details, request), method, self.counter)
 
 
-def _instrument_firestore(client: Any, counter: OperationCounter) -> None:
-    """Rebuild the client's API stub over a counting channel (the next request creates it)."""
+def _instrument_firestore(client: Any, counter: OperationCounter) -> Callable[[], None]:
+    """Rebuild the client's API stub over a counting channel (the next request creates it); returns what
+    undoes that."""
     make_channel = client._emulator_channel
 
     def counting_channel(transport):
         return grpc.intercept_channel(make_channel(transport), _FirestoreInterceptor(counter))
 
+    def restore() -> None:
+        client._emulator_channel = make_channel
+        client._firestore_api_internal = None
+
     if client._emulator_host is None:
         raise RuntimeError("operations are counted against the local stack's emulators only")
     client._emulator_channel = counting_channel
     client._firestore_api_internal = None
+    return restore
 
 
 def _instrument_storage(client: Any, counter: OperationCounter) -> None:
@@ -168,12 +174,14 @@ def _instrument_publisher(client: Any, counter: OperationCounter) -> None:
 
 
 @contextmanager
-def counting(project: str) -> Iterator[OperationCounter]:
-    """Count every operation of this process's product clients until the block ends (fresh clients then)."""
+def counting(project: str, firestore_clients: Iterable[Any] = ()) -> Iterator[OperationCounter]:
+    """Count every operation of this process's product clients until the block ends (fresh clients then), and of
+    ``firestore_clients``, Firestore clients of code outside the product (given back uncounted at the end)."""
     from shared.gcp import clients
 
     counter = OperationCounter()
     clients.reset_clients()
+    restores = []
     try:
         # The factories are cached per call signature: code asks with the project and with no argument at all.
         for firestore, storage in ((clients.firestore_client(), clients.storage_client()),
@@ -181,6 +189,9 @@ def counting(project: str) -> Iterator[OperationCounter]:
             _instrument_firestore(firestore, counter)
             _instrument_storage(storage, counter)
         _instrument_publisher(clients.publisher_client(), counter)
+        restores = [_instrument_firestore(client, counter) for client in firestore_clients]
         yield counter
     finally:
+        for restore in restores:
+            restore()
         clients.reset_clients()
