@@ -66,15 +66,16 @@ def feedback_burst(model: str, count: int, state: StackState, settings: Settings
 
 
 def ingest(model: str, state: StackState, settings: Settings, console: Console) -> dict[str, Any]:
-    """Seed the digits through on_upload, then a burst of feedback documents through on_feedback."""
-    from edgeloop.seed import seed_dataset
+    """on_upload and the naive handler on the same storage notifications (``bench_naive.upload_race``), then a
+    burst of feedback documents through on_feedback."""
+    from edgeloop.bench_naive import upload_race
 
-    seeded = seed_dataset(model, settings, console, train=False)
+    uploads = upload_race(model, state, settings, console)
     start, written, done = feedback_burst(model, FEEDBACK_BURST, state, settings, console)
     latencies = [done[k] - written[k] for k in done]
     elapsed = max(done.values()) - start if done else float("nan")
     return {
-        "images": seeded.images, "seed_seconds": seeded.seconds, "images_per_s": seeded.images / seeded.seconds,
+        "uploads": uploads,
         "feedback": len(done), "written": len(written), "feedback_seconds": elapsed, "feedback_per_s": len(done) / elapsed if done else 0.0,
         "feedback_p50_s": _percentile(latencies, 50) if latencies else float("nan"),
         "feedback_p95_s": _percentile(latencies, 95) if latencies else float("nan"),
