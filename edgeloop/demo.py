@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console, Group
 from rich.table import Table
 
-from edgeloop.loop_timing import Timeline, loop_timeline, request_to_start_s
+from edgeloop.loop_timing import LATENCY, POLICY, WORK, Timeline, loop_timeline, request_to_start_s
 
 DEMO_MODEL = "digits"
 # The loop's knobs for a fleet of tens of devices and a run of minutes (production keeps the defaults).
@@ -33,9 +33,15 @@ DEMO_ENV = {
     "EDGELOOP_THRESHOLDS__NEW_DATA_IMAGES": "250",
     "EDGELOOP_THRESHOLDS__DRIFT_MIN_SAMPLES": "80",
     "EDGELOOP_THRESHOLDS__MIN_FEEDBACK_SAMPLES": "120",
-    "EDGELOOP_TRAINING__COOLDOWN_S": "40",
-    "EDGELOOP_RELEASE__ROLLOUT_STEPS": "[20, 50, 100]",
-    "EDGELOOP_RELEASE__CANARY_MIN_SAMPLES": "25",
+    "EDGELOOP_TRAINING__COOLDOWN_S": "20",
+    "EDGELOOP_RELEASE__ROLLOUT_STEPS": "[50, 100]",
+    # A floor only: the canary's sequential test still decides when the evidence says "not worse".
+    "EDGELOOP_RELEASE__CANARY_MIN_SAMPLES": "15",
+    # A retrain for the dark room waits (at most 3 minutes) until 20 confirmed captures taken on production are
+    # held out to judge it on, and the gate gates on them: counted in captures, not seconds, so a fleet of any
+    # size, on any machine, trains v2 on the dark room and judges it on it (shared/field_evidence.py).
+    "EDGELOOP_TRAINING__FIELD_HOLDOUT_WAIT_S": "180",
+    "EDGELOOP_GATE__MIN_FIELD_HOLDOUT": "20",
     # A day of field traffic compressed into a minute: a drift check (and the field success that says whether
     # the drift hurts) looks at the last minute, so the dark room is not diluted by the clean rounds before it.
     "EDGELOOP_THRESHOLDS__DRIFT_WINDOW_S": "60",
@@ -134,7 +140,7 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
     from shared.gcp.clients import firestore_client, reset_clients
     from shared.registry import VersionRecord
     from shared.retrain import manual_request
-    from trainer_job import AugmentConfig, TrainConfig, save_train_config
+    from trainer_job import AugmentConfig, Hyperparameters, TrainConfig, save_train_config
 
     from edgeloop.target import command_logs
 
@@ -163,7 +169,8 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
         t = time.monotonic()
         seed_dataset(DEMO_MODEL, settings, console, train=False)
         # v1 learns from the clean dataset only: whatever it needs for the dark room must come from the field.
-        save_train_config(DEMO_MODEL, TrainConfig(augment=AugmentConfig.off()), settings)
+        # One trial of the grid: a run of the demo's minutes, not a search.
+        save_train_config(DEMO_MODEL, TrainConfig(augment=AugmentConfig.off(), grid=(Hyperparameters(),)), settings)
         stage("dataset seeded through on_upload", t)
 
         t = time.monotonic()
@@ -172,6 +179,9 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
         if v1_run["status"] != "published":
             raise RuntimeError(f"v1 was not published: {v1_run.get('status')} {v1_run.get('error') or ''}")
         stage("v1 trained, gated and published", t)
+        # The fleet runs v1 in a clean room at least until the cooldown after v1's run is over: the drift comes
+        # long after the last training in the field, not during the quiet time that follows it.
+        clean_until = time.monotonic() + settings.training.cooldown_s
 
         db = firestore_client(settings.project_id)
         base_args = {
@@ -187,9 +197,9 @@ def run_demo(console: Console, devices: int = 10, images: int = 8, timeout_s: fl
         t = time.monotonic()
         closed_at = None
         dark_since: datetime | None = None
-        console.print(f"[bold]fleet[/]: {devices} devices × {images} images per round; the room goes dark after round {CLEAN_ROUNDS}")
+        console.print(f"[bold]fleet[/]: {devices} devices × {images} images per round; the room goes dark after {CLEAN_ROUNDS} rounds, once v1's cooldown ({settings.training.cooldown_s} s) is over")
         while time.monotonic() - started < timeout_s:
-            phase = "clean" if len(rounds) < CLEAN_ROUNDS else "drift"
+            phase = "clean" if len(rounds) < CLEAN_ROUNDS or time.monotonic() < clean_until else "drift"
             if phase == "drift" and dark_since is None:
                 dark_since = datetime.now(timezone.utc)
             round_ = _fleet_round(len(rounds) + 1, phase, devices, images, base_args, started)
@@ -314,6 +324,9 @@ def loop_table(result: DemoResult) -> Table:
     table.add_row(f"loop close: {fixed_by}'s run launched → fleet on {fixed_by}" if fixed_by
                   else "loop close: a new version's run launched → fleet on it",
                   f"{result.loop_close_s:.0f} s" if result.loop_close_s is not None else "not closed")
+    if result.timeline is not None and result.timeline.total_s is not None:
+        table.add_row("room dark → fleet: policy / work / latency",
+                      " / ".join(f"{result.timeline.seconds(kind):.1f} s" for kind in (POLICY, WORK, LATENCY)))
     starts = request_to_start_s(result.runs)
     if starts:
         table.add_row(f"retrain request → trainer started, runs not kept waiting (n={len(starts)}), slowest",

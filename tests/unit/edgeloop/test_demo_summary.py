@@ -61,3 +61,32 @@ def test_every_stage_version_and_round_shows_whole_in_80_columns():
     assert re.search(r"field success, last round \(v10, v11\)\s*│\s*94.0% of 1000", text)
     assert re.search(r"training runs: success_rate\s*│\s*1", text) and re.search(r"requests folded into runs\s*│\s*1", text)
     assert re.search(r"stage: fleet: drift, retrain, canary, promotion\s*│\s*100.0 s", text)
+
+
+def test_the_loop_timeline_and_its_split_into_policy_work_and_latency_show_in_80_columns():
+    from datetime import datetime, timedelta, timezone
+
+    from edgeloop.loop_timing import loop_timeline
+    from shared.registry import VersionRecord
+
+    onset = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)
+
+    def at(s: float) -> str:
+        return (onset + timedelta(seconds=s)).isoformat()
+
+    history = [{"source": None, "target": "candidate", "at": at(60), "actor": "trainer:r2", "reason": "trained"},
+               {"source": "candidate", "target": "canary", "at": at(61), "actor": "trainer:r2", "reason": "gate"},
+               {"source": "canary", "target": "production", "at": at(75), "actor": "on_feedback", "reason": "ok"}]
+    v2 = VersionRecord.model_validate({"model": "digits", "version": "v2", "run_id": "r2", "created": at(60),
+                                       "stage": "production", "history": history})
+    waited = {"cause": "drift:digits:v1:1", "requested_at": at(9), "field_wait": "field holdout 8/20"}
+    run = {"run_id": "r2", "reason": "drift", "cause": "pending:digits:drift:digits:v1:1", "launcher": "local",
+           "requested_at": at(24), "evidence": {"pending": [waited]}, "created": at(24.5), "started": at(25)}
+    timeline = loop_timeline(onset, [{"created": at(9), "status": "drift"}], run, v2, [], onset + timedelta(seconds=80))
+    result = DemoResult([], {"v1": record("archived"), "v2": record("production")}, [run], 55.0, 170.0, {}, None, True,
+                        fixed_by="v2", timeline=timeline)
+    text = rendered(result)
+    assert "loop timeline: 80 s from the room going dark to the whole fleet" in " ".join(text.split())
+    assert re.search(r"│ run launched\s+│\s+24 s │\s+15.5 s │ policy\s+│ field evidence:", text), text
+    split = re.search(r"policy / work / latency\s*│\s*([\d.]+) s / ([\d.]+) s / ([\d.]+) s", text)  # as test_demo reads it
+    assert split and split.groups() == ("43.5", "36.0", "0.5")
