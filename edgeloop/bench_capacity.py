@@ -71,7 +71,7 @@ def _upload_events(model: str, settings, count: int) -> tuple[list[CloudEvent], 
     return events, statistics.mean(sizes)
 
 
-def _report_events(model: str, state, settings, count: int) -> list[CloudEvent]:
+def report_events(model: str, state, settings, count: int) -> list[CloudEvent]:
     """Reports from distinct users, written as devices write them; their trigger events as Firestore sends them."""
     from shared.gcp.clients import firestore_client
 
@@ -96,6 +96,7 @@ def measure(state, settings, console, device_dir: Path, model: str = "digits", e
     from edgeloop.opcount import counting
     from edgeloop.seed import seed_dataset, wait_for_outcome
     from functions import main
+    from shared.tally_buckets import bucket_documents
 
     seeded = seed_dataset(model, settings, console, train=True, limit=SEED_IMAGES)
     run = wait_for_outcome(seeded.run_id, settings, console)
@@ -105,12 +106,14 @@ def measure(state, settings, console, device_dir: Path, model: str = "digits", e
     for name in ("on_upload", "on_feedback"):  # the handlers run here instead, where their clients are counted
         kill_component(state.path, name)
     uploads, notification_bytes = _upload_events(model, settings, events)
-    reports = _report_events(model, state, settings, events)
+    reports = report_events(model, state, settings, events)
     with counting(settings.project_id) as counter:
         upload = _count(main.on_upload, uploads, counter)
         report = _count(main.on_feedback, reports, counter)
     return {"upload": upload, "report": report, "reads_per_poll": poll["unchanged_reads_per_poll"],
-            "notification_bytes": notification_bytes, "events": events, "window_s": settings.thresholds.success_window_s}
+            "notification_bytes": notification_bytes, "events": events, "window_s": settings.thresholds.success_window_s,
+            "tally_documents": bucket_documents(settings.thresholds.success_window_s, settings.thresholds.tally_bucket_s,
+                                                settings.thresholds.tally_shards)}
 
 
 def markdown(counted: dict) -> str:
@@ -119,7 +122,8 @@ def markdown(counted: dict) -> str:
 
     prices = Prices()
     rows = [capacity(load, counted["upload"], counted["report"], counted["reads_per_poll"], DEPLOYED,
-                     counted["window_s"], counted["notification_bytes"], prices) for load in STANDARD_LOADS]
+                     counted["window_s"], counted["notification_bytes"], prices, counted["tally_documents"])
+            for load in STANDARD_LOADS]
     per_event = "\n".join(
         f"| {name} | {c.firestore_reads:.1f} | {c.firestore_writes:.1f} | {c.firestore_deletes:.1f} | {c.aggregations:.1f} | "
         f"{c.storage_class_a:.1f} / {c.storage_class_b:.1f} | {c.messages_published:.2f} | {c.seconds * 1000:.0f} ms |"
@@ -135,15 +139,16 @@ Operations counted per event on a fresh local stack ({counted['events']} device 
 at the clients), and a device's update check through the client SDK ({counted['reads_per_poll']:.1f} document
 reads). Handler time is measured on the emulators on this shared 2-core machine, an overestimate of production's.
 
-| event | Firestore reads | writes | deletes | count queries | Storage class A / B | messages published | handler time (median) |
+| event | Firestore reads | writes | deletes | aggregation queries (count, sum) | Storage class A / B | messages published | handler time (median) |
 |---|---|---|---|---|---|---|---|
 {per_event}
 
 The model (edgeloop/capacity.py, unit-tested) turns these into the table below, with the deployed sizing ({sizing};
 infra/terraform `function_limits`), a 30-day month and the free tiers taken off. Reports are as many as uploads.
-A count query is billed one read per 1,000 index entries it scans: on_feedback's success-rate counts scan the
-version's counted reports of the last {window_days:.0f} days, so at a steady report rate their reads grow with
-that rate, and they dominate the bill from 10 reports/s on.
+An aggregation query is billed one read per 1,000 index entries it scans: on_feedback's success rate is one sum
+over the version's tally buckets of the last {window_days:.0f} days (shared/tally_buckets.py: a document per time
+bucket and shard, at most {counted['tally_documents']:,} in the window), so its reads per report stay the same at any
+report rate (a count over the reports themselves would scan every report of the window on every report).
 
 {markdown_table(rows)}
 

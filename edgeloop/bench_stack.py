@@ -6,12 +6,15 @@ it) and returns plain numbers; ``edgeloop.bench`` formats them into BENCHMARKS.m
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import uuid
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from typing import Any, Callable
 
+from google.cloud import firestore
 from rich.console import Console
 
 from edgeloop.localstack.function_logs import log_entries
@@ -20,7 +23,13 @@ from shared import layout
 from shared.config import Settings
 from shared.gcp.clients import firestore_client, storage_client
 
-FEEDBACK_BURST = 300
+FEEDBACK_BURST = 300  # reports written at once, in batches of 100
+FEEDBACK_RATE = 35.0  # reports/s: issue 21's target rate
+FEEDBACK_PACED = 350  # reports written at FEEDBACK_RATE: ten seconds of traffic
+REPORTS_PER_USER = 5  # each user far below thresholds.feedback_per_user_cap: every report is counted and judged
+WRONG_EVERY = 20  # one report in 20 says the prediction was wrong: a healthy version, no retrain asked
+WRITERS = 8  # concurrent writers: a slow write must not hold the schedule back
+COUNTED_REPORTS = 50  # reports whose operations are counted, in process
 POLLS = 30
 
 
@@ -37,49 +46,152 @@ def _timed(action: Callable[[], Any], repeats: int) -> list[float]:
     return seconds
 
 
+def _report(run: str, index: int) -> dict[str, Any]:
+    """One device's report: users of their own, REPORTS_PER_USER reports each, as an honest fleet writes them."""
+    return {"uid": f"bench-{run}-{index // REPORTS_PER_USER}", "model_version": "v1", "predicted_label": str(index % 10),
+            "confidence": 0.9, "correct": index % WRONG_EVERY != 0, "sent_at": firestore.SERVER_TIMESTAMP}
+
+
+def _handled(model: str, state: StackState, written: dict[str, float], timeout_s: float) -> dict[str, float]:
+    """id → when on_feedback logged it handled, for each of ``written`` handled before the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        handled = {e["document"].rsplit("/", 1)[-1]: datetime.fromisoformat(e["time"]).timestamp()
+                   for e in log_entries(state, "on_feedback")
+                   if e.get("event") == "feedback_handled" and str(e.get("document", "")).startswith(f"models/{model}/")}
+        done = {k: v for k, v in handled.items() if k in written}
+        if len(done) >= len(written) or time.monotonic() > deadline:
+            return done
+        time.sleep(0.5)
+
+
 def feedback_burst(model: str, count: int, state: StackState, settings: Settings, console: Console,
                    timeout_s: float = 120.0) -> tuple[float, dict[str, float], dict[str, float]]:
     """Write ``count`` feedback reports in batches of 100 and wait until on_feedback handled each (or the time
     runs out): (start, written: id → time written, handled: id → time handled), times in epoch seconds."""
     db = firestore_client(settings.project_id)
+    run = uuid.uuid4().hex[:6]
     written: dict[str, float] = {}
-    with console.status(f"{count} feedback documents → on_feedback…"):
+    with console.status(f"{count} feedback documents at once → on_feedback…"):
         start = time.time()
         for first in range(0, count, 100):
             batch = db.batch()
-            for i in range(first, min(first + 100, count)):
-                feedback_id = f"bench-{uuid.uuid4().hex[:12]}"
-                batch.set(db.document(layout.feedback_doc(model, feedback_id)), {
-                    "uid": "bench", "model_version": "v1", "predicted_label": str(i % 10), "confidence": 0.9,
-                    "correct": i % 4 != 0})
-                written[feedback_id] = time.time()
-            batch.commit()
-        deadline = time.monotonic() + timeout_s  # far beyond the burst's p95: what is not handled by then is reported
-        while True:
-            handled = {e["document"].rsplit("/", 1)[-1]: datetime.fromisoformat(e["time"]).timestamp()
-                       for e in log_entries(state, "on_feedback")
-                       if e.get("event") == "feedback_handled" and str(e.get("document", "")).startswith(f"models/{model}/")}
-            done = {k: v for k, v in handled.items() if k in written}
-            if len(done) >= count or time.monotonic() > deadline:
-                return start, written, done
-            time.sleep(0.5)
+            ids = [f"bench-{uuid.uuid4().hex[:12]}" for _ in range(first, min(first + 100, count))]
+            for offset, feedback_id in enumerate(ids):
+                batch.set(db.document(layout.feedback_doc(model, feedback_id)), _report(run, first + offset))
+            committed = batch.commit()[0].update_time.timestamp()  # one commit time for the whole batch
+            written.update({feedback_id: committed for feedback_id in ids})
+        # far beyond the burst's p95: what is not handled by then is reported
+        return start, written, _handled(model, state, written, timeout_s)
+
+
+def feedback_paced(model: str, count: int, rate: float, state: StackState, settings: Settings, console: Console,
+                   timeout_s: float = 120.0) -> tuple[dict[str, float], dict[str, float]]:
+    """Write ``count`` reports one by one at ``rate`` per second (each at its time on a fixed schedule, from
+    ``WRITERS`` writers) and wait until on_feedback handled each: (written: id → commit time, handled: id → time
+    handled), times in epoch seconds."""
+    db = firestore_client(settings.project_id)
+    run = uuid.uuid4().hex[:6]
+    written: dict[str, float] = {}
+
+    def write(index: int) -> None:
+        feedback_id = f"bench-{uuid.uuid4().hex[:12]}"
+        result = db.document(layout.feedback_doc(model, feedback_id)).set(_report(run, index))
+        written[feedback_id] = result.update_time.timestamp()
+
+    with console.status(f"{count} feedback documents at {rate:g}/s → on_feedback…"), \
+            ThreadPoolExecutor(max_workers=WRITERS) as writers:
+        start = time.monotonic()
+        pending = []
+        for index in range(count):
+            time.sleep(max(0.0, start + index / rate - time.monotonic()))
+            pending.append(writers.submit(write, index))
+        for future in pending:
+            future.result()
+        return written, _handled(model, state, written, timeout_s)
+
+
+def _serve_placeholder_v1(model: str, settings: Settings) -> None:
+    """v1 in production, as reports are judged in the field (the release rules read its pointer and record): its
+    record is published through the registry's own path; its model file is a placeholder no device downloads."""
+    from shared import integrity
+    from shared.gcp import model_registry, training_lock
+    from shared.registry import ModelInput, ModelRef, Stage, VersionRecord
+    from shared.retrain import manual_request
+
+    created = training_lock.create_run(manual_request(model, who="edgeloop bench"), settings)
+    placeholder = b"bench placeholder"
+    labels = model_registry.load_pointer(model, settings).labels
+    ref = ModelRef(version=created.version, path=layout.model_object(model, created.version),
+                   sha256=integrity.sha256_hex(placeholder), size=len(placeholder), signature="", labels=labels,
+                   input=ModelInput(height=8, width=8))
+    record = VersionRecord(model=model, version=created.version, run_id=created.run_id, created=datetime.now(timezone.utc),
+                           stage=Stage.CANDIDATE, ref=ref, gate={"passed": True, "checks": []}, metrics={})
+    model_registry.publish_version(record, {}, settings)
+
+
+def _latency(written: dict[str, float], done: dict[str, float], start: float) -> dict[str, float]:
+    latencies = [done[k] - written[k] for k in done]
+    elapsed = max(done.values()) - start if done else float("nan")
+    return {"handled": len(done), "written": len(written), "seconds": elapsed,
+            "per_s": len(done) / elapsed if done else 0.0,
+            "p50_s": _percentile(latencies, 50) if latencies else float("nan"),
+            "p95_s": _percentile(latencies, 95) if latencies else float("nan"),
+            "max_s": max(latencies) if latencies else float("nan")}
+
+
+def report_operations(model: str, state: StackState, settings: Settings, count: int = COUNTED_REPORTS) -> dict[str, float]:
+    """Firestore and Pub/Sub operations per report, counted at the clients (edgeloop.opcount) while on_feedback's
+    handler runs in this process, one report at a time, as functions-framework calls it; the stack's on_feedback
+    process is stopped first (its trigger deliveries then fail, unanswered)."""
+    from edgeloop.bench_capacity import report_events
+    from edgeloop.localstack.faults import kill_component
+    from edgeloop.opcount import counting
+    from functions import main
+
+    kill_component(state.path, "on_feedback")
+    events = report_events(model, state, settings, count)
+    deltas, seconds = [], []
+    with counting(settings.project_id) as counter:
+        for event in events:
+            before = counter.snapshot()
+            started = time.perf_counter()
+            main.on_feedback(event)
+            seconds.append(time.perf_counter() - started)
+            deltas.append(counter.snapshot() - before)
+
+    def mean(*keys: str) -> float:
+        return sum(sum(d[key] for key in keys) for d in deltas) / len(deltas)
+
+    return {"reports": len(deltas), "reads": mean("firestore.reads"), "writes": mean("firestore.writes"),
+            "aggregations": mean("firestore.aggregations"), "transactions": mean("firestore.rpc.BeginTransaction"),
+            "round_trips": sum(sum(n for key, n in d.items() if key.startswith("firestore.rpc.")) for d in deltas) / len(deltas),
+            "published": mean("pubsub.messages"), "handler_ms": statistics.median(seconds) * 1000}
+
+
+def feedback(model: str, state: StackState, settings: Settings, console: Console) -> dict[str, Any]:
+    """on_feedback at issue 21's rate and in a burst (write → handled on the stack), then its operations per report."""
+    _serve_placeholder_v1(model, settings)
+    load_before = os.getloadavg()[0]
+    written, done = feedback_paced(model, FEEDBACK_PACED, FEEDBACK_RATE, state, settings, console)
+    load_after = os.getloadavg()[0]
+    first_write = min(written.values())
+    paced = _latency(written, done, first_write)
+    paced["write_rate"] = (len(written) - 1) / (max(written.values()) - first_write) if len(written) > 1 else 0.0
+    start, written, done = feedback_burst(model, FEEDBACK_BURST, state, settings, console)
+    burst = _latency(written, done, start)
+    with console.status(f"{COUNTED_REPORTS} reports through on_feedback's handler, operations counted…"):
+        operations = report_operations(model, state, settings)
+    return {"paced": paced, "burst": burst, "operations": operations, "rate": FEEDBACK_RATE,
+            "load": (load_before, load_after)}
 
 
 def ingest(model: str, state: StackState, settings: Settings, console: Console) -> dict[str, Any]:
-    """on_upload and the naive handler on the same storage notifications (``bench_naive.upload_race``), then a
-    burst of feedback documents through on_feedback."""
+    """on_upload and the naive handler on the same storage notifications (``bench_naive.upload_race``), then
+    feedback reports through on_feedback (``feedback``)."""
     from edgeloop.bench_naive import upload_race
 
-    uploads = upload_race(model, state, settings, console)
-    start, written, done = feedback_burst(model, FEEDBACK_BURST, state, settings, console)
-    latencies = [done[k] - written[k] for k in done]
-    elapsed = max(done.values()) - start if done else float("nan")
-    return {
-        "uploads": uploads,
-        "feedback": len(done), "written": len(written), "feedback_seconds": elapsed, "feedback_per_s": len(done) / elapsed if done else 0.0,
-        "feedback_p50_s": _percentile(latencies, 50) if latencies else float("nan"),
-        "feedback_p95_s": _percentile(latencies, 95) if latencies else float("nan"),
-    }
+    return {"uploads": upload_race(model, state, settings, console), "feedback": feedback(model, state, settings, console)}
 
 
 def client_poll(model: str, state: StackState, settings: Settings, directory) -> dict[str, Any]:

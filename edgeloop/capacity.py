@@ -7,10 +7,12 @@ Model (each assumption is a parameter or a named constant):
 * A function's instances follow Little's law: events/s × seconds per event ÷ requests per instance.
   Request-based billing charges an instance's vCPU and memory while it holds a request; concurrent requests
   share it, so the billed instance-seconds are the same busy time.
-* Firestore reads, writes and deletes per event are the counted ones. An aggregation (count) query is billed
-  one read per 1,000 index entries it scans, at least one: on_feedback's success-rate counts scan the counted
-  reports of the version in its window (``success_window_s``), so their cost grows with the report rate;
-  on_upload's count scans at most one threshold's worth of new images (< 1,000: one read).
+* Firestore reads, writes and deletes per event are the counted ones. An aggregation (count or sum) query is
+  billed one read per 1,000 index entries it scans, at least one: on_feedback's success-rate sum scans the
+  version's tally bucket documents in its window (``shared.tally_buckets``): one per report at first, then at
+  most ``tally_documents`` (buckets in the window x shards) however high the report rate. Were the reports
+  themselves counted (``tally_documents`` infinite), the scan, and so the cost per report, would grow with the
+  rate. on_upload's count scans at most one threshold's worth of new images (< 1,000: one read).
 * Pub/Sub: each upload's storage notification is published once and pushed once (two throughput charges of at
   least ``PUBSUB_MIN_BYTES``), plus what the handlers publish. Firestore triggers reach on_feedback through
   Eventarc, not a Pub/Sub topic.
@@ -125,14 +127,16 @@ def _billable(used: float, free: float) -> float:
 
 
 def capacity(load: Load, upload: EventCost, report: EventCost, reads_per_poll: float, sizing: dict[str, Sizing],
-             window_s: float, notification_bytes: float, prices: Prices = Prices()) -> Capacity:
-    """Instances, operation rates and the monthly bill of ``load``."""
+             window_s: float, notification_bytes: float, prices: Prices = Prices(),
+             tally_documents: float = math.inf) -> Capacity:
+    """Instances, operation rates and the monthly bill of ``load``; a report's aggregations scan the reports in
+    ``window_s``, at most ``tally_documents`` index entries."""
     traffic = {"on_upload": (load.uploads_per_s, upload), "on_feedback": (load.reports_per_s, report)}
     instances, busy_seconds = {}, {}
     for name, (rate, cost) in traffic.items():
         busy_seconds[name] = rate * cost.seconds  # instance-seconds per second, had each request an instance
         instances[name] = math.ceil(busy_seconds[name] / sizing[name].concurrency) if rate else 0
-    window_entries = load.reports_per_s * window_s
+    window_entries = min(load.reports_per_s * window_s, tally_documents)
     reads = (load.uploads_per_s * (upload.firestore_reads + upload.aggregations)
              + load.reports_per_s * (report.firestore_reads + report.aggregations * aggregation_reads(window_entries))
              + load.devices * load.polls_per_device_per_hour / 3600 * reads_per_poll)

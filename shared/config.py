@@ -42,6 +42,17 @@ class Thresholds(BaseModel):
         10, ge=1, le=1000,
         description="reports of one user counted per version within success_window_s; the user's further reports are "
                     "stored (and label their captures) but count toward no decision")
+    tally_bucket_s: int = Field(
+        3600, ge=1, le=86400,
+        description="counted reports are tallied per version in time buckets this long (shared/tally_buckets.py): "
+                    "a windowed success rate sums the buckets from the one holding the window's start, so it may "
+                    "also count reports up to this much older than success_window_s")
+    tally_shards: int = Field(
+        32, ge=1, le=1000,
+        description="tally documents per version and bucket, a report's picked by a hash of its path: each takes "
+                    "about 1/tally_shards of the version's report rate (Firestore sustains about one write a second "
+                    "per document); a windowed sum reads (success_window_s / tally_bucket_s + 1) x tally_shards "
+                    "index entries at most")
     min_distinct_users: int = Field(
         10, ge=1, description="distinct users with counted reports in the window before a success-rate retrain is asked")
     min_agreeing_labellers: int = Field(

@@ -157,6 +157,16 @@ def feedback_user_doc(model: str, version: str, uid: str) -> str:
     return f"{feedback_users_collection(model)}/{version}~{hashlib.sha256(uid.encode()).hexdigest()[:32]}"
 
 
+def tally_collection(model: str, version: str) -> str:
+    """A version's tally buckets (``shared.tally_buckets``): its counted reports, summed per (time bucket, shard)
+    (server-only)."""
+    return f"{model_doc(model)}/tallies/{version}/buckets"
+
+
+def tally_doc(model: str, version: str, bucket: str) -> str:
+    return f"{tally_collection(model, version)}/{bucket}"
+
+
 def object_head_doc(model: str, object_name: str) -> str:
     """The newest generation of one object that on_upload registered: overwrites serialize on it."""
     return f"{model_doc(model)}/objects/{hashlib.sha256(object_name.encode()).hexdigest()[:32]}"

@@ -154,24 +154,8 @@ variable "firestore_composite_indexes" {
         { field_path = "created", order = "DESCENDING" },
       ]
     },
-    # on_feedback: a version's success rate over its recent window, counted reports only (shared/gcp/tallies.version_tally).
-    {
-      collection = "feedback"
-      fields = [
-        { field_path = "model_version", order = "ASCENDING" },
-        { field_path = "counted", order = "ASCENDING" },
-        { field_path = "received_at", order = "ASCENDING" },
-      ]
-    },
-    {
-      collection = "feedback"
-      fields = [
-        { field_path = "model_version", order = "ASCENDING" },
-        { field_path = "counted", order = "ASCENDING" },
-        { field_path = "correct", order = "ASCENDING" },
-        { field_path = "received_at", order = "ASCENDING" },
-      ]
-    },
+    # on_feedback's success rate sums a version's tally buckets (shared/gcp/tallies.version_tally): one range on
+    # `end` within one version's collection, served by the automatic single-field index; no composite index.
     # on_feedback: distinct users with a counted report on a version since a time (shared/gcp/tallies.distinct_users).
     {
       collection = "feedback_users"

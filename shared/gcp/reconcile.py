@@ -139,7 +139,6 @@ def _admit_lost_reports(db: firestore.Client, model: str, settings: Settings) ->
                .where(filter=firestore.FieldFilter(sent, "<", cutoff))
                .order_by(sent).limit(MAX_REPORTS_PER_TICK))
     labels = model_registry.model_labels(model, settings)
-    window = timedelta(seconds=thresholds.success_window_s)
     read, reached, admitted, versions = 0, since, 0, set()
     for snapshot in reports.stream():
         read += 1
@@ -151,8 +150,7 @@ def _admit_lost_reports(db: firestore.Client, model: str, settings: Settings) ->
             feedback = parse_feedback(model, fields, labels)
         except InvalidFeedback:
             continue  # on_feedback quarantines it (or did): it counts toward nothing
-        verdict = admit_report(db, model, snapshot.reference.path, feedback, snapshot.create_time,
-                               thresholds.feedback_per_user_cap, window)
+        verdict = admit_report(db, model, snapshot.reference.path, feedback, snapshot.create_time, thresholds)
         admitted += verdict is not None
         if verdict:
             versions.add(feedback.model_version)

@@ -5,8 +5,9 @@ versions involved, re-plans from what it read, and writes the pointer clients
 poll together with each version's new stage and history entry. Concurrent
 on_feedback instances that reach the same verdict therefore move a canary
 once: the first commits, the others find the step already changed and do
-nothing. Tallies are counted just before the transaction (aggregation queries);
-a report arriving in between lands in the next step's counts, never in two.
+nothing. Tallies are summed just before the transaction (one sum over each
+version's tally buckets, ``shared.gcp.tallies``); a report arriving in between
+lands in the next step's counts, never in two.
 Tallies hold counted reports only, and a verdict also needs enough distinct
 users on each version (``release.canary_min_users``).
 """
@@ -128,7 +129,8 @@ def _log_move(model: str, plan: Plan, actor: str, reason: str, evidence: dict[st
 
 
 def _tally(model: str, version: str | None, settings: Settings) -> Tally:
-    """The version's lifetime tally (two count queries); the release rules compare counts since a step began."""
+    """The version's lifetime tally (one sum over its tally buckets); the release rules compare counts since a
+    step began."""
     if not version:
         return Tally()
     return version_tally(firestore_client(settings.project_id), model, version)
@@ -136,14 +138,18 @@ def _tally(model: str, version: str | None, settings: Settings) -> Tally:
 
 # --- automatic: on_feedback ------------------------------------------------------------------------
 
-def evaluate_release(model: str, settings: Settings) -> ReleaseOutcome:
-    """Judge the canary in rollout (or a freshly promoted production) and apply the verdict."""
-    pointer = load_pointer(model, settings)
+def evaluate_release(model: str, settings: Settings, pointer: ModelPointer | None = None,
+                     known: Records | None = None) -> ReleaseOutcome:
+    """Judge the canary in rollout (or a freshly promoted production) and apply the verdict.
+
+    ``pointer`` and ``known`` version records: what the caller read this event (read here when not given); a
+    verdict is applied in a transaction that reads them again."""
+    pointer = pointer if pointer is not None else load_pointer(model, settings)
     if pointer is None or pointer.production is None:
         return ReleaseOutcome(None, None)  # nothing released yet
     # Only the judged version's record is needed: the canary in rollout, or production under watch.
     judged = (pointer.rollout.candidate or pointer.production).version
-    record = load_version(model, judged, settings)
+    record = (known or {}).get(judged) or load_version(model, judged, settings)
     records = {judged: record} if record is not None else {}
     check = release_check(pointer, records)
     judgement = None

@@ -1,13 +1,19 @@
-"""Adapter: feedback documents and device records counted per version by aggregation queries (no counter
-document, no hot spot).
+"""Adapter: counted feedback per version, in tally buckets; device records counted by aggregation queries.
 
-Each count reads one index entry per 1,000 feedback documents, and a
-redelivered trigger recomputes the same numbers. on_feedback admits each
-report once (``admit_report``): it stamps the time the report was created
-(``received_at``), so a count can cover a recent window only, and whether it
-counts (``counted``: ``shared.feedback_admission`` caps each user's counted
-reports per version and window). Counts cover counted reports only; distinct
-users are counted on the per-(version, user) documents admission keeps.
+on_feedback admits each report once (``admit_report``, one transaction): it
+stamps the time the report was created (``received_at``) and whether it counts
+(``counted``: ``shared.feedback_admission`` caps each user's counted reports
+per version and window), and adds a counted report to its version's tally
+bucket (``shared.tally_buckets``: one document per time bucket and shard) in
+the same transaction, so a report is tallied exactly once, and a redelivered
+trigger changes no tally. A version's correct and total counted reports, over
+a window or its lifetime, are one sum aggregation over its bucket documents:
+it reads index entries per bucket document, at most
+``(success_window_s / tally_bucket_s + 1) x tally_shards`` for a window,
+however many reports the window holds (a count over the reports themselves
+would read one index entry per report, on every report: a cost growing with
+the square of the report rate). Distinct users are counted on the
+per-(version, user) documents admission keeps.
 
 The fleet inventory (``fleet_version``): each device sets its own record
 ``models/{model}/devices/{uid}`` (shared/telemetry.py) at most once a period,
@@ -30,7 +36,8 @@ from typing import Iterable
 from google.cloud import firestore
 from google.cloud.firestore_v1 import aggregation, base_aggregation
 
-from shared import layout
+from shared import layout, tally_buckets
+from shared.config import Thresholds
 from shared.feedback import Feedback
 from shared.feedback_admission import admit
 from shared.lifecycle import Tally
@@ -39,24 +46,31 @@ from shared.telemetry import BUCKET_KEYS, HISTOGRAM_FIELD, LAST_SEEN_FIELD, Flee
 FLEET_WINDOW = timedelta(hours=24)
 AGGREGATIONS_PER_QUERY = 5  # Firestore's limit per aggregation request
 ADMISSION_ATTEMPTS = 50  # one user's reports contend on their per-version document until the cap is reached
+TALLY_TOTAL, TALLY_CORRECT, TALLY_END = "total", "correct", "end"  # a tally bucket's sums, and when it ends
 
 
 def version_tally(db: firestore.Client, model: str, version: str, since: datetime | None = None,
                   counted_only: bool = True) -> Tally:
-    """Correct and total counted feedback reports of one version (received at or after ``since``, if given).
+    """Correct and total counted feedback reports of one version: over its lifetime, or those tallied in the
+    buckets that end after ``since`` (whole buckets: ``shared.tally_buckets``). One sum aggregation.
 
-    ``counted_only=False``: every report written, counted or not, handled or not (lifetime only).
+    ``counted_only=False``: every report written, counted or not, handled or not (lifetime only; two count
+    queries over the reports themselves, for checks, not for decisions).
     """
-    base = db.collection(layout.feedback_collection(model)).where(
-        filter=firestore.FieldFilter("model_version", "==", version)
-    )
-    if counted_only:
-        base = base.where(filter=firestore.FieldFilter("counted", "==", True))
+    if not counted_only:
+        if since is not None:
+            raise ValueError("reports not counted are tallied nowhere: their count is over the version's lifetime")
+        base = db.collection(layout.feedback_collection(model)).where(
+            filter=firestore.FieldFilter("model_version", "==", version))
+        total = int(base.count().get()[0][0].value)
+        correct = int(base.where(filter=firestore.FieldFilter("correct", "==", True)).count().get()[0][0].value)
+        return Tally(correct, total)
+    buckets: firestore.Query | firestore.CollectionReference = db.collection(layout.tally_collection(model, version))
     if since is not None:
-        base = base.where(filter=firestore.FieldFilter("received_at", ">=", since))
-    total = int(base.count().get()[0][0].value)
-    correct = int(base.where(filter=firestore.FieldFilter("correct", "==", True)).count().get()[0][0].value)
-    return Tally(correct, total)
+        buckets = buckets.where(filter=firestore.FieldFilter(TALLY_END, ">", since))
+    request = buckets.sum(TALLY_CORRECT, alias=TALLY_CORRECT).sum(TALLY_TOTAL, alias=TALLY_TOTAL)
+    values = {result.alias: int(result.value or 0) for result in request.get()[0]}
+    return Tally(values.get(TALLY_CORRECT, 0), values.get(TALLY_TOTAL, 0))
 
 
 def distinct_users(db: firestore.Client, model: str, version: str, since: datetime) -> int:
@@ -68,33 +82,45 @@ def distinct_users(db: firestore.Client, model: str, version: str, since: dateti
 
 
 def admit_report(db: firestore.Client, model: str, document: str, feedback: Feedback, created: datetime | None,
-                 cap: int, window: timedelta) -> bool | None:
+                 thresholds: Thresholds) -> bool | None:
     """Whether the report counts, decided once (one transaction; None if the report no longer exists).
 
     Stamps the report with when it was created (the event's createTime, else the document's) and
-    ``counted``, and on a counted report the user's per-version document. A redelivery finds the
-    report already decided and writes nothing, so the same report never counts twice and keeps its
-    verdict; two reports of one user serialise on the user's document, so the cap holds under
-    concurrency. The trigger fires on creation only, so this update does not trigger on_feedback again.
+    ``counted``; a counted report also updates its user's per-version document and is added to its
+    version's tally bucket (``shared.tally_buckets``), in the same transaction. A redelivery finds the
+    report already decided and writes nothing, so the same report never counts (nor is tallied) twice
+    and keeps its verdict; two reports of one user serialise on the user's document, so the cap
+    (``feedback_per_user_cap`` per ``success_window_s``) holds under concurrency. The tally bucket is
+    written without being read (increments), so reports of different users never wait on each other.
+    The trigger fires on creation only, so this update does not trigger on_feedback again.
     """
     report_ref = db.document(document)
     user_ref = db.document(layout.feedback_user_doc(model, feedback.model_version, feedback.uid))
+    window = timedelta(seconds=thresholds.success_window_s)
 
     @firestore.transactional
     def run(transaction: firestore.Transaction) -> bool | None:
-        report = report_ref.get(transaction=transaction)
+        read = {s.reference.path: s for s in transaction.get_all([report_ref, user_ref])}  # one round trip
+        report, user = read[report_ref.path], read[user_ref.path]
         if not report.exists:
             return None
         decided = (report.to_dict() or {}).get("counted")
         if isinstance(decided, bool):
             return decided
-        user = user_ref.get(transaction=transaction)
         at = created or report.create_time
-        admission = admit((user.to_dict() or {}).get("admitted") or [] if user.exists else [], at, cap, window)
+        admission = admit((user.to_dict() or {}).get("admitted") or [] if user.exists else [], at,
+                          thresholds.feedback_per_user_cap, window)
         transaction.update(report_ref, {"received_at": at, "counted": admission.counted})
         if admission.counted:
             transaction.set(user_ref, {"model_version": feedback.model_version, "uid": feedback.uid,
                                        "admitted": list(admission.admitted), "last_counted_at": admission.last})
+            start = tally_buckets.bucket_start(at, thresholds.tally_bucket_s)
+            bucket = tally_buckets.bucket_id(start, tally_buckets.shard_of(document, thresholds.tally_shards))
+            transaction.set(db.document(layout.tally_doc(model, feedback.model_version, bucket)), {
+                "model_version": feedback.model_version, "start": start,
+                TALLY_END: start + timedelta(seconds=thresholds.tally_bucket_s),
+                TALLY_TOTAL: firestore.Increment(1), TALLY_CORRECT: firestore.Increment(int(feedback.correct)),
+            }, merge=True)
         return admission.counted
 
     return run(db.transaction(max_attempts=ADMISSION_ATTEMPTS))

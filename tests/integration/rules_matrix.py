@@ -65,6 +65,7 @@ PATHS = {
     "object head": ("models/{model}/objects/{id}", {"object": "uploads/m/alice/x.png", "generation": 2}, {}),
     "confirmation": ("models/{model}/confirmations/{id}", {"object": "uploads/m/alice/x.png", "true_label": "3", "uid": OWNER}, {}),
     "feedback user": ("models/{model}/feedback_users/{id}", {"model_version": "v1", "uid": OWNER, "admitted": []}, {}),
+    "tally bucket": ("models/{model}/tallies/{id}/buckets/{id}", {"model_version": "v1", "total": 5, "correct": 4}, {}),
     "training lock": ("models/{model}/control/training", {"active_run": None, "paused": False}, {}),
     "trainer config": ("models/{model}/control/trainer", {"augment": {"low_light": 0.65}}, {}),
     "model settings": ("models/{model}/control/settings", {"overrides": {"thresholds": {"new_data_images": 5}}}, {}),

@@ -6,7 +6,7 @@ import io
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,6 +25,7 @@ from shared.drift import baseline_statistics
 from shared.image_stats import image_statistics
 from shared.registry import ModelInput, ModelRef, Stage, VersionRecord
 from shared.retrain import RetrainReason, RetrainRequest
+from shared.tally_buckets import bucket_id, bucket_start
 from tests.integration.helpers import (
     bucket, control, db, eventually, fresh_model, image_docs, quarantine_record, register_model,
 )
@@ -261,11 +262,19 @@ def test_the_success_rate_counts_only_the_reports_received_in_its_window(local_s
     # all wrong, enough reports and users: the trigger fires (launch_training records the request a moment later)
     requests_before = eventually(lambda: control(local_stack, model).get("pending"), what="a success_rate request")
     assert [r["reason"] for r in requests_before] == ["success_rate"]
-    # The same reports, long ago: moved out of the window, they no longer say anything about the version now.
-    long_ago = datetime.fromtimestamp(time.time() - SETTINGS.thresholds.success_window_s - 3600, timezone.utc)
+    # The same reports, long ago: their tally buckets moved out of the window (whole buckets: a bucket ending
+    # more than one bucket before the window's start), they no longer say anything about the version now.
+    thresholds = SETTINGS.thresholds
+    long_ago = datetime.fromtimestamp(time.time() - thresholds.success_window_s - 2 * thresholds.tally_bucket_s, timezone.utc)
+    buckets = list(db(local_stack).collection(layout.tally_collection(model, "v1")).stream())
+    assert sum(b.get("total") for b in buckets) == minimum and sum(b.get("correct") for b in buckets) == 0
+    then = bucket_start(long_ago, thresholds.tally_bucket_s)
     batch = db(local_stack).batch()
-    for document in old:
-        batch.update(db(local_stack).document(document), {"received_at": long_ago})
+    for bucket in buckets:  # each moved to the same shard of a bucket long ago
+        shard = int(bucket.id.rsplit("-", 1)[1])
+        batch.set(db(local_stack).document(layout.tally_doc(model, "v1", bucket_id(then, shard))), {
+            **bucket.to_dict(), "start": then, "end": then + timedelta(seconds=thresholds.tally_bucket_s)})
+        batch.delete(bucket.reference)
     batch.commit()
     line = counted(local_stack, feedback(local_stack, model, correct=True, predicted_label="3"))
     assert (line["correct"], line["total"]) == (1, 1)
@@ -298,6 +307,10 @@ def test_a_redelivered_feedback_trigger_counts_nothing_twice(local_stack):
                                   if e.get("event") == "feedback_counted" and e.get("model") == model and
                                   e["total"] == 1 and e["correct"] == 1][1:], what="the redelivery counted")
     assert counted  # the second handling saw exactly the same 1/1
+    # tallied once: one bucket document of v1 (the report's time bucket and shard) holds it, once
+    (bucket,) = [b.to_dict() for b in db(local_stack).collection(layout.tally_collection(model, "v1")).stream()]
+    assert (bucket["total"], bucket["correct"], bucket["model_version"]) == (1, 1, "v1")
+    assert bucket["start"] <= db(local_stack).document(document).get().get("received_at") < bucket["end"]
 
 
 def test_confirmed_feedback_labels_the_capture_whichever_arrives_first(local_stack):

@@ -54,6 +54,18 @@ def test_the_success_rate_counts_cost_grows_with_the_reports_in_the_window():
     assert fast.instances["on_feedback"] == math.ceil(100 * 0.1 / 8)
 
 
+def test_tallied_reports_cost_the_same_reads_per_report_at_any_rate():
+    def run(rate):
+        return capacity(Load("r", reports_per_s=rate), UPLOAD, REPORT, reads_per_poll=1.0, sizing=SIZING,
+                        window_s=WINDOW_S, notification_bytes=800, prices=NO_FREE_TIER, tally_documents=2_500)
+
+    # 1 report/s: 3,600 reports but at most 2,500 bucket documents → 3 reads per sum, as at 100 or 1,000/s
+    for rate in (1, 100, 1_000):
+        assert run(rate).firestore_reads_per_s == pytest.approx(rate * (4 + 2 * 3))
+    # fewer reports than bucket documents: one entry per report
+    assert run(0.1).firestore_reads_per_s == pytest.approx(0.1 * (4 + 2 * 1))
+
+
 def test_devices_polling_hourly_read_the_pointer_once_each():
     row = _run(Load("d", devices=1_000_000))
     assert row.firestore_reads_per_s == pytest.approx(1e6 / 3600)
