@@ -86,9 +86,10 @@ class Caching(BaseModel):
 
     model_definition_ttl_s: float = Field(
         30.0, ge=0, le=3600,
-        description="on_upload reads a model's labels and per-model overrides (edgeloop model create) at most this "
-                    "long after its instance last read them; 0: on every event. A changed override (or label set) "
-                    "applies to uploads within this delay; a model created after an upload arrived is seen at once")
+        description="on_upload and on_feedback read a model's labels and per-model overrides (edgeloop model create) "
+                    "at most this long after their instance last read them; 0: on every event. A changed override (or "
+                    "label set) applies to uploads and reports within this delay; a model created after an upload or "
+                    "report arrived is seen at once")
     published_cause_ttl_s: float = Field(
         300.0, ge=0, le=3600,
         description="how long an instance remembers a new-data retrain cause it published: meanwhile it neither "
@@ -319,7 +320,8 @@ NOT_FORWARDED_TO_TRAINER = {
     "thresholds": "the trainer decides nothing with them; it reads them only as part of a model's overrides "
                   "(shared.model_settings), which it takes from Firestore, not from its launcher",
     "client": "device settings; the trainer reads them only as part of a model's overrides (shared.model_settings)",
-    "caching": "what a function instance keeps between events (on_upload's cached model definition); the trainer "
+    "caching": "what a function instance keeps between events (on_upload's and on_feedback's cached model "
+               "definition); the trainer "
                "reaches that code but reads a model's settings once per run, uncached",
 }
 

@@ -9,11 +9,11 @@
 
 Every use case that decides something about one model reads its overrides once per event (one
 document read, no cache), so a changed override applies from the next event on in every function
-instance, and the trainer applies those it reads when its run starts. on_upload, whose rate is the
-uploads', is the exception: ``definition`` reads a model's labels and overrides in one round trip and
-its instance keeps them for ``caching.model_definition_ttl_s`` (30 s by default), so an operator's
-changed override reaches uploads within that delay (a model not registered yet is never kept: it is
-seen as soon as it is created).
+instance, and the trainer applies those it reads when its run starts. on_upload and on_feedback, whose
+rates are the uploads' and the reports', are the exception: ``definition`` reads a model's labels and
+overrides in one round trip and its instance keeps them for ``caching.model_definition_ttl_s`` (30 s by
+default), so an operator's changed override reaches uploads and reports within that delay (a model not
+registered yet is never kept: it is seen as soon as it is created).
 """
 
 from __future__ import annotations
