@@ -225,10 +225,10 @@ def bench_loop(devices: int = typer.Option(16, "--devices", "-n", help="simulate
     import numpy as np
 
     from edgeloop import bench_launch
-    from edgeloop.demo import run_demo
+    from edgeloop.demo import DEMO_ENV, run_demo
 
     figure = BENCHMARKS_FILE.parent / "docs" / "loop-report.png"
-    result = run_demo(console, devices=devices, report_path=figure)
+    result = run_demo(console, devices=devices, report_path=figure, timeout_s=1500)
     if not result.closed:
         console.print("[red]the loop did not close[/]; nothing written")
         raise typer.Exit(1)
@@ -249,9 +249,15 @@ def bench_loop(devices: int = typer.Option(16, "--devices", "-n", help="simulate
     total = result.timeline.total_s if result.timeline else None
     kinds = (" / ".join(f"{result.timeline.seconds(kind):.1f} s" for kind in ("policy", "work", "latency"))
              if result.timeline else "-")
+    held = promoted["metrics"]
+    field = (f"{promoted['version']}'s gate compared it with v1 on {int(held['field_holdout_images'])} held-out confirmed "
+             f"captures: {held['int8_field_accuracy']:.1%} vs {held['production_int8_field_accuracy']:.1%}"
+             if held.get("field_holdout_images") and "production_int8_field_accuracy" in held else "no field holdout")
     markdown = f"""## Closed loop (`edgeloop bench loop`, the same run as `edgeloop demo`)
 
-{devices} simulated devices; the room goes dark (12% brightness) after two rounds.
+{devices} simulated devices; the room goes dark (12% brightness) after two rounds, once the cooldown after v1's run
+is over. A retrain for it waits until {DEMO_ENV['EDGELOOP_GATE__MIN_FIELD_HOLDOUT']} confirmed captures on v1 are held
+out to judge it on (the demo's `training.field_holdout_wait_s`); {field}.
 
 | version | final stage | trained on (images) | int8 accuracy, clean holdout | int8 accuracy, dark holdout |
 |---|---|---|---|---|
