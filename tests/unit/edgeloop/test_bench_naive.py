@@ -1,0 +1,51 @@
+"""bench ingest's pure parts: the log poll that costs the emulators nothing, the stage timer, the section's text."""
+
+from __future__ import annotations
+
+import json
+import types
+
+from edgeloop import bench_naive
+
+
+def _line(obj: str, generation: int, status: str = "accepted") -> str:
+    return json.dumps({"event": "object_ingested", "object": obj, "generation": generation, "status": status}) + "\n"
+
+
+def test_the_log_poll_counts_distinct_accepted_objects_under_the_prefix_and_reads_each_line_once(tmp_path):
+    log = tmp_path / "on_upload.log"
+    log.write_text("gunicorn booting\n" + _line("dataset/m/1/a.png", 1) + _line("dataset/m/1/a.png", 1, "duplicate")
+                   + _line("dataset/m-counted/1/a.png", 1) + '{"event": "object_ingested", "object": "dataset/m/2/b.p')
+    poll = bench_naive._AcceptedInLog(log, "dataset/m/")
+    assert poll() == 1  # the duplicate, the other model and the half-written line do not count
+    with open(log, "a") as more:
+        more.write('ng", "generation": 2, "status": "accepted"}\n' + _line("dataset/m/1/a.png", 3))
+    assert poll() == 3  # the line finished since, and a new generation of the same name
+    assert poll() == 3
+
+
+def test_timed_stages_time_each_function_and_put_it_back():
+    module = types.ModuleType("probe")
+    module.work = lambda x: x * 2
+    original = module.work
+    import sys
+
+    sys.modules["probe"] = module
+    try:
+        with bench_naive._timed_stages({"work": ("probe", "work")}) as spent:
+            assert module.work(21) == 42 and module.work is not original
+        assert module.work is original and spent["work"] > 0
+    finally:
+        del sys.modules["probe"]
+
+
+def test_the_section_says_whether_the_target_is_met_and_shows_both_handlers_costs():
+    run = {"distinct": 10, "events": 11, "counted": 10, "exact": True, "seconds": 2.0, "per_s": 5.0, "events_per_s": 5.5}
+    ops = {"reads": 1.3, "writes": 2.2, "transactions": 0.1, "count_queries": 0.67, "round_trips": 3.17,
+           "storage_reads": 1.1, "published": 0.0, "handler_ms": 50, "total_ms": 60, "stages_ms": {"download": 17.0}}
+    result = {"on_upload": run, "naive": {**run, "per_s": 10.0}, "on_upload_ops": ops, "naive_ops": ops, "ratio": 0.5,
+              "counted_objects": 300, "threshold": 200, "load": [3.0, 4.0], "cores": 2}
+    notes = bench_naive.markdown_notes(result)
+    assert "**0.50×**" in notes and "❌" in notes and "against 3.2 counted now" in notes and "download 17.0" in notes
+    rows = bench_naive.markdown_rows(result).splitlines()
+    assert len(rows) == 2 and "**5.0 images/s**" in rows[0] and "**10.0 images/s**" in rows[1] and "(exact)" in rows[0]
