@@ -57,6 +57,7 @@ DEFAULTED = {
     "EDGELOOP_TRAINING__LOCK_TTL_S": "run-lock policy, not deployment-specific",
     "EDGELOOP_TRAINING__LAUNCH_GRACE_S": "run-lock policy: how soon a run whose launch died frees its lock",
     "EDGELOOP_TRAINING__COOLDOWN_S": "retrain cooldown policy, not deployment-specific",
+    "EDGELOOP_TRAINING__FIELD_HOLDOUT_WAIT_S": "retrain policy (off by default): how long a drift retrain may wait for field evidence; tune via settings_overrides",
     "EDGELOOP_GATE__": "quality-gate policy the trainer applies; the defaults are the product's, tune via settings_overrides",
     "EDGELOOP_RELEASE__": "rollout policy; the defaults are the product's, tune via settings_overrides",
     "EDGELOOP_SIGNING_KEY": "key material is never in any environment: the trainer reads it from Secret Manager by EDGELOOP_SIGNING_KEY_SECRET (trainer.tf); no function signs",
