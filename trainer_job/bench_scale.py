@@ -237,6 +237,7 @@ def markdown(r: dict[str, Any], command: str) -> str:
     growth = {mode: (max(xs, key=lambda x: x["images"])["peak_mib"] - min(xs, key=lambda x: x["images"])["peak_mib"])
               for mode, xs in (("stream", streamed), ("memory", memory)) if len(xs) > 1}
     slope = _mib_per_image(r["results"], "memory")
+    stream_slope = _mib_per_image(r["results"], "stream") or 0.0
     pixels_224 = (224 / r["image_size"]) ** 2
     estimate = (f"The in-memory path's peak grows by {slope * 1024:.1f} KiB per {r['image_size']}×{r['image_size']} "
                 f"image here (least squares over the sizes above); at 224×224 ({pixels_224:.0f}× the pixels) a million "
@@ -248,7 +249,7 @@ def markdown(r: dict[str, Any], command: str) -> str:
     return f"""## Training at scale (`{command}`)
 
 {sizes} generated {r['image_size']}×{r['image_size']} PNGs (variants of the digits: tinted, dimmed, shifted, noisy;
-{r['generate_s']:.0f} s to write) in a local directory, listed in a real manifest. For each size a fresh process runs
+{r['generate_s']:.0f} s to write what was not there yet: they are kept between runs) in a local directory, listed in a real manifest. For each size a fresh process runs
 the trainer's data path and a bounded training, then int8 calibration, conversion, evaluation on the holdout and its
 stresses, and the load check: **streamed** (split first, every file read and decoded once into TFRecord shards on
 local disk, trained from a `tf.data` pipeline with parallel reads, a {stream.SHUFFLE_RECORDS:,}-record shuffle
@@ -265,8 +266,10 @@ Peak memory from {min(r['sizes']):,} to {max(r['sizes']):,} images: streamed
 {'+' if growth.get('memory', 0) >= 0 else ''}{growth.get('memory', 0):,.0f} MiB. {estimate} The streamed path
 holds the shuffle buffer ({stream.SHUFFLE_RECORDS:,} records: {buffer_224:.1f} GiB at 224×224, a constant), a
 {stream.AUGMENT_BATCH}-image augmentation batch, {stream.CHUNK_IMAGES} decoded images in flight while the shards are
-written and one {stream.EVAL_BATCH}-image evaluation batch; what grows with the dataset is the manifest (a few
-integers per image) and the shards on local disk ({r['image_size']}×{r['image_size']}×3 bytes per image, uncompressed).
+written and one {stream.EVAL_BATCH}-image evaluation batch. What still grows with the dataset is the manifest: its
+entries held as Python dicts, plus a label and a position per image ({stream_slope * 1024:.1f} KiB per image here, the
+same at any image size; holding the manifest as arrays would remove most of it). On disk the shards take
+{r['image_size']}×{r['image_size']}×3 bytes per image, uncompressed.
 
 Measured on {r['cpu_count']} cores shared with three other engineers' work (load average {load} at the end, so
 every time here is several times what a quiet machine gives; the memory figures are not affected).

@@ -324,3 +324,32 @@ def test_a_candidate_is_judged_on_held_out_field_captures_and_production_on_the_
     assert (run["status"] == "published") == all(c["passed"] for c in record["gate"]["checks"])
     for stress in ("int8_drifted_accuracy", "int8_blur_accuracy", "int8_noise_accuracy"):
         assert 0 <= metrics[stress] <= 1 and 0 <= metrics[f"production_{stress}"] <= 1
+
+
+def test_a_run_that_streams_its_images_is_judged_on_the_same_holdouts_as_one_that_decodes_them_all(
+        local_stack, settings, model):
+    """Above ``TrainConfig.stream_above_mib`` (0 here) a run splits the manifest first, decodes the images once into
+    TFRecord shards and trains from them: production, scored on its holdouts, gets exactly the scores it got in the
+    in-memory run on the same data (the test before), so the parts and their stressed pixels are the same."""
+    from shared.gcp import release
+
+    versions = [s.to_dict() for s in db(local_stack).collection(layout.versions_collection(model)).stream()]
+    in_memory = max((v for v in versions if v["metrics"].get("field_holdout_images")), key=lambda v: v["created"])
+    held = in_memory["metrics"]["field_holdout_images"]
+    gated = settings.model_copy(update={"gate": settings.gate.model_copy(update={"min_field_holdout": held})})
+    save_train_config(model, QUICK.model_copy(update={"stream_above_mib": 0}), settings)
+    try:
+        run = train(model, gated)
+    finally:
+        save_train_config(model, QUICK, settings)
+    assert run["status"] in ("published", "rejected"), run.get("error")
+    assert "shards on local disk (streamed)" in Path(run["execution"]["log"]).read_text()
+    record = version_record(local_stack, model, run["result"]["version"])
+    assert record["manifest"]["sha256"] == in_memory["manifest"]["sha256"]
+    assert record["metrics"]["field_holdout_images"] == held
+    for name, value in in_memory["metrics"].items():
+        if name.startswith("production_"):
+            assert record["metrics"][name] == value, name
+    assert record["metrics"]["int8_accuracy"] > 0.8
+    if pointer(local_stack, model).rollout.candidate is not None:
+        release.rollback(model, "test", settings, "streamed run test done")
