@@ -16,7 +16,6 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-import requests
 from cloudevents.http import CloudEvent
 
 from edgeloop.capacity import EventCost
@@ -71,24 +70,6 @@ def _upload_events(model: str, settings, count: int) -> tuple[list[CloudEvent], 
     return events, statistics.mean(sizes)
 
 
-def report_events(model: str, state, settings, count: int) -> list[CloudEvent]:
-    """Reports from distinct users, written as devices write them; their trigger events as Firestore sends them."""
-    from shared.gcp.clients import firestore_client
-
-    db = firestore_client(settings.project_id)
-    rest = f"{state.url('firestore')}/v1/projects/{state.project_id}/databases/(default)/documents"
-    events = []
-    for i in range(count):
-        path = layout.feedback_doc(model, f"capacity-{uuid.uuid4().hex[:16]}")
-        db.document(path).set({"uid": f"capacity-user-{i}", "model_version": "v1", "predicted_label": str(i % 10),
-                               "confidence": 0.9, "correct": i % 4 != 0, "sent_at": datetime.now(timezone.utc)})
-        document = requests.get(f"{rest}/{path}", headers={"Authorization": "Bearer owner"}, timeout=30).json()
-        events.append(CloudEvent({"type": "google.cloud.firestore.document.v1.created", "id": uuid.uuid4().hex,
-                                  "source": f"//firestore.googleapis.com/projects/{state.project_id}/databases/(default)"},
-                                 {"value": document}))
-    return events
-
-
 def measure(state, settings, console, device_dir: Path, model: str = "digits", events: int = COUNTED_EVENTS) -> dict:
     """Per-event operations of on_upload and on_feedback, and the reads of one device update check."""
     from edgeloop import bench_stack
@@ -106,7 +87,7 @@ def measure(state, settings, console, device_dir: Path, model: str = "digits", e
     for name in ("on_upload", "on_feedback"):  # the handlers run here instead, where their clients are counted
         kill_component(state.path, name)
     uploads, notification_bytes = _upload_events(model, settings, events)
-    reports = report_events(model, state, settings, events)
+    reports = bench_stack.report_events(model, state, settings, events)
     with counting(settings.project_id) as counter:
         upload = _count(main.on_upload, uploads, counter)
         report = _count(main.on_feedback, reports, counter)

@@ -140,11 +140,29 @@ def _latency(written: dict[str, float], done: dict[str, float], start: float) ->
             "max_s": max(latencies) if latencies else float("nan")}
 
 
+def report_events(model: str, state, settings, count: int) -> list:
+    """Reports from distinct users, written as devices write them; their trigger events as Firestore sends them."""
+    import requests
+    from cloudevents.http import CloudEvent
+
+    db = firestore_client(settings.project_id)
+    rest = f"{state.url('firestore')}/v1/projects/{state.project_id}/databases/(default)/documents"
+    events = []
+    for i in range(count):
+        path = layout.feedback_doc(model, f"capacity-{uuid.uuid4().hex[:16]}")
+        db.document(path).set({"uid": f"capacity-user-{i}", "model_version": "v1", "predicted_label": str(i % 10),
+                               "confidence": 0.9, "correct": i % 4 != 0, "sent_at": datetime.now(timezone.utc)})
+        document = requests.get(f"{rest}/{path}", headers={"Authorization": "Bearer owner"}, timeout=30).json()
+        events.append(CloudEvent({"type": "google.cloud.firestore.document.v1.created", "id": uuid.uuid4().hex,
+                                  "source": f"//firestore.googleapis.com/projects/{state.project_id}/databases/(default)"},
+                                 {"value": document}))
+    return events
+
+
 def report_operations(model: str, state: StackState, settings: Settings, count: int = COUNTED_REPORTS) -> dict[str, float]:
     """Firestore and Pub/Sub operations per report, counted at the clients (edgeloop.opcount) while on_feedback's
     handler runs in this process, one report at a time, as functions-framework calls it; the stack's on_feedback
     process is stopped first (its trigger deliveries then fail, unanswered)."""
-    from edgeloop.bench_capacity import report_events
     from edgeloop.localstack.faults import kill_component
     from edgeloop.opcount import counting
     from functions import main
