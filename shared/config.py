@@ -95,6 +95,12 @@ class Caching(BaseModel):
         description="how long an instance remembers a new-data retrain cause it published: meanwhile it neither "
                     "counts nor asks again for it (launch_training serves each cause once; it records the cause "
                     "within seconds, and a request lost on the way is asked again after this delay); 0: never")
+    new_data_count_interval_s: float = Field(
+        2.0, ge=0, le=3600,
+        description="on_upload runs the new-data count query again only when the last count it ran plus the images "
+                    "it registered since could reach the threshold, or when that count is this old (other instances "
+                    "register images too; shared.count_pacing); the scheduler's tick counts for every model, so a "
+                    "crossing is asked at most a tick late when uploads stop; 0: count after every labelled upload")
 
 
 class ImageLimits(BaseModel):

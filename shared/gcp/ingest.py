@@ -18,7 +18,8 @@ Round trips per image, in order: the download of exactly its generation; the mod
 overrides (one ``get_all``, kept by the instance for ``caching.model_definition_ttl_s``); the registration
 (one commit creating the image and head documents for a first generation of a dataset object, otherwise
 one transaction: begin, one ``get_all`` of image, head and the capture's confirmation, commit); the
-training state; and the new-data count, skipped once the cause is recorded or this instance asked for it.
+training state; and the new-data count, skipped once the cause is recorded or this instance asked for it,
+and otherwise run only when the count may have crossed the threshold (``shared.count_pacing``).
 
 Counting without hot spots: each upload writes its own document and its
 object's head (one per object name, so never a shared document); the
@@ -106,5 +107,5 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
             "registered first", object=obj.name, generation=obj.generation)
         return IngestOutcome("superseded", image_id)
 
-    request = retrain_requests.new_data(model, settings) if image.label is not None else None
+    request = retrain_requests.new_data(model, settings, after_upload=True) if image.label is not None else None
     return IngestOutcome(registration.value, image_id, retrain_request=request)

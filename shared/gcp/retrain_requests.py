@@ -14,6 +14,7 @@ from typing import Any
 
 from shared import launch_rules
 from shared.config import Settings
+from shared.count_pacing import CountPacer
 from shared.gcp import images
 from shared.gcp.bus import PUBLISH_TIMEOUT_S
 from shared.gcp.clients import firestore_client, publisher_client, topic_path
@@ -23,6 +24,7 @@ from shared.retrain import RetrainRequest, is_recorded, new_data_cause, new_data
 from shared.ttl_cache import TtlCache
 
 _published: TtlCache[bool] = TtlCache(max_entries=1024)  # (project, cause) this instance published
+_counts = CountPacer()  # (project, cause) → the last new-data count this instance ran
 
 
 def publish_request(request: RetrainRequest, settings: Settings) -> str:
@@ -47,24 +49,33 @@ def ask_once(request: RetrainRequest | None, state: dict[str, Any], settings: Se
     return request
 
 
-def new_data(model: str, settings: Settings, state: dict[str, Any] | None = None) -> RetrainRequest | None:
+def new_data(model: str, settings: Settings, state: dict[str, Any] | None = None, *,
+             after_upload: bool = False) -> RetrainRequest | None:
     """Ask for a new_data run once enough labelled images arrived since the last run.
 
     Checked on redeliveries too: an earlier attempt may have died before publishing. The cause is the
     same each time (one per run), and the launcher runs at most one training per cause. Until launch_training
     records it, every upload would count and ask again: a cause this instance published is not counted for
     again for ``caching.published_cause_ttl_s`` (a publish that returned has reached the topic).
+    ``after_upload``: called for one labelled image on_upload registered; the count then runs only when
+    ``shared.count_pacing`` says it may have crossed (``caching.new_data_count_interval_s``). Every other
+    caller (a confirmation, the scheduler's tick) always counts.
     """
     state = training_state(model, settings) if state is None else state
     since_run = state.get("last_run_id")
     cause = new_data_cause(model, since_run)
-    if is_recorded(state, cause) or _published.get((settings.project_id, cause)):
+    key = (settings.project_id, cause)
+    if is_recorded(state, cause) or _published.get(key):
         return None  # recorded, or already asked by this instance: the count query can be skipped
+    threshold = settings.thresholds.new_data_images
+    if after_upload and not _counts.should_count(key, threshold, settings.caching.new_data_count_interval_s):
+        return None  # counted lately, and the images registered since cannot have reached the threshold
     count = images.count_new_labelled(firestore_client(settings.project_id), model)
-    request = new_data_request(model, count, settings.thresholds.new_data_images, since_run)
+    _counts.counted(key, count)
+    request = new_data_request(model, count, threshold, since_run)
     if request is not None:
         publish_request(request, settings)
-        _published.put((settings.project_id, cause), True, settings.caching.published_cause_ttl_s)
+        _published.put(key, True, settings.caching.published_cause_ttl_s)
     return request
 
 

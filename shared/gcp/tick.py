@@ -1,10 +1,10 @@
 """Adapter, check_drift's use case: one tick of the scheduler.
 
 For each model the tick names (an empty message: every configured or registered model) it
-checks drift, sweeps requests left pending after a run's cooldown into one new
-request, asks Cloud Run or Vertex AI about its running run's execution and ends
-a run whose execution failed (``watch``), and then does the work of events that
-never arrived (``reconcile``).
+checks drift, counts new labelled images (the backstop of on_upload's paced count), sweeps
+requests left pending after a run's cooldown into one new request, asks Cloud Run or Vertex AI
+about its running run's execution and ends a run whose execution failed (``watch``), and then
+does the work of events that never arrived (``reconcile``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def handle_tick(payload: Any, check_id: str, settings: Settings) -> list[DriftCh
     for model in models_to_check(payload, settings):
         own = model_settings.for_model(model, settings)  # the model's own thresholds, gate and release
         checks.append(drift.check_model(model, check_id, own))
+        retrain_requests.new_data(model, own)  # a crossing on_upload left to a later count (shared.count_pacing)
         retrain_requests.sweep_pending(model, own)
         try:
             watch.watch_model(model, own)

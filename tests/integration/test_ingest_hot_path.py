@@ -78,3 +78,45 @@ def test_a_new_data_cause_this_instance_asked_for_is_neither_counted_nor_asked_a
     with counting(local_stack.project_id) as counter:
         assert retrain_requests.new_data(model, settings) is None
     assert counter.snapshot()["firestore.aggregations"] == 0
+
+
+def _paced_model(stack, prefix: str) -> tuple[str, Settings]:
+    """A model whose new-data threshold is 3, training paused so its requests stay pending; settings whose
+    count, once run, is not run again for a long time unless the uploads since could have crossed."""
+    model = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    model_settings.create_model(model, LABELS, Settings(), overrides={"thresholds": {"new_data_images": 3}})
+    db(stack).document(layout.training_control_doc(model)).set({"paused": True}, merge=True)
+    settings = Settings(thresholds=Thresholds(new_data_images=3), caching=Caching(new_data_count_interval_s=600))
+    return model, settings
+
+
+def _labelled(stack, model: str, name: str) -> None:
+    db(stack).document(layout.image_doc(model, name)).set({"object": name, "status": "new", "labelled": True, "label": "1"})
+
+
+def test_after_an_upload_the_count_runs_only_when_the_images_since_could_have_crossed(local_stack):
+    model, settings = _paced_model(local_stack, "paced")
+    aggregations = []
+    for image in ("one", "two", "three"):
+        _labelled(local_stack, model, image)
+        with counting(local_stack.project_id) as counter:
+            request = retrain_requests.new_data(model, settings, after_upload=True)
+        aggregations.append(counter.snapshot()["firestore.aggregations"])
+    assert aggregations == [1, 0, 1]  # the first count, then none until the third image could reach 3
+    assert request is not None and request.evidence["new_labelled_images"] == 3
+
+
+def test_a_crossing_made_by_other_instances_is_asked_for_by_the_next_scheduler_tick(local_stack):
+    from shared.gcp import tick
+
+    model, settings = _paced_model(local_stack, "backstop")
+    _labelled(local_stack, model, "mine")
+    assert retrain_requests.new_data(model, settings, after_upload=True) is None  # counted 1
+    _labelled(local_stack, model, "theirs-1")  # registered by other instances: this one does not know
+    _labelled(local_stack, model, "theirs-2")
+    with counting(local_stack.project_id) as counter:
+        assert retrain_requests.new_data(model, settings, after_upload=True) is None  # 1 + 1 < 3: not counted
+    assert counter.snapshot()["firestore.aggregations"] == 0
+    tick.handle_tick({"model": model}, uuid.uuid4().hex, Settings())
+    pending = eventually(lambda: control(local_stack, model).get("pending"), 30, "the tick's request recorded")
+    assert [p["cause"] for p in pending] == [f"new_data:{model}:after-start"]
