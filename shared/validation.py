@@ -13,15 +13,15 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Mapping
-
-import numpy as np
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING, Mapping
 
 from shared.config import ImageLimits
 from shared.errors import EdgeloopError, InvalidObjectNameError
 from shared.layout import CAPTURE_REASON_KEY, LABEL_ID, MODEL_ID, CaptureReason, ObjectKind, ObjectRef, parse_object_name
 from shared.events import StorageObjectEvent
+
+if TYPE_CHECKING:  # numpy and PIL load where an image is decoded: on_feedback and the tick need only the types
+    import numpy as np
 
 
 class Reason(str, Enum):
@@ -128,6 +128,9 @@ def _check_metadata(metadata: Mapping[str, str], labels: frozenset[str],
 
 
 def _decode_image(content: bytes, expected_format: str, limits: ImageLimits) -> np.ndarray:
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

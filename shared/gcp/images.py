@@ -25,7 +25,6 @@ from shared.config import Settings
 from shared.events import StorageObjectEvent
 from shared.feedback import Feedback
 from shared.gcp.clients import firestore_client, storage_client
-from shared.image_stats import image_statistics
 from shared.labelling import Decision, LabelSource, Vote, decide, votes_of
 from shared.validation import AcceptedImage, Reason, Rejected
 
@@ -95,6 +94,8 @@ def _labelled_fields(decision: Decision) -> dict[str, Any]:
 
 def _image_document(obj: StorageObjectEvent, image: AcceptedImage, decision: Decision | None,
                     metadata_label: str | None) -> dict[str, Any]:
+    from shared.image_stats import image_statistics  # numpy and PIL: only on_upload registers images
+
     return {
         "object": obj.name,
         "generation": obj.generation,
