@@ -1,7 +1,10 @@
 """The quality gate: may this candidate reach any device? Pure rules over metric dictionaries.
 
 Absolute floors, the int8 quantisation loss, size and latency budgets, and no
-accuracy drop beyond ``max_regression`` against production. The trainer
+accuracy drop beyond ``max_regression`` against production. The quantisation loss is judged with the
+holdout's size (``shared.quantisation_loss``): rejected only when the int8 model is worse than the float
+one by more than ``max_quantisation_loss`` with 95% confidence, from the images on which the two disagree;
+a record without the holdout's size (older ones) is judged by the fixed limit on the observed loss. The trainer
 evaluates the production model on the candidate's own holdouts
 (``production_*`` metrics), so the comparison is like for like; without a
 production version there is nothing to regress against.
@@ -19,10 +22,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
+from shared import quantisation_loss
 from shared.config import STRESSES, Gate
 
 FIELD_METRIC = "int8_field_accuracy"
 FIELD_IMAGES = "field_holdout_images"
+# The clean holdout's size and the images the float and int8 models disagree on (the trainer reports them).
+HOLDOUT_IMAGES = "holdout_images"
+INT8_ONLY_ERRORS = "int8_only_errors"  # int8 wrong where float is right
+FLOAT_ONLY_ERRORS = "float_only_errors"  # float wrong where int8 is right
 
 
 def stress_metric(stress: str) -> str:
@@ -79,11 +87,32 @@ def _regression(metrics: Mapping[str, float], name: str, policy: Gate) -> Check 
     return _at_most(f"{name}_regression", production - metrics[name], policy.max_regression)
 
 
+def quantisation_check(metrics: Mapping[str, float], policy: Gate) -> Check:
+    """The int8 model's loss vs the float one on the clean holdout, judged with the holdout's size.
+
+    With the holdout's size and its discordant counts: the loss's one-sided lower confidence bound
+    (``quantisation_loss_lower_bound``) must be at most ``max_quantisation_loss``. With the size alone: the
+    same bound from the fewest discordant images the two accuracies allow. Without the size (records from
+    before the trainer reported it): the observed loss itself (``quantisation_loss``), the fixed rule.
+    """
+    observed = metrics["float_accuracy"] - metrics["int8_accuracy"]
+    images = int(metrics.get(HOLDOUT_IMAGES) or 0)
+    if images <= 0:
+        return _at_most("quantisation_loss", observed, policy.max_quantisation_loss)
+    if INT8_ONLY_ERRORS in metrics and FLOAT_ONLY_ERRORS in metrics:
+        int8_only, float_only = int(metrics[INT8_ONLY_ERRORS]), int(metrics[FLOAT_ONLY_ERRORS])
+    else:
+        int8_only, float_only = quantisation_loss.counts_from_accuracies(
+            metrics["float_accuracy"], metrics["int8_accuracy"], images)
+    bound = quantisation_loss.loss_lower_bound(int8_only, float_only, images)
+    return _at_most("quantisation_loss_lower_bound", bound, policy.max_quantisation_loss)
+
+
 def evaluate_gate(metrics: Mapping[str, float], policy: Gate) -> GateResult:
     """Judge a candidate by its metrics (as ``trainer_job.pipeline`` reports them)."""
     checks = [
         _at_least("int8_accuracy", metrics["int8_accuracy"], policy.min_accuracy),
-        _at_most("quantisation_loss", metrics["float_accuracy"] - metrics["int8_accuracy"], policy.max_quantisation_loss),
+        quantisation_check(metrics, policy),
         _at_most("size_bytes", metrics["size_bytes"], policy.max_size_bytes),
         _at_most("latency_us", metrics["latency_us"], policy.max_latency_us),
     ]

@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from shared.config import STRESSES, Gate, Settings
-from shared.gate import COMPARED_WITH_PRODUCTION, FIELD_IMAGES, FIELD_METRIC, evaluate_gate, stress_metric
+from shared.gate import (COMPARED_WITH_PRODUCTION, FIELD_IMAGES, FIELD_METRIC, FLOAT_ONLY_ERRORS, HOLDOUT_IMAGES,
+                         INT8_ONLY_ERRORS, evaluate_gate, stress_metric)
+from shared.quantisation_loss import rejects
 
 POLICY = Gate(min_accuracy=0.9, min_drifted_accuracy=0.5, max_quantisation_loss=0.01, max_regression=0.02,
               max_size_bytes=500_000, max_latency_us=1000)
@@ -59,6 +61,61 @@ def test_the_result_serialises_with_every_check_and_reason():
     assert document["passed"] is False
     assert document["reasons"] == ["latency_us 2000 > 1000"]
     assert len(document["checks"]) == 5 and all({"name", "value", "limit", "passed", "rule"} <= set(c) for c in document["checks"])
+
+
+# --- the quantisation loss, judged with the holdout's size --------------------------------------------------
+
+def holdout(images: int, int8_only: int, float_only: int, float_correct: int | None = None) -> dict:
+    """The clean-holdout metrics the trainer reports: both accuracies, the size, the images only one model gets right."""
+    float_correct = images - 4 if float_correct is None else float_correct
+    int8_correct = float_correct - int8_only + float_only
+    return {"float_accuracy": float_correct / images, "int8_accuracy": int8_correct / images, HOLDOUT_IMAGES: images,
+            INT8_ONLY_ERRORS: int8_only, FLOAT_ONLY_ERRORS: float_only}
+
+
+def test_one_image_of_80_that_int8_rounds_the_wrong_way_passes():
+    metrics = {**GOOD, **holdout(80, int8_only=1, float_only=0)}
+    assert metrics["float_accuracy"] - metrics["int8_accuracy"] == pytest.approx(0.0125)  # above 0.01: rejected before
+    result = evaluate_gate(metrics, POLICY)
+    assert result.passed
+    assert "quantisation_loss_lower_bound" in {c.name for c in result.checks}
+
+
+def test_a_real_five_point_loss_on_360_images_fails_with_a_readable_reason():
+    result = evaluate_gate({**GOOD, **holdout(360, int8_only=18, float_only=0, float_correct=355)}, POLICY)
+    assert [c.name for c in result.failures] == ["quantisation_loss_lower_bound"]
+    assert result.reasons() == ["quantisation_loss_lower_bound 0.03424 > 0.01"]
+
+
+def test_on_a_large_holdout_the_gate_holds_the_configured_limit():
+    images = 200_000
+    passed = evaluate_gate({**GOOD, **holdout(images, int8_only=2000 + 1900, float_only=2000)}, POLICY)  # 0.95 points
+    failed = evaluate_gate({**GOOD, **holdout(images, int8_only=2000 + 2300, float_only=2000)}, POLICY)  # 1.15 points
+    assert passed.passed and not failed.passed
+    assert failed.reasons()[0].startswith("quantisation_loss_lower_bound 0.01")
+
+
+def test_a_record_without_the_holdout_size_is_judged_by_the_fixed_limit():
+    """Records (and metric dictionaries) from before the trainer reported the holdout's size."""
+    assert evaluate_gate({**GOOD, "float_accuracy": 0.9825}, POLICY).reasons() == ["quantisation_loss 0.0125 > 0.01"]
+    assert "quantisation_loss" in {c.name for c in evaluate_gate(GOOD, POLICY).checks}
+
+
+def test_a_record_with_the_holdout_size_but_no_disagreement_counts_assumes_the_fewest_disagreements():
+    one_image = {**GOOD, "float_accuracy": 0.9825, HOLDOUT_IMAGES: 80}  # 1 image of 80
+    assert evaluate_gate(one_image, POLICY).passed
+    five_points = {**GOOD, "float_accuracy": 1.0, "int8_accuracy": 0.95, HOLDOUT_IMAGES: 360}  # 18 images of 360
+    assert evaluate_gate(five_points, POLICY).reasons() == ["quantisation_loss_lower_bound 0.03424 > 0.01"]
+
+
+@given(st.integers(1, 2000).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n // 2), st.integers(0, n // 2))),
+       st.floats(0, 0.2, allow_nan=False))
+def test_the_gate_applies_exactly_the_rule_the_benchmark_measures(counts, tolerance):
+    images, int8_only, float_only = counts
+    metrics = {**GOOD, **holdout(images, int8_only, float_only, float_correct=images - float_only)}
+    check = next(c for c in evaluate_gate(metrics, POLICY.model_copy(update={"max_quantisation_loss": tolerance})).checks
+                 if c.name.startswith("quantisation_loss"))
+    assert check.passed == (not rejects(int8_only, float_only, images, tolerance))
 
 
 # --- the field holdout and the synthetic stresses ------------------------------------------------------
