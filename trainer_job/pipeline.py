@@ -22,7 +22,8 @@ from rich.console import Console
 from shared.drift import baseline_statistics
 from shared.image_stats import image_statistics
 from trainer_job import convert, evaluate, stream
-from shared.gate import FIELD_IMAGES, FIELD_METRIC, stress_metric
+from shared.gate import (FIELD_IMAGES, FIELD_METRIC, FLOAT_ONLY_ERRORS, HOLDOUT_IMAGES, INT8_ONLY_ERRORS,
+                         stress_metric)
 from trainer_job.augment import STRESSES, AugmentConfig, augment, drifted
 from trainer_job import backbone as backbones
 from trainer_job.model import BACKBONE_GRIDS, DEFAULT_GRID, Hyperparameters, fit_streamed, search, train_best
@@ -338,14 +339,19 @@ def _evaluate_streamed(cache: stream.ImageCache, keras_model, float_bytes: bytes
     generators = {name: np.random.default_rng([seed, 2] if name == "dark" else [seed, 3 + i])
                   for i, name in enumerate(STRESSES)}
     tally, confidences, first = _Tally(), [], None
+    disagreements = {INT8_ONLY_ERRORS: 0, FLOAT_ONLY_ERRORS: 0}
     for images, labels in stream.eval_batches(cache, "holdout"):
         first = images[0] if first is None else first
         probabilities = keras_model.predict_on_batch(images.astype(np.float32))
         tally.add("keras_accuracy", np.argmax(probabilities, axis=1), labels)
-        tally.add("float_accuracy", lite_float.predict(images), labels)
+        float_predictions = lite_float.predict(images)
+        tally.add("float_accuracy", float_predictions, labels)
         scores = lite_int8.probabilities(images)
         confidences.append(scores.max(axis=1))
-        tally.add("int8_accuracy", np.argmax(scores, axis=1), labels)
+        int8_predictions = np.argmax(scores, axis=1)
+        tally.add("int8_accuracy", int8_predictions, labels)
+        for name, count in _disagreements(float_predictions, int8_predictions, labels).items():
+            disagreements[name] += count
         if lite_reference is not None:
             tally.add("production_int8_accuracy", lite_reference.predict(images), labels)
         for name, stress in STRESSES.items():
@@ -359,7 +365,8 @@ def _evaluate_streamed(cache: stream.ImageCache, keras_model, float_bytes: bytes
         tally.add(FIELD_METRIC, lite_int8.predict(images), labels)
         if lite_reference is not None:
             tally.add(f"production_{FIELD_METRIC}", lite_reference.predict(images), labels)
-    metrics = {**tally.accuracies(), FIELD_IMAGES: cache.count("field_holdout"),
+    metrics = {**tally.accuracies(), HOLDOUT_IMAGES: cache.count("holdout"), **disagreements,
+               FIELD_IMAGES: cache.count("field_holdout"),
                "latency_us": round(evaluate.latency_us(int8_bytes, first, repeats), 1)}
     return metrics, np.concatenate(confidences)
 
@@ -435,13 +442,25 @@ def _int8_accuracies(int8_bytes: bytes, holdout: Examples, stressed: dict[str, E
     return accuracies
 
 
+def _disagreements(float_predictions: np.ndarray, int8_predictions: np.ndarray, labels: np.ndarray) -> dict[str, int]:
+    """The holdout images only one of the two models gets right: what the gate judges the quantisation loss by."""
+    float_right, int8_right = float_predictions == labels, int8_predictions == labels
+    return {INT8_ONLY_ERRORS: int(np.sum(float_right & ~int8_right)),
+            FLOAT_ONLY_ERRORS: int(np.sum(int8_right & ~float_right))}
+
+
 def _evaluate(trained, float_bytes, int8_bytes, holdout: Examples, stressed: dict[str, Examples], field_holdout: Examples,
               repeats: int) -> dict[str, float]:
+    labels = np.asarray(holdout.labels)
+    float_predictions = evaluate.LiteModel(float_bytes).predict(holdout.images)
+    int8_predictions = evaluate.LiteModel(int8_bytes).predict(holdout.images)
     return {
         "keras_accuracy": evaluate.keras_accuracy(trained.model, holdout),
-        "float_accuracy": evaluate.accuracy(float_bytes, *holdout),
+        "float_accuracy": float(np.mean(float_predictions == labels)),  # as evaluate.accuracy computes it
         "float_drifted_accuracy": evaluate.accuracy(float_bytes, *stressed["dark"]),
         **_int8_accuracies(int8_bytes, holdout, stressed, field_holdout),
+        HOLDOUT_IMAGES: len(labels),
+        **_disagreements(float_predictions, int8_predictions, labels),
         FIELD_IMAGES: len(field_holdout.labels),
         "latency_us": round(evaluate.latency_us(int8_bytes, holdout.images[0], repeats), 1),
     }

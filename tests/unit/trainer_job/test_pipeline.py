@@ -83,6 +83,13 @@ def test_the_candidate_is_a_good_digits_model_that_survives_int8(candidate):
     assert candidate.metrics["int8_drifted_accuracy"] > 0.9  # trained with dimmed and noisy copies
 
 
+def test_the_candidate_reports_the_holdout_images_only_one_model_gets_right_for_the_gate(candidate):
+    m = candidate.metrics
+    assert m["holdout_images"] == candidate.counts["holdout"] == 360
+    assert m["int8_only_errors"] >= 0 and m["float_only_errors"] >= 0
+    assert m["float_accuracy"] - m["int8_accuracy"] == pytest.approx((m["int8_only_errors"] - m["float_only_errors"]) / 360)
+
+
 def test_the_published_bytes_carry_the_name_version_and_labels(candidate):
     metadata = convert.read_metadata(candidate.model_bytes)
     assert (metadata["name"], metadata["version"], metadata["labels"]) == ("digits", "v3", list(LABELS))
