@@ -365,6 +365,24 @@ Plot: [docs/decisions.png](docs/decisions.png).
         raise typer.Exit(1)
 
 
+@bench_app.command("quantisation")
+def bench_quantisation(trials: int = typer.Option(20_000, min=100, help="simulated holdouts per scenario"),
+                       seed: int = typer.Option(0, help="random seed")) -> None:
+    """The gate's quantisation-loss rule against the fixed limit it replaced: a Monte Carlo of holdouts, no stack."""
+    from edgeloop import bench_quantisation as quantisation
+    from shared.config import get_settings
+
+    policy = get_settings().gate
+    outcomes = quantisation.measure(policy, trials, seed)
+    markdown = f"""## Quantisation-loss gate (`edgeloop bench quantisation`)
+
+{quantisation.markdown(outcomes, policy, trials, seed)}
+"""
+    show_section(console, "quantisation", markdown)
+    if not all(quantisation.targets_met(outcomes, policy).values()):
+        raise typer.Exit(1)
+
+
 def drift_bench(bench_settings, figure: Path | None, model: str = "digits",
                 env: dict[str, str] | None = None) -> tuple[list, dict]:
     """``edgeloop bench drift``'s measurement on a fresh stack: (results, meta); draws ``figure`` if given.
@@ -434,7 +452,8 @@ def bench_capacity(events: int = typer.Option(50, min=1, help="events counted pe
 
 @bench_app.command("all")
 def bench_all(seed: int = typer.Option(0, help="split and training seed")) -> None:
-    """Every benchmark, one after the other: train, backbone, ingest, client, loop, soak, decisions, drift, footprint, capacity."""
+    """Every benchmark, one after the other: train, backbone, ingest, client, loop, soak, decisions, quantisation, drift,
+    footprint, capacity."""
     bench_train(seed=seed, scale=False)  # called as functions: every option passed explicitly
     bench_backbone(seed=seed, per_class=None, weights="none")
     bench_ingest()
@@ -442,6 +461,7 @@ def bench_all(seed: int = typer.Option(0, help="split and training seed")) -> No
     bench_loop(devices=16)
     bench_soak(duration=180.0)
     bench_decisions(rollouts=200, horizon=20_000, seed=0)
+    bench_quantisation(trials=20_000, seed=0)
     bench_drift(devices=12, healthy_windows=100, drift_windows=10, seed=0)
     bench_footprint(events=1_000)
     bench_capacity(events=50)
