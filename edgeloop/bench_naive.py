@@ -319,7 +319,8 @@ def upload_race(model: str, state: StackState, settings: Settings, console) -> d
         naive_ops = count_operations(naive.naive_ingest, counted, settings, [naive.client()])
     return {"on_upload": on_upload, "naive": baseline, "on_upload_ops": on_upload_ops, "naive_ops": naive_ops,
             "ratio": on_upload["per_s"] / baseline["per_s"], "counted_objects": COUNTED_OBJECTS,
-            "threshold": settings.thresholds.new_data_images, "load": load, "cores": os.cpu_count()}
+            "threshold": settings.thresholds.new_data_images, "load": load, "cores": os.cpu_count(),
+            "count_interval_s": settings.caching.new_data_count_interval_s}
 
 
 # --- BENCHMARKS.md -----------------------------------------------------------------------------------------
@@ -359,8 +360,9 @@ the ratio is the comparable figure.
 
 Operations per image (per distinct object, its duplicate notifications' included), counted at the clients
 (edgeloop/opcount.py) with each handler called in this process on the {r['counted_objects']} objects of a model of
-their own plus 10% duplicates, one event at a time; with the new-data threshold at {r['threshold']}, the first
-{r['threshold']} of them run the new-data count query, the rest find the cause asked for:
+their own plus 10% duplicates, one event at a time; with the new-data threshold at {r['threshold']}, the count query
+runs at the first upload, then when the uploads since the last count could reach the threshold or that count is
+`caching.new_data_count_interval_s` old (shared/count_pacing.py), and not at all once the cause is asked for:
 
 | handler | Firestore reads | writes | transactions | count queries | Firestore round trips | Storage reads | Pub/Sub published | handler time (median, in process) |
 |---|---|---|---|---|---|---|---|---|
@@ -377,12 +379,14 @@ query: 7 to 9 Firestore round trips per image, against {on['round_trips']:.1f} c
 `caching.model_definition_ttl_s` (30 s), a first generation of a dataset object is registered in one commit (both
 documents created only if neither exists; an overwrite, a capture whose votes may have come first, or a redelivery
 take the transaction, which reads its documents in one `get_all`), and an instance that published a new-data cause
-neither counts nor asks for it again. What is left per image: the download (on_upload validates the bytes; the naive
-handler reads none), the commit, and the training-state read that decides whether the new-data count must run: it is
-read after the registration so that an image registered as a run starts is either in that run's snapshot or counted
-for the next one. Until the cause is asked for (the first {r['threshold']} labelled images after each run), every upload also runs
-the new-data count query, the largest stage above: it is what decides the retrain, and skipping it on some uploads
-could leave a crossing unasked when uploads stop. The remaining distance to the naive handler is that count, that
-read, the download, the decode and statistics (a few ms of CPU), and a larger document to write (every field indexed
-by the emulator), all on the same two cores as the emulators.
+neither counts nor asks for it again. The new-data count query, which decides the retrain, no longer runs after every
+upload: an instance counts again only when its last count plus the images it registered since could reach the
+threshold (with one instance, at the very upload that crosses it) or when that count is {r['count_interval_s']:g} s old (other instances
+register images too), and the scheduler's tick counts for every model, so a crossing is asked at most a tick late
+when uploads stop. What is left per image: the download (on_upload validates the bytes; the naive handler reads
+none), the commit, and the training-state read that decides whether a count may be needed: it is read after the
+registration so that an image registered as a run starts is either in that run's snapshot or counted for the next
+one. That download, that read, the decode and statistics (a few ms of CPU) and a larger document to write (every
+field indexed by the emulator, against the naive handler's one field) are the remaining distance to the naive
+handler, which validates nothing; all share the same two cores with the emulators and the storage server.
 """

@@ -44,7 +44,8 @@ def test_the_section_says_whether_the_target_is_met_and_shows_both_handlers_cost
     ops = {"reads": 1.3, "writes": 2.2, "transactions": 0.1, "count_queries": 0.67, "round_trips": 3.17,
            "storage_reads": 1.1, "published": 0.0, "handler_ms": 50, "total_ms": 60, "stages_ms": {"download": 17.0}}
     result = {"on_upload": run, "naive": {**run, "per_s": 10.0}, "on_upload_ops": ops, "naive_ops": ops, "ratio": 0.5,
-              "counted_objects": 300, "threshold": 200, "load": [3.0, 4.0], "cores": 2}
+              "counted_objects": 300, "threshold": 200, "load": [3.0, 4.0], "cores": 2,
+              "count_interval_s": 2.0}
     notes = bench_naive.markdown_notes(result)
     assert "**0.50×**" in notes and "❌" in notes and "against 3.2 counted now" in notes and "download 17.0" in notes
     rows = bench_naive.markdown_rows(result).splitlines()
