@@ -230,6 +230,7 @@ def bench_loop(devices: int = typer.Option(16, "--devices", "-n", help="simulate
 
     from edgeloop import bench_launch
     from edgeloop.demo import DEMO_ENV, run_demo
+    from edgeloop.loop_timing import run_work
 
     figure = BENCHMARKS_FILE.parent / "docs" / "loop-report.png"
     result = run_demo(console, devices=devices, report_path=figure, timeout_s=1500)
@@ -254,6 +255,8 @@ def bench_loop(devices: int = typer.Option(16, "--devices", "-n", help="simulate
     kinds = (" / ".join(f"{result.timeline.seconds(kind):.1f} s" for kind in ("policy", "work", "latency"))
              if result.timeline else "-")
     held = promoted["metrics"]
+    work_lines = "\n".join(f"- {run.get('version')}: {run_work(run)}" for run in result.runs
+                           if run.get("status") == "published" and run.get("version") in ("v1", result.fixed_by))
     field = (f"{promoted['version']}'s gate compared it with v1 on {int(held['field_holdout_images'])} held-out confirmed "
              f"captures: {held['int8_field_accuracy']:.1%} vs {held['production_int8_field_accuracy']:.1%}"
              if held.get("field_holdout_images") and "production_int8_field_accuracy" in held else "no field holdout")
@@ -281,6 +284,10 @@ the wait was — the product's latency, training work, or a policy the settings 
 | step | at | wait | kind | why it waited |
 |---|---|---|---|---|
 {timeline_rows}
+
+The training work stage by stage, from each run's document: v1's run trained before the fleet started, the run of the
+version that fixed the room while {devices} simulated devices, the functions and the emulators shared the same two cores.
+{work_lines}
 
 The launch latency is timed apart from the demo (whose few runs mostly wait for a policy): operator requests
 (`edgeloop retrain`'s path) for a model with no images, one at a time, each from the request's `requested_at`

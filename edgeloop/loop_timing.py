@@ -143,3 +143,16 @@ def request_to_start_s(runs: Iterable[Mapping[str, Any]]) -> list[float]:
             continue
         waits.append((started - asked).total_seconds())
     return waits
+
+
+def run_work(run: Mapping[str, Any]) -> str:
+    """Where a run's training work went: its recorded stages in order, the train stage's own steps in brackets."""
+    stages = sorted(((name, stage) for name, stage in (run.get("stages") or {}).items() if "seconds" in stage),
+                    key=lambda item: str(item[1].get("started_at", "")))
+    inner = (run.get("result") or {}).get("train_stage_seconds") or {}
+
+    def stage(name: str, seconds: float) -> str:
+        steps = f" ({', '.join(f'{step} {s:.1f} s' for step, s in inner.items())})" if name == "train" and inner else ""
+        return f"{name} {seconds:.1f} s{steps}"
+
+    return " · ".join(stage(name, float(s["seconds"])) for name, s in stages) or "no stages recorded"

@@ -99,3 +99,15 @@ def test_a_request_that_waited_for_field_evidence_shows_that_policy_not_the_old_
     launched = timeline.step(LAUNCHED)
     assert launched.kind == POLICY and "min_field_holdout" in launched.why and "cooldown" not in launched.why
     assert [round(wait, 1) for step, _, wait in timeline.rows() if step.name == LAUNCHED] == [19]  # after the drift report at 12 s
+
+
+def test_a_runs_work_lists_its_stages_in_order_with_the_train_stages_own_steps():
+    from edgeloop.loop_timing import run_work
+
+    run = {"stages": {
+        "train": {"started_at": "2026-12-02T10:00:05+00:00", "seconds": 80.0},
+        "snapshot": {"started_at": "2026-12-02T10:00:00+00:00", "seconds": 1.5},
+        "upload": {"started_at": "2026-12-02T10:01:30+00:00"},  # still running: no seconds yet
+    }, "result": {"train_stage_seconds": {"train": 60.0, "convert": 12.5}}}
+    assert run_work(run) == "snapshot 1.5 s · train 80.0 s (train 60.0 s, convert 12.5 s)"
+    assert run_work({}) == "no stages recorded"
