@@ -51,9 +51,18 @@ if len(sys.argv) > 4:
 print(json.dumps(result))
 """
 
-# What a handler's first real work loads beyond its imports. A drift check imports scipy's tests where it runs
-# them (most ticks find too few inputs to test): the probe runs one check, on a drifted sample, to count them in.
+# What a handler's first real work loads beyond its imports. on_upload imports numpy and PIL where it decodes and
+# measures an image (the probe decodes one 8×8 PNG); a drift check imports scipy's tests where it runs them (most
+# ticks find too few inputs to test): the probe runs one check, on a drifted sample, to count them in.
 FIRST_WORK = {
+    "on_upload": """
+import base64
+from shared.config import ImageLimits
+from shared.image_stats import image_statistics
+from shared.validation import _decode_image
+png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFElEQVR4nGOssJFjwAaYsIoOWgkAqc4A4sZyGgYAAAAASUVORK5CYII=")
+assert image_statistics(_decode_image(png, "PNG", ImageLimits()))
+""",
     "check_drift": """
 from shared.drift import DriftThresholds, detect_drift
 baseline = {"confidences": [i / 100 for i in range(100)], "label_counts": {"0": 50, "1": 50}}
@@ -61,7 +70,7 @@ recent = [{"confidence": 0.5 + i / 400, "predicted_label": "0"} for i in range(1
 assert detect_drift(baseline, recent, DriftThresholds(50, 0.01, 0.1, 0.2)).drifted
 """,
 }
-FIRST_WORK_LABEL = {"check_drift": "after its first drift test"}
+FIRST_WORK_LABEL = {"on_upload": "after its first image", "check_drift": "after its first drift test"}
 
 
 def handler_modules(source: Path = FUNCTIONS_SOURCE) -> dict[str, tuple[str, ...]]:
