@@ -148,6 +148,16 @@ def under_load(state, settings, console, model: str = "digits", events: int = EV
 
 # --- the benchmark's section -----------------------------------------------------------------------------------
 
+# The floor under every handler: the Firestore client library alone, in a fresh interpreter.
+_CLIENT_ALONE = _PEAK + """
+import json, sys, time
+start, cpu_start = time.perf_counter(), time.process_time()
+import google.cloud.firestore
+print(json.dumps({"client": {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start,
+                             "max_rss": peak(), "modules": sorted(sys.modules)}}))
+"""
+CLIENT_ALONE = "google.cloud.firestore alone"
+
 MAX_IMPORT_S = 1.0  # issue 21's targets
 MAX_RSS_MIB = 150.0
 ALL_HANDLERS = "every handler's modules in one process"
@@ -178,19 +188,34 @@ def probes(source: Path = FUNCTIONS_SOURCE, repeats: int = REPEATS) -> dict[str,
     run ``repeats`` times, interleaved; the fastest wall and CPU time are kept."""
     modules = handler_modules(source)
     everything = sorted({name for names in modules.values() for name in names})
-    runs: dict[str, list[dict]] = {name: [] for name in [*modules, ALL_HANDLERS]}
+    runs: dict[str, list[dict]] = {name: [] for name in [*modules, ALL_HANDLERS, CLIENT_ALONE]}
     for _ in range(repeats):
         for function in modules:
             runs[function].append(probe(function, source))
         done = subprocess.run([sys.executable, "-c", _PROBE, next(iter(modules)), str(source), json.dumps(everything)],
                               capture_output=True, text=True, check=True, cwd=REPO_ROOT)
         runs[ALL_HANDLERS].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        alone = subprocess.run([sys.executable, "-c", _CLIENT_ALONE], capture_output=True, text=True, check=True,
+                               cwd=REPO_ROOT)
+        runs[CLIENT_ALONE].append(json.loads(alone.stdout.strip().splitlines()[-1]))
     return {name: _fastest(found) for name, found in runs.items()}
+
+
+def _client_floor(client: dict | None) -> str:
+    """What the Firestore client library alone costs: the part of every handler's import no handler can shed."""
+    if client is None:
+        return ""
+    return (f"\nThe Firestore client library alone (`import google.cloud.firestore` in a fresh interpreter, measured in the "
+            f"same run) takes {client['cpu_seconds']:.2f} s of CPU ({client['seconds']:.2f} s) and {client['max_rss'] / MIB:.0f} MiB "
+            "on this machine: every handler reads or writes Firestore, so that much of each row is the library's own "
+            "import (its gRPC transport, protobuf types, google-auth and requests), which no handler can shed.\n")
 
 
 def markdown(found: dict[str, dict], loaded: dict, events: int) -> str:
     """BENCHMARKS.md's footprint section."""
     rows = []
+    found = dict(found)
+    client = found.pop(CLIENT_ALONE, {}).get("client")
 
     def row(name: str, served: dict, handler: dict) -> str:
         libraries = ", ".join(watched(handler["modules"])) or "–"
@@ -225,6 +250,7 @@ other work, whose load stretches wall time, often twofold), resident memory < {M
 | function | ready to serve: import CPU (wall) / peak RSS | + its handler's modules (first event) | heavy libraries loaded | on target |
 |---|---|---|---|---|
 {nl.join(rows)}
+{_client_floor(client)}
 
 On a fresh local stack: each function's serving process (functions-framework's gunicorn worker: resident memory;
 with its arbiter, which it was forked from: proportional set size summed, what the two take together) when ready,

@@ -14,7 +14,7 @@ CLIENTS = {"grpc", "requests", "cryptography", "google.cloud.firestore"}  # ever
 # made (shared.gcp.clients), scipy.special when the release rule first computes its bounds.
 MAY_LOAD = {
     "on_upload": CLIENTS | {"numpy", "PIL"},  # decode, validate and measure the image
-    "on_feedback": CLIENTS | {"numpy", "PIL"},  # the release rule's arrays; shared.validation via the image store
+    "on_feedback": CLIENTS | {"numpy"},  # the release rule's arrays
     "check_drift": CLIENTS | {"numpy", "PIL"},  # drift statistics; reconciliation re-runs ingest (scipy: see below)
     "launch_training": CLIENTS | {"numpy"},  # the registry's lifecycle rules
 }
@@ -53,3 +53,11 @@ def test_scipy_loads_only_when_a_drift_check_runs_its_tests(probes):
     assert "scipy" not in watched(check_drift["handler"]["modules"])
     assert "scipy" in watched(check_drift["work"]["modules"])
     assert "scipy" in WATCHED
+
+
+def test_the_section_names_the_firestore_clients_own_import_as_the_floor_under_every_handler():
+    from edgeloop.footprint import _client_floor
+
+    text = _client_floor({"cpu_seconds": 0.62, "seconds": 0.7, "max_rss": 60 * 2**20})
+    assert "takes 0.62 s of CPU (0.70 s) and 60 MiB" in text and "no handler can shed" in text
+    assert _client_floor(None) == ""
