@@ -33,7 +33,7 @@ COUNTED_REPORTS = 50  # reports whose operations are counted, in process
 POLLS = 30
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
@@ -85,29 +85,36 @@ def feedback_burst(model: str, count: int, state: StackState, settings: Settings
         return start, written, _handled(model, state, written, timeout_s)
 
 
-def feedback_paced(model: str, count: int, rate: float, state: StackState, settings: Settings, console: Console,
-                   timeout_s: float = 120.0) -> tuple[dict[str, float], dict[str, float]]:
-    """Write ``count`` reports one by one at ``rate`` per second (each at its time on a fixed schedule, from
-    ``WRITERS`` writers) and wait until on_feedback handled each: (written: id → commit time, handled: id → time
-    handled), times in epoch seconds."""
-    db = firestore_client(settings.project_id)
-    run = uuid.uuid4().hex[:6]
+def paced_writes(db: firestore.Client, count: int, rate: float, writers: int, document: Callable[[str], str],
+                 fields: Callable[[int], dict[str, Any]], prefix: str = "bench") -> dict[str, float]:
+    """``count`` documents written one by one at ``rate`` per second, each at its time on a fixed schedule, from
+    ``writers`` writers (a slow write must not hold the schedule back): id → commit time, in epoch seconds."""
     written: dict[str, float] = {}
 
     def write(index: int) -> None:
-        feedback_id = f"bench-{uuid.uuid4().hex[:12]}"
-        result = db.document(layout.feedback_doc(model, feedback_id)).set(_report(run, index))
-        written[feedback_id] = result.update_time.timestamp()
+        document_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        written[document_id] = db.document(document(document_id)).set(fields(index)).update_time.timestamp()
 
-    with console.status(f"{count} feedback documents at {rate:g}/s → on_feedback…"), \
-            ThreadPoolExecutor(max_workers=WRITERS) as writers:
+    with ThreadPoolExecutor(max_workers=writers) as pool:
         start = time.monotonic()
         pending = []
         for index in range(count):
             time.sleep(max(0.0, start + index / rate - time.monotonic()))
-            pending.append(writers.submit(write, index))
+            pending.append(pool.submit(write, index))
         for future in pending:
             future.result()
+    return written
+
+
+def feedback_paced(model: str, count: int, rate: float, state: StackState, settings: Settings, console: Console,
+                   timeout_s: float = 120.0) -> tuple[dict[str, float], dict[str, float]]:
+    """Write ``count`` reports one by one at ``rate`` per second (``paced_writes``, ``WRITERS`` writers) and wait
+    until on_feedback handled each: (written: id → commit time, handled: id → time handled), epoch seconds."""
+    run = uuid.uuid4().hex[:6]
+    with console.status(f"{count} feedback documents at {rate:g}/s → on_feedback…"):
+        written = paced_writes(firestore_client(settings.project_id), count, rate, WRITERS,
+                               lambda feedback_id: layout.feedback_doc(model, feedback_id),
+                               lambda index: _report(run, index))
         return written, _handled(model, state, written, timeout_s)
 
 
@@ -135,8 +142,8 @@ def _latency(written: dict[str, float], done: dict[str, float], start: float) ->
     elapsed = max(done.values()) - start if done else float("nan")
     return {"handled": len(done), "written": len(written), "seconds": elapsed,
             "per_s": len(done) / elapsed if done else 0.0,
-            "p50_s": _percentile(latencies, 50) if latencies else float("nan"),
-            "p95_s": _percentile(latencies, 95) if latencies else float("nan"),
+            "p50_s": percentile(latencies, 50) if latencies else float("nan"),
+            "p95_s": percentile(latencies, 95) if latencies else float("nan"),
             "max_s": max(latencies) if latencies else float("nan")}
 
 
@@ -241,8 +248,8 @@ def client_poll(model: str, state: StackState, settings: Settings, directory) ->
     naive = _timed(lambda: blob.download_as_bytes(), POLLS)
     return {
         "model_bytes": pointer.production.size, "first_install_s": first, "install_bytes": install_bytes,
-        "unchanged_p50_ms": _percentile(unchanged, 50) * 1000, "unchanged_p95_ms": _percentile(unchanged, 95) * 1000,
+        "unchanged_p50_ms": percentile(unchanged, 50) * 1000, "unchanged_p95_ms": percentile(unchanged, 95) * 1000,
         "unchanged_reads_per_poll": reads / POLLS, "unchanged_bytes_per_poll": polled_bytes / POLLS,
-        "naive_p50_ms": _percentile(naive, 50) * 1000, "naive_p95_ms": _percentile(naive, 95) * 1000,
+        "naive_p50_ms": percentile(naive, 50) * 1000, "naive_p95_ms": percentile(naive, 95) * 1000,
         "naive_bytes_per_poll": pointer.production.size, "polls": POLLS,
     }

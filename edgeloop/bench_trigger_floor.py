@@ -16,8 +16,6 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +25,7 @@ import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
+from edgeloop.bench_stack import paced_writes, percentile
 from edgeloop.localstack.processes import free_port
 from edgeloop.localstack.tools import find_tools
 from edgeloop.localstack.wiring import FIRESTORE_TRIGGERS
@@ -117,32 +116,6 @@ def _emulator(host: str, receiver: _Receiver, log_file: Path) -> Iterator[firest
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def _paced_writes(db: firestore.Client, count: int, rate: float, writers: int) -> dict[str, float]:
-    """``count`` feedback documents written one by one at ``rate`` per second: id → commit time."""
-    written: dict[str, float] = {}
-
-    def write(index: int) -> None:
-        feedback_id = f"floor-{uuid.uuid4().hex[:12]}"
-        result = db.document(f"models/floor/feedback/{feedback_id}").set(
-            {"uid": f"floor-{index // 5}", "model_version": "v1", "correct": True, "sent_at": firestore.SERVER_TIMESTAMP})
-        written[feedback_id] = result.update_time.timestamp()
-
-    with ThreadPoolExecutor(max_workers=writers) as pool:
-        start = time.monotonic()
-        futures = []
-        for index in range(count):
-            time.sleep(max(0.0, start + index / rate - time.monotonic()))
-            futures.append(pool.submit(write, index))
-        for future in futures:
-            future.result()
-    return written
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))] if ordered else float("nan")
-
-
 def measure(delays_s: tuple[float, ...], count: int, rate: float, writers: int, log_dir: Path,
             host: str = "127.0.0.1", timeout_s: float = 120.0) -> list[dict[str, Any]]:
     """For each receiver delay: reports written at ``rate``, when each arrived, the spacing of arrivals and how
@@ -153,7 +126,10 @@ def measure(delays_s: tuple[float, ...], count: int, rate: float, writers: int, 
         threading.Thread(target=receiver.serve_forever, daemon=True).start()
         try:
             with _emulator(host, receiver, log_dir / "trigger-floor-firestore.log") as db:
-                written = _paced_writes(db, count, rate, writers)
+                written = paced_writes(db, count, rate, writers, lambda report: f"models/floor/feedback/{report}",
+                                       lambda index: {"uid": f"floor-{index // 5}", "model_version": "v1",
+                                                      "correct": True, "sent_at": firestore.SERVER_TIMESTAMP},
+                                       prefix="floor")
                 deadline = time.monotonic() + timeout_s
                 while len(receiver.arrived.keys() & written.keys()) < len(written) and time.monotonic() < deadline:
                     time.sleep(0.2)
@@ -167,7 +143,8 @@ def measure(delays_s: tuple[float, ...], count: int, rate: float, writers: int, 
         results.append({
             "delay_ms": delay * 1000, "written": len(written), "arrived": len(arrived),
             "spacing_ms": span / (len(times) - 1) * 1000 if len(times) > 1 else float("nan"),
-            "p50_s": _percentile(latencies, 0.5), "p95_s": _percentile(latencies, 0.95),
+            "p50_s": percentile(latencies, 50) if latencies else float("nan"),
+            "p95_s": percentile(latencies, 95) if latencies else float("nan"),
             "most_in_flight": receiver.most_in_flight})
     return results
 
