@@ -19,9 +19,8 @@ in one labelled image.
 
 Round trips per counted report, in order: the model's labels and overrides (kept by the instance for
 ``caching.model_definition_ttl_s``, ``model_settings.definition``); one ``get_all`` of the pointer, the
-training state, the reported version's record, the report and its user's document; the admission, one commit
-conditional on the report and the user's document being unchanged since (a transaction when either changed);
-the windowed sum; the release rules' own reads only when the
+training state and the reported version's record; the admission transaction (begin, one ``get_all`` of the
+report and its user's document, commit); the windowed sum; the release rules' own reads only when the
 reported version is not the one they judge, or when a verdict is in sight.
 """
 
@@ -30,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence
+from typing import Any
 
 from google.cloud import firestore
 from pydantic import ValidationError
@@ -42,7 +41,7 @@ from shared import layout
 from shared.gcp import images, model_settings, retrain_requests
 from shared.gcp.clients import firestore_client
 from shared.gcp.release import ReleaseOutcome, evaluate_release
-from shared.gcp.tallies import admission_refs, admit_report, distinct_users, version_tally
+from shared.gcp.tallies import admit_report, distinct_users, version_tally
 from shared.logs import log
 from shared.registry import ModelPointer, VersionRecord
 from shared.retrain import RetrainRequest, is_recorded, success_rate_request
@@ -76,18 +75,15 @@ class ModelState:
     pointer: ModelPointer | None  # None: no pointer document
     training: dict[str, Any]  # the training state (training_lock.training_state's)
     records: dict[str, VersionRecord] = field(default_factory=dict)  # the version records read with them
-    also: dict[str, Any] = field(default_factory=dict)  # path → snapshot of the other documents read with them
 
 
-def read_model_state(db: firestore.Client, model: str, version: str | None,
-                     also: Sequence[firestore.DocumentReference] = ()) -> ModelState:
+def read_model_state(db: firestore.Client, model: str, version: str | None) -> ModelState:
     """The pointer, the training state and ``version``'s record (if it exists), in one ``get_all``: the version
-    a report is about is usually the one the release rules judge (production, or the canary in rollout).
-    ``also``: documents read in the same round trip (the report and its user's, for its admission)."""
+    a report is about is usually the one the release rules judge (production, or the canary in rollout)."""
     refs = [db.document(layout.model_doc(model)), db.document(layout.training_control_doc(model))]
     if version is not None and VERSION_ID.fullmatch(version):
         refs.append(db.document(layout.version_doc(model, version)))
-    read = {s.reference.path: s for s in db.get_all([*refs, *also])}
+    read = {s.reference.path: s for s in db.get_all(refs)}
     pointer, training, *record = (read[ref.path] for ref in refs)
     records = {}
     if record and record[0].exists:
@@ -96,8 +92,7 @@ def read_model_state(db: firestore.Client, model: str, version: str | None,
         except ValidationError:  # judged or not, the release rules read it themselves, as they always did
             pass
     return ModelState(ModelPointer.model_validate(pointer.to_dict()) if pointer.exists else None,
-                      (training.to_dict() or {}) if training.exists else {}, records,
-                      {ref.path: read[ref.path] for ref in also})
+                      (training.to_dict() or {}) if training.exists else {}, records)
 
 
 def judge_counted(db: firestore.Client, model: str, version: str, settings: Settings, state: dict,
@@ -153,7 +148,7 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
         log("WARNING", "feedback_rejected", str(exc), model=model, document=event.document, reason="invalid_feedback")
         return FeedbackOutcome("rejected", str(exc))
 
-    read = read_model_state(db, model, feedback.model_version, also=admission_refs(db, model, event.document, feedback))
+    read = read_model_state(db, model, feedback.model_version)
     state = read.training
     labelled = 0
     new_data = None
@@ -163,7 +158,7 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
         new_data = retrain_requests.new_data(model, settings, state) if labelled else None
 
     thresholds = settings.thresholds
-    counted = admit_report(db, model, event.document, feedback, event.created, thresholds, read.also)
+    counted = admit_report(db, model, event.document, feedback, event.created, thresholds)
     if not counted:
         # Over its user's cap (or deleted since): no count moved, so no decision can change; only its label applied.
         requests = (new_data,) if new_data is not None else ()
