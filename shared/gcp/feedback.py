@@ -110,6 +110,11 @@ def judge_counted(db: firestore.Client, model: str, version: str, settings: Sett
     # rules, and late reports about a replaced version say nothing about what devices run now.
     if release.production not in (None, version):
         return rate, release, None
+    # While a canary rolls out, the release rules are judging the candidate fix: a retrain now would replace it
+    # (a newer candidate supersedes the canary) before its evidence is in. If it is rolled back, production's
+    # next low-success report asks.
+    if release.canary is not None:
+        return rate, release, None
 
     def request(users: int | None) -> RetrainRequest | None:
         return success_rate_request(model, version, rate, thresholds.min_feedback_samples,

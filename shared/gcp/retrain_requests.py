@@ -17,6 +17,7 @@ from shared.config import Settings
 from shared.count_pacing import CountPacer
 from shared.gcp import images
 from shared.gcp.bus import PUBLISH_TIMEOUT_S
+from shared.gcp.model_registry import load_pointer
 from shared.gcp.clients import firestore_client, publisher_client, topic_path
 from shared.gcp.training_lock import training_state
 from shared.logs import log
@@ -80,7 +81,14 @@ def new_data(model: str, settings: Settings, state: dict[str, Any] | None = None
 
 
 def sweep_pending(model: str, settings: Settings) -> RetrainRequest | None:
-    """Publish one request serving everything left pending once the model is free again (scheduled)."""
+    """Publish one request serving everything left pending once the model is free again (scheduled).
+
+    Not while a canary rolls out: the release rules are judging the candidate fix, and a run now would
+    replace it before its evidence is in; the causes stay pending until it is promoted or rolled back.
+    """
+    pointer = load_pointer(model, settings)
+    if pointer is not None and pointer.rollout.candidate is not None:
+        return None
     request = launch_rules.sweep_request(training_state(model, settings), model, time.time())
     if request is not None:
         publish_request(request, settings)

@@ -249,3 +249,23 @@ def test_report_writes_a_png_of_success_drift_and_accuracy(local_stack, settings
     assert result.exit_code == 0, result.output
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and output.stat().st_size > 20_000
     assert "v1: 83.3% of 12 reports correct" in result.output
+
+
+def test_while_a_canary_rolls_out_production_asks_for_no_retrain_and_none_is_swept(local_stack, settings, canary):
+    """A run now would replace the canary (the candidate fix) before its evidence is in."""
+    from shared.gcp import retrain_requests
+
+    model = canary
+    wrong = settings.thresholds.min_feedback_samples + 50  # far below min_success_rate, from many users
+    give_feedback(local_stack, model, "v1", correct=0, wrong=wrong)
+    eventually(lambda: version_tally(db(local_stack), model, "v1").total == wrong, RELEASE_WAIT_S, "every report counted")
+    state = db(local_stack).document(layout.training_control_doc(model)).get().to_dict() or {}
+    assert not state.get("pending") and not state.get("active_run")
+    assert not [e for e in log_entries(local_stack, "on_feedback")
+                if e.get("event") == "retrain_requested" and e.get("model") == model]
+
+    # A cause asked before the canary was published stays pending until the canary is promoted or rolled back.
+    db(local_stack).document(layout.training_control_doc(model)).set(
+        {"pending": [{"reason": "success_rate", "cause": f"success_rate:{model}:v1:earlier"}], "cooldown_until": 0},
+        merge=True)
+    assert retrain_requests.sweep_pending(model, settings) is None
