@@ -17,8 +17,8 @@ from shared.config import Settings
 from shared.count_pacing import CountPacer
 from shared.gcp import images
 from shared.gcp.bus import PUBLISH_TIMEOUT_S
-from shared.gcp.model_registry import load_pointer
 from shared.gcp.clients import firestore_client, publisher_client, topic_path
+from shared.gcp.model_registry import load_pointer
 from shared.gcp.training_lock import training_state
 from shared.logs import log
 from shared.retrain import RetrainRequest, is_recorded, new_data_cause, new_data_request
@@ -86,10 +86,11 @@ def sweep_pending(model: str, settings: Settings) -> RetrainRequest | None:
     Not while a canary rolls out: the release rules are judging the candidate fix, and a run now would
     replace it before its evidence is in; the causes stay pending until it is promoted or rolled back.
     """
-    pointer = load_pointer(model, settings)
+    request = launch_rules.sweep_request(training_state(model, settings), model, time.time())
+    if request is None:
+        return None
+    pointer = load_pointer(model, settings)  # read only when something would launch
     if pointer is not None and pointer.rollout.candidate is not None:
         return None
-    request = launch_rules.sweep_request(training_state(model, settings), model, time.time())
-    if request is not None:
-        publish_request(request, settings)
+    publish_request(request, settings)
     return request
