@@ -39,10 +39,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Mapping
 
-import numpy as np
-
 from shared.config import Release
-from shared.confidence_sequence import difference_bounds
 from shared.errors import EdgeloopError
 from shared.registry import ModelPointer, ModelRef, Rollout, Stage, Transition, VersionRecord, is_legal
 
@@ -115,6 +112,9 @@ def difference_limits(version: Tally, reference: Tally, policy: Release) -> tupl
 
 def difference_limit_arrays(correct, total, reference_correct, reference_total, policy: Release):
     """``difference_limits`` element-wise over arrays of counts (the Monte Carlo benchmark judges thousands at once)."""
+    # loaded where used: numpy is a fifth of a second of a function's start, and only a judged release needs it
+    from shared.confidence_sequence import difference_bounds
+
     alpha, beta = step_levels(policy)
     at_alpha = difference_bounds(correct, total, reference_correct, reference_total, alpha)
     at_beta = at_alpha if beta == alpha else difference_bounds(correct, total, reference_correct, reference_total, beta)
@@ -129,6 +129,8 @@ def canary_verdicts(correct, total, reference_correct, reference_total, policy: 
 
 def verdicts_within(upper, lower, total, reference_total, policy: Release):
     """(rolled back, not worse) from the difference's bounds and both versions' report counts."""
+    import numpy as np  # loaded where used, as in difference_limit_arrays
+
     worse = np.asarray(upper) < 0
     enough = np.minimum(total, reference_total) >= policy.canary_min_samples
     return worse, ~worse & enough & (np.asarray(lower) > -policy.max_drop)
