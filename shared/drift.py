@@ -13,9 +13,10 @@ captured for their low confidence differ from the training data by design.
 which the version's field success is confidently below what its gate measured
 (minus the release's tolerated drop) is retrained on; another is reported.
 
-scipy's tests are imported where a check runs them: scipy.stats costs a process
-about a second and 50 MiB, and most of check_drift's ticks find too few recent
-inputs to test (``edgeloop bench footprint`` measures both).
+scipy's tests, and numpy, are imported where a check runs them: scipy.stats
+costs a process about a second and 50 MiB, numpy a fifth of a second, and most
+of check_drift's ticks find too few recent inputs to test (``edgeloop bench
+footprint`` measures both).
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
-
-import numpy as np
 
 from shared.image_stats import STATISTICS
 from shared.success_rate import success_rate
@@ -76,6 +75,8 @@ def baseline_statistics(
     image_stats: Sequence[Mapping[str, float]], confidences: Sequence[float], labels: Sequence[str], seed: int = 0
 ) -> dict[str, Any]:
     """What the trainer stores for drift checks: a bounded sample of each statistic, confidences, label mix."""
+    import numpy as np  # loaded where used: see the module's docstring
+
     rng = np.random.default_rng(seed)
 
     def sample(values: Sequence[float]) -> list[float]:
@@ -92,6 +93,7 @@ def baseline_statistics(
 
 
 def _ks(name: str, baseline: Sequence[float], recent: Sequence[float], alpha: float, min_effect: float) -> Test:
+    import numpy as np
     from scipy.stats import ks_2samp
 
     result = ks_2samp(baseline, recent)
@@ -104,6 +106,7 @@ def _ks(name: str, baseline: Sequence[float], recent: Sequence[float], alpha: fl
 
 
 def _label_mix(baseline_counts: Mapping[str, int], predicted: Sequence[str], max_distance: float) -> Test:
+    import numpy as np
     from scipy.spatial.distance import jensenshannon
 
     labels = sorted(set(baseline_counts) | set(predicted))
