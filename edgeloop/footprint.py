@@ -52,8 +52,10 @@ print(json.dumps(result))
 """
 
 # What a handler's first real work loads beyond its imports. on_upload imports numpy and PIL where it decodes and
-# measures an image (the probe decodes one 8×8 PNG); a drift check imports scipy's tests where it runs them (most
-# ticks find too few inputs to test): the probe runs one check, on a drifted sample, to count them in.
+# measures an image (the probe decodes one 8×8 PNG); on_feedback imports numpy and scipy.special where it judges a
+# release (only while a canary rolls out or production is watched): the probe judges one canary step; a drift check
+# imports numpy and scipy's tests where it runs them (most ticks find too few inputs to test): the probe runs one
+# check, on a drifted sample, to count them in.
 FIRST_WORK = {
     "on_upload": """
 import base64
@@ -63,6 +65,11 @@ from shared.validation import _decode_image
 png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFElEQVR4nGOssJFjwAaYsIoOWgkAqc4A4sZyGgYAAAAASUVORK5CYII=")
 assert image_statistics(_decode_image(png, "PNG", ImageLimits()))
 """,
+    "on_feedback": """
+from shared.config import Release
+from shared.lifecycle import Tally, judge_canary
+assert judge_canary(Tally(48, 50), Tally(47, 50), 10.0, Release()).detail
+""",
     "check_drift": """
 from shared.drift import DriftThresholds, detect_drift
 baseline = {"confidences": [i / 100 for i in range(100)], "label_counts": {"0": 50, "1": 50}}
@@ -70,7 +77,8 @@ recent = [{"confidence": 0.5 + i / 400, "predicted_label": "0"} for i in range(1
 assert detect_drift(baseline, recent, DriftThresholds(50, 0.01, 0.1, 0.2)).drifted
 """,
 }
-FIRST_WORK_LABEL = {"on_upload": "after its first image", "check_drift": "after its first drift test"}
+FIRST_WORK_LABEL = {"on_upload": "after its first image", "on_feedback": "after judging its first canary",
+                    "check_drift": "after its first drift test"}
 
 
 def handler_modules(source: Path = FUNCTIONS_SOURCE) -> dict[str, tuple[str, ...]]:
@@ -240,8 +248,9 @@ def markdown(found: dict[str, dict], loaded: dict, events: int) -> str:
     return f"""## Function footprint (`edgeloop bench footprint`)
 
 Each function started as functions-framework starts it (`create_app` of functions/main.py for its `--target`, in a
-fresh interpreter), then its handler's own imports loaded (what its first event loads; check_drift's first drift
-test loads scipy's tests where they run, shown on a row of its own); beside them, in the same
+fresh interpreter), then its handler's own imports loaded (what its first event loads; what a handler's first real
+work loads where it runs is shown on a row of its own: on_upload's first image numpy and PIL, on_feedback's first
+judged canary numpy and scipy.special, check_drift's first drift test numpy and scipy's tests); beside them, in the same
 run, one process loading every handler's modules, as each function did while functions/main.py imported all four
 use cases. CPU seconds from the interpreter's first import (wall seconds in brackets), the fastest of {REPEATS} interleaved
 starts; peak resident memory. Targets: import < {MAX_IMPORT_S:.0f} s (judged on CPU time: the machine was shared with
