@@ -18,6 +18,7 @@ from google.cloud import firestore
 from rich.console import Console
 
 from edgeloop.localstack.function_logs import log_entries
+from edgeloop.localstack.processes import cpu_seconds
 from edgeloop.localstack.state import StackState
 from shared import layout
 from shared.config import Settings
@@ -118,7 +119,7 @@ def feedback_paced(model: str, count: int, rate: float, state: StackState, setti
         return written, _handled(model, state, written, timeout_s)
 
 
-def _serve_placeholder_v1(model: str, settings: Settings) -> None:
+def serve_placeholder_v1(model: str, settings: Settings) -> None:
     """v1 in production, as reports are judged in the field (the release rules read its pointer and record): its
     record is published through the registry's own path; its model file is a placeholder no device downloads."""
     from shared import integrity
@@ -194,11 +195,16 @@ def report_operations(model: str, state: StackState, settings: Settings, count: 
             "published": mean("pubsub.messages"), "handler_ms": statistics.median(seconds) * 1000}
 
 
+CPU_WATCHED = ("firestore", "on_feedback")  # what handles a report on the stack, besides the writer
+
+
 def feedback(model: str, state: StackState, settings: Settings, console: Console) -> dict[str, Any]:
     """on_feedback at issue 21's rate and in a burst (write → handled on the stack), then its operations per report."""
-    _serve_placeholder_v1(model, settings)
+    serve_placeholder_v1(model, settings)
     load_before = os.getloadavg()[0]
+    cpu_before = cpu_seconds(state.pids, CPU_WATCHED)
     written, done = feedback_paced(model, FEEDBACK_PACED, FEEDBACK_RATE, state, settings, console)
+    cpu_after = cpu_seconds(state.pids, CPU_WATCHED)
     load_after = os.getloadavg()[0]
     first_write = min(written.values())
     paced = _latency(written, done, first_write)
@@ -207,8 +213,10 @@ def feedback(model: str, state: StackState, settings: Settings, console: Console
     burst = _latency(written, done, start)
     with console.status(f"{COUNTED_REPORTS} reports through on_feedback's handler, operations counted…"):
         operations = report_operations(model, state, settings)
+    cpu_ms = {name: 1000 * (cpu_after[name] - cpu_before[name]) / max(len(done), 1)
+              for name in cpu_after if name in cpu_before}
     return {"paced": paced, "burst": burst, "operations": operations, "rate": FEEDBACK_RATE,
-            "load": (load_before, load_after)}
+            "load": (load_before, load_after), "cpu_ms_per_report": cpu_ms}
 
 
 def ingest(model: str, state: StackState, settings: Settings, console: Console) -> dict[str, Any]:

@@ -101,6 +101,13 @@ class Caching(BaseModel):
                     "it registered since could reach the threshold, or when that count is this old (other instances "
                     "register images too; shared.count_pacing); the scheduler's tick counts for every model, so a "
                     "crossing is asked at most a tick late when uploads stop; 0: count after every labelled upload")
+    success_rate_sum_interval_s: float = Field(
+        2.0, ge=0, le=3600,
+        description="on_feedback sums a version's windowed success rate again only when the reports it counted "
+                    "since its last sum, all wrong, could bring a success-rate retrain, or when that sum is this old "
+                    "(other instances count reports too; shared.count_pacing); the scheduler's tick judges every "
+                    "model's production version, so a retrain is asked at most a tick late when reports stop; "
+                    "0: sum after every counted report")
 
 
 class ImageLimits(BaseModel):

@@ -7,6 +7,7 @@ so the launcher can guarantee one run per cause.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Iterable, Literal
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import layout
 from shared.errors import MalformedEventError
-from shared.success_rate import SuccessRate
+from shared.success_rate import SuccessRate, success_rate
 
 
 def _problems(exc: ValidationError) -> str:
@@ -159,6 +160,11 @@ def scheduled_request(model: str, period: str, when: datetime) -> RetrainRequest
 
 
 
+def confidently_too_low(rate: SuccessRate, min_samples: int, min_success_rate: float) -> bool:
+    """The success-rate rule's evidence: at least ``min_samples`` reports, the interval's upper end below the floor."""
+    return rate.total >= min_samples and rate.high < min_success_rate
+
+
 def success_rate_request(
     model: str,
     version: str,
@@ -175,7 +181,7 @@ def success_rate_request(
     confidence interval below ``min_success_rate``, and (when ``users`` is given) at least ``min_users``
     distinct users among the reporters (``shared.feedback_admission``: a few accounts cannot ask).
     """
-    if rate.total < min_samples or rate.high >= min_success_rate:
+    if not confidently_too_low(rate, min_samples, min_success_rate):
         return None
     if users is not None and users < min_users:
         return None
@@ -195,3 +201,22 @@ def success_rate_request(
             **({"users": users, "min_users": min_users} if users is not None else {}),
         },
     )
+
+
+def reports_until_success_rate_request(correct: int, total: int, min_samples: int, min_success_rate: float,
+                                       limit: int = 10**9) -> float:
+    """How many more counted reports it takes, at the fewest, before ``success_rate_request`` could ask, given
+    ``correct`` of ``total`` now: every one wrong is the fastest way down (the rate's upper bound falls with each
+    wrong report and rises with a right one). At least 1; ``math.inf`` when even ``limit`` wrong reports would not.
+    What ``shared.count_pacing`` paces on_feedback's windowed sum by."""
+
+    def could_ask(more: int) -> bool:
+        return confidently_too_low(success_rate(correct, total + more), min_samples, min_success_rate)
+
+    if not could_ask(limit):
+        return math.inf
+    low, high = 0, limit  # could_ask(high) holds; could_ask is monotone in the wrong reports added
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if could_ask(middle) else (middle, high)
+    return high

@@ -17,9 +17,11 @@ Idempotent under at-least-once, unordered delivery:
 Round trips per image, in order: the download of exactly its generation; the model's labels and
 overrides (one ``get_all``, kept by the instance for ``caching.model_definition_ttl_s``); the registration
 (one commit creating the image and head documents for a first generation of a dataset object, otherwise
-one transaction: begin, one ``get_all`` of image, head and the capture's confirmation, commit); the
-training state; and the new-data count, skipped once the cause is recorded or this instance asked for it,
-and otherwise run only when the count may have crossed the threshold (``shared.count_pacing``).
+one transaction: begin, one ``get_all`` of image, head and the capture's confirmation, commit); then,
+only when the new-data count may have crossed the threshold or this instance's last count is
+``caching.new_data_count_interval_s`` old (``shared.count_pacing``), the training state (read after the
+registration, so an image registered as a run starts is in its snapshot or counted for the next run) and the
+count, which is skipped once the cause is recorded or this instance asked for it.
 
 Counting without hot spots: each upload writes its own document and its
 object's head (one per object name, so never a shared document); the

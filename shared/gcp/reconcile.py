@@ -150,7 +150,7 @@ def _admit_lost_reports(db: firestore.Client, model: str, settings: Settings) ->
             feedback = parse_feedback(model, fields, labels)
         except InvalidFeedback:
             continue  # on_feedback quarantines it (or did): it counts toward nothing
-        verdict = admit_report(db, model, snapshot.reference.path, feedback, snapshot.create_time, thresholds)
+        verdict = admit_report(db, model, snapshot.reference.path, feedback, snapshot.create_time, thresholds).counted
         admitted += verdict is not None
         if verdict:
             versions.add(feedback.model_version)

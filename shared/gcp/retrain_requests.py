@@ -9,6 +9,7 @@ would otherwise publish a duplicate.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -25,7 +26,7 @@ from shared.retrain import RetrainRequest, is_recorded, new_data_cause, new_data
 from shared.ttl_cache import TtlCache
 
 _published: TtlCache[bool] = TtlCache(max_entries=1024)  # (project, cause) this instance published
-_counts = CountPacer()  # (project, cause) → the last new-data count this instance ran
+_counts = CountPacer()  # (project, model) → the last new-data count this instance ran, its slack the images to go
 
 
 def publish_request(request: RetrainRequest, settings: Settings) -> str:
@@ -58,25 +59,27 @@ def new_data(model: str, settings: Settings, state: dict[str, Any] | None = None
     same each time (one per run), and the launcher runs at most one training per cause. Until launch_training
     records it, every upload would count and ask again: a cause this instance published is not counted for
     again for ``caching.published_cause_ttl_s`` (a publish that returned has reached the topic).
-    ``after_upload``: called for one labelled image on_upload registered; the count then runs only when
-    ``shared.count_pacing`` says it may have crossed (``caching.new_data_count_interval_s``). Every other
-    caller (a confirmation, the scheduler's tick) always counts.
+    ``after_upload``: called for one labelled image on_upload registered; the training state is read and the
+    count runs only when ``shared.count_pacing`` says it may have crossed (``caching.new_data_count_interval_s``;
+    a cause already asked for leaves nothing to count until then). Every other caller (a confirmation, the
+    scheduler's tick) always counts.
     """
+    key = (settings.project_id, model)
+    if after_upload and not _counts.should_count(key, settings.caching.new_data_count_interval_s):
+        return None  # counted lately, and the images registered since cannot have reached the threshold
     state = training_state(model, settings) if state is None else state
     since_run = state.get("last_run_id")
     cause = new_data_cause(model, since_run)
-    key = (settings.project_id, cause)
-    if is_recorded(state, cause) or _published.get(key):
-        return None  # recorded, or already asked by this instance: the count query can be skipped
+    if is_recorded(state, cause) or _published.get((settings.project_id, cause)):
+        _counts.counted(key, slack=math.inf)  # asked already: nothing to count until the count is old
+        return None
     threshold = settings.thresholds.new_data_images
-    if after_upload and not _counts.should_count(key, threshold, settings.caching.new_data_count_interval_s):
-        return None  # counted lately, and the images registered since cannot have reached the threshold
     count = images.count_new_labelled(firestore_client(settings.project_id), model)
-    _counts.counted(key, count)
     request = new_data_request(model, count, threshold, since_run)
     if request is not None:
-        publish_request(request, settings)
-        _published.put(key, True, settings.caching.published_cause_ttl_s)
+        publish_request(request, settings)  # if it fails, the pacer still says count: the retry asks again
+        _published.put((settings.project_id, cause), True, settings.caching.published_cause_ttl_s)
+    _counts.counted(key, slack=math.inf if request is not None else threshold - count)
     return request
 
 

@@ -1,7 +1,8 @@
 """Adapter, check_drift's use case: one tick of the scheduler.
 
 For each model the tick names (an empty message: every configured or registered model) it
-checks drift, counts new labelled images (the backstop of on_upload's paced count), sweeps
+checks drift, counts new labelled images and judges production's success rate (the backstops of
+on_upload's paced count and on_feedback's paced sum), sweeps
 requests left pending after a run's cooldown into one new request, asks Cloud Run or Vertex AI
 about its running run's execution and ends a run whose execution failed (``watch``), and then
 does the work of events that never arrived (``reconcile``).
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.config import Settings
-from shared.gcp import drift, model_registry, model_settings, reconcile, retrain_requests, watch
+from shared.gcp import drift, feedback, model_registry, model_settings, reconcile, retrain_requests, watch
 from shared.gcp.drift import DriftCheck
 from shared.logs import log
 from shared.retrain import drift_check_model, require_known_model
@@ -38,6 +39,7 @@ def handle_tick(payload: Any, check_id: str, settings: Settings) -> list[DriftCh
         own = model_settings.for_model(model, settings)  # the model's own thresholds, gate and release
         checks.append(drift.check_model(model, check_id, own))
         retrain_requests.new_data(model, own)  # a crossing on_upload left to a later count (shared.count_pacing)
+        feedback.judge_production(model, own)  # a success-rate retrain on_feedback left to a later sum (the same)
         retrain_requests.sweep_pending(model, own)
         try:
             watch.watch_model(model, own)

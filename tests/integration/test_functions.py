@@ -303,10 +303,12 @@ def test_a_redelivered_feedback_trigger_counts_nothing_twice(local_stack):
     headers = {"ce-id": first["event_id"], "ce-specversion": "1.0", "ce-source": "//firestore.googleapis.com/test",
                "ce-type": "google.cloud.firestore.document.v1.created", "Content-Type": "application/json"}
     assert requests.post(local_stack.url("on_feedback") + "/", json=event, headers=headers, timeout=10).ok
-    counted = eventually(lambda: [e for e in log_entries(local_stack, "on_feedback")
-                                  if e.get("event") == "feedback_counted" and e.get("model") == model and
-                                  e["total"] == 1 and e["correct"] == 1][1:], what="the redelivery counted")
-    assert counted  # the second handling saw exactly the same 1/1
+    again = eventually(lambda: [e for e in log_entries(local_stack, "on_feedback")
+                                if e.get("event") == "feedback_counted" and e.get("model") == model][1:],
+                       what="the redelivery handled")
+    # the second handling counted nothing more: a rate it summed is the same 1/1 (it may skip the sum, as no
+    # retrain can be due yet)
+    assert all((e["total"], e["correct"]) == (1, 1) for e in again if "total" in e)
     # tallied once: one bucket document of v1 (the report's time bucket and shard) holds it, once
     (bucket,) = [b.to_dict() for b in db(local_stack).collection(layout.tally_collection(model, "v1")).stream()]
     assert (bucket["total"], bucket["correct"], bucket["model_version"]) == (1, 1, "v1")
