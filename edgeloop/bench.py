@@ -175,8 +175,14 @@ In this run on_feedback handled one report every {1000 / paced['per_s']:.0f} ms 
 {1000 / paced['write_rate']:.0f} ms{", so the reports queued in the emulator" if paced['per_s'] < paced['write_rate'] else ""}. The handler alone took {ops['handler_ms']:.0f} ms (median, in process) for
 its {ops['round_trips']:.1f} Firestore round trips, on a machine whose load average was {fb['load'][0]:.1f} as the paced reports
 started and {fb['load'][1]:.1f} as they ended, on 2 cores. Deployed, Eventarc delivers events concurrently, up to
-{DEPLOYED['on_feedback'].concurrency} requests per on_feedback instance. A report's windowed success rate is one sum over
-its version's tally buckets (shared/tally_buckets.py), whatever the reports in the window.
+{DEPLOYED['on_feedback'].concurrency} requests per on_feedback instance.{_stack_cpu(fb)}
+
+A report is admitted in one commit conditional on the report and its user's document being as read with the
+model's state (a transaction when they changed since). Its version's windowed success rate is one sum over the
+version's tally buckets (shared/tally_buckets.py), whatever the reports in the window; on_feedback runs it beside
+its first read, and only when the reports it counted since its last sum, every one wrong, could make a
+success-rate retrain due, or when that sum is `caching.success_rate_sum_interval_s` old (shared/count_pacing.py),
+so most reports of a healthy version skip it; the release rules judge every counted report.
 
 Each upload costs on_upload a download, a decode and one document write; both functions share the two cores with
 the emulators. Latency: a report's commit time to on_feedback's log line saying it was handled.
@@ -184,6 +190,16 @@ the emulators. Latency: a report's commit time to on_feedback's log line saying 
 {bench_trigger_floor.markdown(floor, fb['rate'])}
 """
     show_section(console, "ingest", markdown)
+
+
+def _stack_cpu(fb: dict) -> str:
+    """What handling one report cost the stack's processes in CPU, from the paced run (empty if not measured)."""
+    names = {"firestore": "the Firestore emulator", "on_feedback": "on_feedback's processes"}
+    cpu = fb.get("cpu_ms_per_report") or {}
+    if not cpu:
+        return ""
+    parts = " and ".join(f"{names.get(name, name)} {ms:.1f} ms" for name, ms in cpu.items())
+    return f" While the paced reports were handled, each took {parts} of CPU."
 
 
 @bench_app.command("client")

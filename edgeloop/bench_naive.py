@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from edgeloop.localstack.state import StackState
 from shared.config import Settings
@@ -103,7 +103,8 @@ def run_naive(state: StackState, settings: Settings, messages: Sequence[Message]
             "retry_policy": {"minimum_backoff": Duration(seconds=delivery.min_backoff_s),
                              "maximum_backoff": Duration(seconds=delivery.max_backoff_s)}})
         db = firestore_client(settings.project_id)
-        return publish_and_time(topic, messages, lambda: _count(db, COUNTER), _distinct(messages), timeout_s)
+        return with_stack_cpu(served.pids, TARGET, lambda: publish_and_time(
+            topic, messages, lambda: _count(db, COUNTER), _distinct(messages), timeout_s))
     finally:
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -150,8 +151,24 @@ def run_on_upload(model: str, state: StackState, settings: Settings, messages: S
         accepted = logged()
         return int(images.count().get()[0][0].value) if accepted >= distinct else accepted
 
-    return publish_and_time(topic_path(settings.topics.storage_events, state.project_id), messages, registered,
-                            distinct, timeout_s)
+    return with_stack_cpu(state.pids, "on_upload", lambda: publish_and_time(
+        topic_path(settings.topics.storage_events, state.project_id), messages, registered, distinct, timeout_s))
+
+
+STACK_CPU = ("firestore", "pubsub", "storage")  # what every upload passes through besides its handler
+
+
+def with_stack_cpu(pids: Mapping[str, int], handler: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()``'s result with the CPU each process of the path spent on it per distinct object, in ms."""
+    from edgeloop.localstack.processes import cpu_seconds
+
+    names = (*STACK_CPU, handler)
+    before = cpu_seconds(pids, names)
+    result = run()
+    after = cpu_seconds(pids, names)
+    result["cpu_ms_per_image"] = {"handler" if name == handler else name: 1000 * (after[name] - before[name])
+                                  / max(result["distinct"], 1) for name in names if name in before and name in after}
+    return result
 
 
 def stored_notifications(settings: Settings, prefix: str, duplicate_every: int = DUPLICATE_EVERY) -> list[Message]:
@@ -380,13 +397,25 @@ query: 7 to 9 Firestore round trips per image, against {on['round_trips']:.1f} c
 documents created only if neither exists; an overwrite, a capture whose votes may have come first, or a redelivery
 take the transaction, which reads its documents in one `get_all`), and an instance that published a new-data cause
 neither counts nor asks for it again. The new-data count query, which decides the retrain, no longer runs after every
-upload: an instance counts again only when its last count plus the images it registered since could reach the
-threshold (with one instance, at the very upload that crosses it) or when that count is {r['count_interval_s']:g} s old (other instances
-register images too), and the scheduler's tick counts for every model, so a crossing is asked at most a tick late
-when uploads stop. What is left per image: the download (on_upload validates the bytes; the naive handler reads
-none), the commit, and the training-state read that decides whether a count may be needed: it is read after the
-registration so that an image registered as a run starts is either in that run's snapshot or counted for the next
-one. That download, that read, the decode and statistics (a few ms of CPU) and a larger document to write (every
-field indexed by the emulator, against the naive handler's one field) are the remaining distance to the naive
-handler, which validates nothing; all share the same two cores with the emulators and the storage server.
+upload, and neither does the training-state read it needs: an instance reads and counts again only when its last
+count plus the images it registered since could reach the threshold (with one instance, at the very upload that
+crosses it) or when that count is {r['count_interval_s']:g} s old (other instances register images too), and the
+scheduler's tick counts for every model, so a crossing is asked at most a tick late when uploads stop. What is left
+per image: the download (on_upload validates the bytes; the naive handler reads none), the decode and statistics, and
+the commit of a larger document (every field indexed by the emulator, against the naive handler's one field). Both
+handlers share the same two cores with the emulators and the storage server; what each process of the path spent
+per image in the runs above (CPU ms per distinct object, measured around each run):
+
+{cpu_table(r)}
 """
+
+
+def cpu_table(r: dict[str, Any]) -> str:
+    """CPU per image of each process an upload passes through, for on_upload's run beside the naive handler's."""
+    names = {"firestore": "Firestore emulator", "pubsub": "Pub/Sub emulator", "storage": "storage server",
+             "handler": "the handler's processes"}
+    on, naive = r["on_upload"].get("cpu_ms_per_image") or {}, r["naive"].get("cpu_ms_per_image") or {}
+    rows = [f"| {label} | {on.get(key, float('nan')):.1f} | {naive.get(key, float('nan')):.1f} |"
+            for key, label in names.items()]
+    total = f"| all of them | {sum(on.values()):.1f} | {sum(naive.values()):.1f} |"
+    return "\n".join(["| process | on_upload's run | the naive handler's run |", "|---|---|---|", *rows, total])

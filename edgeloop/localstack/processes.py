@@ -16,7 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Mapping
 
 import requests
 
@@ -275,3 +275,17 @@ def down(directory: Path, grace_s: float = 10.0) -> StopReport:
     if not leftover:
         (directory / STATE_FILE).unlink(missing_ok=True)
     return StopReport(stopped, leftover)
+
+
+def cpu_seconds(pids: Mapping[str, int], names: Iterable[str]) -> dict[str, float]:
+    """CPU seconds (user + system) each named process (a stack's ``pids``) used so far, with its descendants."""
+    import psutil
+
+    used = {}
+    for name in names:
+        try:
+            root = psutil.Process(pids[name])
+            used[name] = sum(sum(p.cpu_times()[:2]) for p in (root, *root.children(recursive=True)) if p.is_running())
+        except (KeyError, psutil.Error):
+            continue
+    return used
