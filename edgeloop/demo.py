@@ -53,7 +53,7 @@ DEMO_ENV = {
 DARK_ROOM = 0.12  # brightness kept once the drift starts: trainer_job.augment.DRIFT_BRIGHTNESS_KEPT
 CLEAN_ROUNDS = 2
 ROUND_PAUSE_S = 2.5  # lets the functions keep up on two cores: a round's events are handled before the next
-FEEDBACK_RATE = 0.3  # share of predictions users report on (on_feedback handles a few per second on the emulator)
+FEEDBACK_RATE = 0.3  # share of predictions users report on (a fleet round then writes a few dozen reports)
 CAPTURE_BELOW = 0.8  # devices capture predictions less confident than this (the product default is 0.5) …
 # … plus a random sample of every prediction, the only captures drift checks read: 0.25 gives the check
 # its DRIFT_MIN_SAMPLES within the first dark round (the product default, 0.02, suits fleets of thousands).
