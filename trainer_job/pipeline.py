@@ -165,12 +165,12 @@ def train_candidate(
         "train",
         lambda: train_best(train, split.validation, config.grid, seed, num_classes=num_classes,
                            backbone=config.backbone, weights_file=weights_file, max_steps=max_steps),
-        lambda t: f"best of {len(t.trials)}: val accuracy {t.val_accuracy:.4f} · {_describe(t.hyperparameters)}",
+        _describe_trained,
     )
     float_bare, int8_bare, published = stages.run(
         "convert",
         lambda: _convert(trained.model, split.train.images, label_names, config, model_name, version, description),
-        lambda r: f"float {len(r[0]) / 1024:.0f} KiB → int8 {len(r[1]) / 1024:.0f} KiB ({len(r[0]) / len(r[1]):.2f}× smaller)",
+        _describe_conversion,
     )
     metrics = stages.run(
         "evaluate",
@@ -183,42 +183,14 @@ def train_candidate(
     load_check, metadata = stages.run(
         "load_check",
         lambda: _load_check(published, split.holdout, label_names),
-        lambda r: f"MediaPipe {r[0]['mediapipe_correct']}/{r[0]['images']} correct · metadata labels {len(r[1]['labels'])}",
+        _describe_load_check,
     )
 
-    sizes = {
-        "float_bytes": len(float_bare),
-        "int8_bytes": len(int8_bare),
-        "published_bytes": len(published),
-    }
-    metrics = {
-        **metrics,
-        "val_accuracy": trained.val_accuracy,
-        "size_bytes": len(published),
-        "size_ratio": round(len(float_bare) / len(int8_bare), 3),
-    }
-    return Candidate(
-        model_bytes=published,
-        label_names=tuple(label_names),
-        metrics=metrics,
-        hyperparameters=trained.hyperparameters.as_dict(),
-        trials=tuple(trial.as_dict() for trial in trained.trials),
-        sizes=sizes,
-        counts={
-            "train": len(split.train.labels),
-            "train_augmented": len(train.labels),
-            "validation": len(split.validation.labels),
-            "holdout": len(split.holdout.labels),
-            "field_holdout": len(split.field_holdout.labels),
-        },
-        stage_seconds=dict(stages.seconds),
-        metadata=metadata,
-        load_check=load_check,
-        baseline=_baseline(published, split, label_names, seed),
-        seed=seed,
-        float_model_bytes=float_bare,
-        backbone=started_from.as_dict(),
-    )
+    return _candidate(published, float_bare, int8_bare, trained, label_names, metrics, stages, load_check, metadata,
+                      counts={"train": len(split.train.labels), "train_augmented": len(train.labels),
+                              "validation": len(split.validation.labels), "holdout": len(split.holdout.labels),
+                              "field_holdout": len(split.field_holdout.labels)},
+                      baseline=_baseline(published, split, label_names, seed), seed=seed, started_from=started_from)
 
 
 def train_candidate_streamed(
@@ -270,13 +242,13 @@ def train_candidate_streamed(
                        lambda hp: fit_streamed(cache, config.augment, num_classes, hp, seed, config.backbone,
                                                weights_file, max_steps),
                        lambda model: evaluate.keras_accuracy_streamed(model, stream.eval_batches(cache, "validation"))),
-        lambda t: f"best of {len(t.trials)}: val accuracy {t.val_accuracy:.4f} · {_describe(t.hyperparameters)}",
+        _describe_trained,
     )
     float_bare, int8_bare, published = stages.run(
         "convert",
         lambda: _convert(trained.model, stream.first_images(cache, "train", config.representative_samples),
                          label_names, config, model_name, version, description),
-        lambda r: f"float {len(r[0]) / 1024:.0f} KiB → int8 {len(r[1]) / 1024:.0f} KiB ({len(r[0]) / len(r[1]):.2f}× smaller)",
+        _describe_conversion,
     )
     metrics, confidences = stages.run(
         "evaluate",
@@ -288,27 +260,51 @@ def train_candidate_streamed(
                             cache.labels["holdout"][:LOAD_CHECK_IMAGES])
     load_check, metadata = stages.run(
         "load_check", lambda: _load_check(published, holdout_head, label_names),
-        lambda r: f"MediaPipe {r[0]['mediapipe_correct']}/{r[0]['images']} correct · metadata labels {len(r[1]['labels'])}",
+        _describe_load_check,
     )
-    metrics = {**metrics, "val_accuracy": trained.val_accuracy, "size_bytes": len(published),
-               "size_ratio": round(len(float_bare) / len(int8_bare), 3)}
+    return _candidate(published, float_bare, int8_bare, trained, label_names, metrics, stages, load_check, metadata,
+                      counts={"train": counts["train"], "train_augmented": augmented, "validation": counts["validation"],
+                              "holdout": counts["holdout"], "field_holdout": counts["field_holdout"]},
+                      baseline=_baseline_streamed(cache, confidences, label_names, seed), seed=seed,
+                      started_from=started_from)
+
+
+def _candidate(published: bytes, float_bare: bytes, int8_bare: bytes, trained, label_names: Sequence[str],
+               metrics: dict[str, float], stages: Stages, load_check: dict[str, Any], metadata: dict[str, Any], *,
+               counts: dict[str, int], baseline: dict[str, Any], seed: int, started_from) -> Candidate:
+    """The candidate both paths return, from what their stages produced."""
     return Candidate(
         model_bytes=published,
         label_names=tuple(label_names),
-        metrics=metrics,
+        metrics={**metrics, "val_accuracy": trained.val_accuracy, "size_bytes": len(published),
+                 "size_ratio": round(len(float_bare) / len(int8_bare), 3)},
         hyperparameters=trained.hyperparameters.as_dict(),
         trials=tuple(trial.as_dict() for trial in trained.trials),
         sizes={"float_bytes": len(float_bare), "int8_bytes": len(int8_bare), "published_bytes": len(published)},
-        counts={"train": counts["train"], "train_augmented": augmented, "validation": counts["validation"],
-                "holdout": counts["holdout"], "field_holdout": counts["field_holdout"]},
+        counts=counts,
         stage_seconds=dict(stages.seconds),
         metadata=metadata,
         load_check=load_check,
-        baseline=_baseline_streamed(cache, confidences, label_names, seed),
+        baseline=baseline,
         seed=seed,
         float_model_bytes=float_bare,
         backbone=started_from.as_dict(),
     )
+
+
+def _describe_trained(trained) -> str:
+    return f"best of {len(trained.trials)}: val accuracy {trained.val_accuracy:.4f} · {_describe(trained.hyperparameters)}"
+
+
+def _describe_conversion(converted: tuple[bytes, bytes, bytes]) -> str:
+    float_bare, int8_bare, _ = converted
+    return (f"float {len(float_bare) / 1024:.0f} KiB → int8 {len(int8_bare) / 1024:.0f} KiB "
+            f"({len(float_bare) / len(int8_bare):.2f}× smaller)")
+
+
+def _describe_load_check(checked: tuple[dict[str, Any], dict[str, Any]]) -> str:
+    load_check, metadata = checked
+    return f"MediaPipe {load_check['mediapipe_correct']}/{load_check['images']} correct · metadata labels {len(metadata['labels'])}"
 
 
 class _Tally:
