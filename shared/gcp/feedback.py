@@ -105,7 +105,7 @@ def read_model_state(db: firestore.Client, model: str, version: str | None,
                       {ref.path: read[ref.path] for ref in also})
 
 
-def window_since(settings: Settings) -> datetime:
+def _window_since(settings: Settings) -> datetime:
     """Where a version's windowed success rate starts now (``thresholds.success_window_s`` back)."""
     return datetime.now(timezone.utc) - timedelta(seconds=settings.thresholds.success_window_s)
 
@@ -155,10 +155,12 @@ def judge_counted(db: firestore.Client, model: str, version: str, settings: Sett
             model=model, model_version=version, correct=rate.correct, total=rate.total,
             upper_bound=round(rate.high, 4), threshold=thresholds.min_success_rate, cause=wanted.cause)
     asked = retrain_requests.ask_once(wanted, state, settings)
-    # Recorded only once asked: a failed publish is retried with the report, which then sums again.
-    _sums.counted(key, slack=math.inf if alone is not None and is_recorded(state, alone.cause) else
-                  reports_until_success_rate_request(recent.correct, recent.total, thresholds.min_feedback_samples,
-                                                     thresholds.min_success_rate))
+    # Recorded only once asked (a failed publish is retried with the report, which then sums again). A cause
+    # recorded, or just asked for, leaves nothing to sum for until the sum is old: by then launch_training has
+    # recorded it, or the request is asked again.
+    done = asked is not None or (alone is not None and is_recorded(state, alone.cause))
+    _sums.counted(key, slack=math.inf if done else reports_until_success_rate_request(
+        recent.correct, recent.total, thresholds.min_feedback_samples, thresholds.min_success_rate))
     return rate, release, asked
 
 
@@ -174,7 +176,7 @@ def judge_production(model: str, settings: Settings) -> RetrainRequest | None:
 
 
 def _window_tally(db: firestore.Client, model: str, version: str, settings: Settings) -> tuple[datetime, Tally]:
-    since = window_since(settings)
+    since = _window_since(settings)
     return since, version_tally(db, model, version, since=since)
 
 
@@ -242,7 +244,7 @@ def handle_feedback(event: FirestoreDocumentEvent, settings: Settings) -> Feedba
         return FeedbackOutcome("not_counted", "over the user's cap per version and window" if counted is False
                                else "the report no longer exists", labelled_images=labelled, retrain_requests=requests)
     rate, release, low_success = judge_counted(db, model, feedback.model_version, settings, state, read,
-                                               _with_this_report(summed, admission, feedback) if summed else None,
+                                               _with_this_report(summed, admission, feedback) if summed is not None else None,
                                                sum_rate=not paced)
     requests = tuple(request for request in (new_data, low_success) if request is not None)
     if rate is None:
