@@ -95,6 +95,12 @@ class Caching(BaseModel):
         description="how long an instance remembers a new-data retrain cause it published: meanwhile it neither "
                     "counts nor asks again for it (launch_training serves each cause once; it records the cause "
                     "within seconds, and a request lost on the way is asked again after this delay); 0: never")
+    registered_generation_ttl_s: float = Field(
+        600.0, ge=0, le=86400,
+        description="on_upload remembers the object generations its instance registered (the newest "
+                    "REMEMBERED_REGISTRATIONS of them) this long: a repeated notification of one (Cloud Storage "
+                    "notifies at least once) is answered as a duplicate without downloading or reading anything; "
+                    "other instances find the image document as before; 0: never")
     new_data_count_interval_s: float = Field(
         2.0, ge=0, le=3600,
         description="on_upload runs the new-data count query again only when the last count it ran plus the images "

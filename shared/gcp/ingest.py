@@ -12,7 +12,9 @@ Idempotent under at-least-once, unordered delivery:
   a head document naming its newest registered generation, and registering is
   one transaction on it, so generations handled at once or newest first (a
   versioned bucket keeps old generations readable) leave only the newest counted;
-* an event for a generation that is no longer readable (deleted) is skipped.
+* an event for a generation that is no longer readable (deleted) is skipped;
+* a generation this instance registered is remembered for ``caching.registered_generation_ttl_s``, so its
+  repeated notifications cost nothing but the event (an image document is never taken back).
 
 Round trips per image, in order: the download of exactly its generation; the model's labels and
 overrides (one ``get_all``, kept by the instance for ``caching.model_definition_ttl_s``); the registration
@@ -46,9 +48,12 @@ from shared.gcp.clients import firestore_client, storage_client
 from shared.gcp.images import Registration
 from shared.logs import log
 from shared.retrain import RetrainRequest
+from shared.ttl_cache import TtlCache
 from shared.validation import Rejected, check_name, validate_image
 
 IGNORED_PREFIXES = (layout.QUARANTINE_PREFIX + "/", layout.MODELS_PREFIX + "/")
+REMEMBERED_REGISTRATIONS = 10_000  # about 2 MB of keys: minutes of uploads for one instance
+_registered_here: TtlCache[bool] = TtlCache(max_entries=REMEMBERED_REGISTRATIONS)  # (project, bucket, image id)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,9 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
     image_id = layout.image_id(obj.name, obj.generation)
     if obj.event_type != "OBJECT_FINALIZE" or obj.name.startswith(IGNORED_PREFIXES):
         return IngestOutcome("ignored", image_id)
+    remembered = (settings.project_id, obj.bucket, image_id)
+    if _registered_here.get(remembered):
+        return IngestOutcome("duplicate", image_id)  # registered here, and everything after it was done
     db = firestore_client(settings.project_id)
     model = obj.name.split("/")[1] if obj.name.count("/") >= 1 else None
 
@@ -110,4 +118,6 @@ def ingest_object(obj: StorageObjectEvent, settings: Settings) -> IngestOutcome:
         return IngestOutcome("superseded", image_id)
 
     request = retrain_requests.new_data(model, settings, after_upload=True) if image.label is not None else None
+    # Only now: a redelivery after a failed publish must still reach new_data.
+    _registered_here.put(remembered, True, settings.caching.registered_generation_ttl_s)
     return IngestOutcome(registration.value, image_id, retrain_request=request)

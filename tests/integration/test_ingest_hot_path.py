@@ -12,7 +12,7 @@ from shared import layout
 from shared.config import Caching, Settings, Thresholds
 from shared.digits import LABELS, load_digits_rgb
 from shared.gcp import model_settings, retrain_requests
-from tests.integration.helpers import bucket, control, db, eventually, fresh_model
+from tests.integration.helpers import bucket, control, db, eventually, fresh_model, image_docs
 
 DIGITS = load_digits_rgb()[:2]
 
@@ -120,3 +120,55 @@ def test_a_crossing_made_by_other_instances_is_asked_for_by_the_next_scheduler_t
     tick.handle_tick({"model": model}, uuid.uuid4().hex, Settings())
     pending = eventually(lambda: control(local_stack, model).get("pending"), 30, "the tick's request recorded")
     assert [p["cause"] for p in pending] == [f"new_data:{model}:after-start"]
+
+
+def _stored_event(stack, model: str, name: str):
+    """The storage event of an object uploaded now, as on_upload decodes it from its notification."""
+    from edgeloop.bench_naive import pubsub_event, stored_notifications
+    from shared import events
+
+    blob = bucket(stack).blob(layout.dataset_object(model, "1", name))
+    blob.upload_from_string(DIGITS[1].png(), content_type="image/png")
+    [(data, attributes)] = stored_notifications(Settings(), blob.name)[:1]  # the first: the others repeat it
+    return events.decode_storage_event(pubsub_event(data, attributes))
+
+
+def test_a_repeated_notification_of_a_generation_this_instance_registered_costs_no_read_and_no_download(local_stack):
+    from shared.gcp.ingest import ingest_object
+
+    model = fresh_model(local_stack, "again")
+    event = _stored_event(local_stack, model, f"{uuid.uuid4().hex[:8]}.png")
+    with counting(local_stack.project_id) as counter:
+        assert ingest_object(event, Settings()).status == "accepted"
+        first = counter.snapshot()
+        assert ingest_object(event, Settings()).status == "duplicate"
+        again = counter.snapshot() - first
+    assert first["storage.class_b"] >= 1 and first["firestore.writes"] == 2
+    assert again["storage.class_b"] == 0 and again["firestore.reads"] == 0 and again["firestore.writes"] == 0
+    # With nothing remembered (another instance, or a memory of 0 s) the image document still says so.
+    forgetful = Settings(caching=Caching(registered_generation_ttl_s=0))
+    other = _stored_event(local_stack, model, f"{uuid.uuid4().hex[:8]}.png")
+    assert [ingest_object(other, forgetful).status for _ in range(2)] == ["accepted", "duplicate"]
+    assert len(image_docs(local_stack, model)) == 2
+
+
+def test_a_generation_whose_handling_failed_after_it_was_registered_is_handled_again(local_stack, monkeypatch):
+    from shared.gcp import ingest
+
+    model = fresh_model(local_stack, "failed")
+    event = _stored_event(local_stack, model, f"{uuid.uuid4().hex[:8]}.png")
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("Pub/Sub unreachable")
+
+    monkeypatch.setattr(ingest.retrain_requests, "new_data", unreachable)
+    try:
+        ingest.ingest_object(event, Settings())
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the failure should reach the caller, which asks for a retry")
+    monkeypatch.undo()
+    with counting(local_stack.project_id) as counter:
+        assert ingest.ingest_object(event, Settings()).status == "duplicate"
+    assert counter.snapshot()["firestore.reads"] > 0  # not answered from memory: the retry reaches new_data again
