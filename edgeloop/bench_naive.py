@@ -6,7 +6,8 @@ notifications of objects already in the bucket (duplicates included, as GCS's at
 them), published to the topic that feeds each (on_upload's is the storage-events topic the stack's storage
 emulator publishes to). Each is timed from the first publish until its count is exactly one per distinct
 object generation (on_upload: registered image documents; the naive handler: its sharded counter), and the
-count is read again 2 s later, where a late redelivery would show as an over-count.
+count is read again 2 s later, where a late redelivery would show as an over-count. Both handlers warm the
+emulators up first and then take two halves of the input in turn (``upload_race``).
 
 To have objects in the bucket that on_upload has not handled yet, the bench pauses on_upload's push
 subscription (Pub/Sub's own ModifyPushConfig: without a push endpoint it is a pull subscription, as a paused
@@ -41,6 +42,7 @@ DUPLICATE_EVERY = 10  # every 10th notification is sent twice: 10% duplicates
 POLL_S = 0.2  # how often a count is read while a run is timed (the same for both handlers)
 SETTLE_S = 2.0  # the count is read again this long after it was first exact
 COUNTED_OBJECTS = 300  # objects (of a model of their own) whose operations are counted in process
+WARM_UP_OBJECTS = 300  # objects through each handler before anything is timed (the emulators' JIT warms up)
 UPLOAD_WORKERS = 8
 Message = tuple[bytes, dict[str, str]]
 
@@ -76,15 +78,15 @@ def _distinct(messages: Sequence[Message]) -> int:
     return len({(a["objectId"], a["objectGeneration"]) for _, a in messages})
 
 
-def run_naive(state: StackState, settings: Settings, messages: Sequence[Message],
-              timeout_s: float = 600.0) -> dict[str, Any]:
-    """Publish ``messages`` (data, attributes) to the naive handler; its rate until the count is exact."""
+@contextmanager
+def naive_served(state: StackState, settings: Settings) -> Iterator[tuple[str, dict[str, int]]]:
+    """The naive handler served by functions-framework on a port of its own, fed by a push subscription with the
+    stack's delivery settings: (the topic to publish to, the pids of the path's processes)."""
     from google.protobuf.duration_pb2 import Duration
 
     from edgeloop.localstack.processes import component_environment, free_port, spawn, wait_healthy
     from edgeloop.localstack.tools import find_tools
-    from edgeloop.naive.main import COUNTER
-    from shared.gcp.clients import firestore_client, publisher_client, subscriber_client, topic_path
+    from shared.gcp.clients import publisher_client, subscriber_client, topic_path
 
     port = free_port(state.host)
     pid = spawn([str(find_tools().functions_framework), "--source", str(HANDLER_SOURCE), "--target", TARGET,
@@ -94,22 +96,34 @@ def run_naive(state: StackState, settings: Settings, messages: Sequence[Message]
     served = dataclasses.replace(state, ports={**state.ports, TARGET: port}, pids={**state.pids, TARGET: pid})
     try:
         wait_healthy(served, [TARGET], 60.0, lambda _: None)
-        topic = topic_path(TOPIC, state.project_id)
+        topic = topic_path(f"{TOPIC}-{uuid.uuid4().hex[:8]}", state.project_id)
         publisher_client().create_topic(name=topic)
         delivery = settings.delivery
         subscriber_client().create_subscription(request={
-            "name": f"projects/{state.project_id}/subscriptions/{TOPIC}-to-{TARGET}", "topic": topic,
+            "name": topic.replace("/topics/", "/subscriptions/") + f"-to-{TARGET}", "topic": topic,
             "push_config": {"push_endpoint": served.url(TARGET) + "/"}, "ack_deadline_seconds": delivery.ack_deadline_s,
             "retry_policy": {"minimum_backoff": Duration(seconds=delivery.min_backoff_s),
                              "maximum_backoff": Duration(seconds=delivery.max_backoff_s)}})
-        db = firestore_client(settings.project_id)
-        return with_stack_cpu(served.pids, TARGET, lambda: publish_and_time(
-            topic, messages, lambda: _count(db, COUNTER), _distinct(messages), timeout_s))
+        yield topic, served.pids
     finally:
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+
+
+def run_naive(naive: tuple[str, dict[str, int]], settings: Settings, messages: Sequence[Message],
+              timeout_s: float = 600.0) -> dict[str, Any]:
+    """Publish ``messages`` (data, attributes) to the naive handler ``naive_served`` serves; its rate until it
+    counted each distinct object once more than before."""
+    from edgeloop.naive.main import COUNTER
+    from shared.gcp.clients import firestore_client
+
+    topic, pids = naive
+    db = firestore_client(settings.project_id)
+    before = _count(db, COUNTER)
+    return with_stack_cpu(pids, TARGET, lambda: publish_and_time(
+        topic, messages, lambda: _count(db, COUNTER) - before, _distinct(messages), timeout_s))
 
 
 class _AcceptedInLog:
@@ -301,43 +315,72 @@ def count_operations(handler: Callable[[Any], None], messages: Sequence[Message]
 
 # --- the whole comparison -----------------------------------------------------------------------------------
 
+def combined(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One handler's timed runs as one: totals, the rate over their summed time, CPU per image weighted by objects."""
+    distinct, events, seconds = (sum(r[key] for r in runs) for key in ("distinct", "events", "seconds"))
+    cpu_names = set.intersection(*(set(r.get("cpu_ms_per_image") or {}) for r in runs))
+    return {"events": events, "distinct": distinct, "counted": sum(r["counted"] for r in runs),
+            "exact": all(r["exact"] for r in runs), "seconds": seconds, "per_s": distinct / seconds,
+            "events_per_s": events / seconds, "runs": len(runs),
+            "cpu_ms_per_image": {name: sum(r["cpu_ms_per_image"][name] * r["distinct"] for r in runs) / distinct
+                                 for name in sorted(cpu_names)}}
+
+
 def upload_race(model: str, state: StackState, settings: Settings, console) -> dict[str, Any]:
-    """The embedded digits under ``dataset/{model}/``, announced to on_upload and to the naive handler (10% of
-    the notifications twice), each timed to an exact count; then both handlers' operations per image, counted in
-    this process on COUNTED_OBJECTS digits of a model of their own."""
+    """The embedded digits, announced to on_upload and to the naive handler (10% of the notifications twice), each
+    timed to an exact count; then both handlers' operations per image, counted in this process on COUNTED_OBJECTS
+    digits of a model of their own.
+
+    The emulators run on the JVM, which compiles its hot paths during the first thousand or so requests: whichever
+    handler ran first would pay for that. So both first handle WARM_UP_OBJECTS notifications of a model of their
+    own (untimed), and then the digits, in two halves of a model each, in the order on_upload, naive, naive,
+    on_upload, so that what warming is left favours neither."""
     from edgeloop.naive import main as naive
     from functions import main
     from shared import layout
     from shared.digits import LABELS, load_digits_rgb
     from shared.gcp import model_registry, training_lock
 
-    counted_model = f"{model}-counted"
     digits = load_digits_rgb()
-    for name in (model, counted_model):
+    half = len(digits) // 2
+    timed = {model: digits[:half], f"{model}-second-half": digits[half:]}
+    objects = {**timed, f"{model}-warm-up": digits[:WARM_UP_OBJECTS], f"{model}-counted": digits[:COUNTED_OBJECTS]}
+    for name in objects:
         model_registry.register_model(name, LABELS, settings)
         # The crossing of the new-data threshold asks for a run: kept pending, as edgeloop seed does, so that no
         # trainer shares the two cores with the measurement.
         training_lock.set_paused(name, True, settings)
-    with console.status(f"uploading {len(digits)} + {COUNTED_OBJECTS} digits, on_upload's delivery paused…"):
-        upload_undelivered(state, settings, [
-            *((layout.dataset_object(model, d.label, f"digit-{i:04d}.png"), d.png()) for i, d in enumerate(digits)),
-            *((layout.dataset_object(counted_model, d.label, f"digit-{i:04d}.png"), d.png())
-              for i, d in enumerate(digits[:COUNTED_OBJECTS]))])
-    messages = stored_notifications(settings, f"{layout.DATASET_PREFIX}/{model}/")
+    with console.status(f"uploading {sum(map(len, objects.values()))} digits, on_upload's delivery paused…"):
+        upload_undelivered(state, settings, [(layout.dataset_object(name, d.label, f"digit-{i:04d}.png"), d.png())
+                                             for name, some in objects.items() for i, d in enumerate(some)])
+
+    def notifications(name: str) -> list[Message]:
+        return stored_notifications(settings, f"{layout.DATASET_PREFIX}/{name}/")
+
+    def through_on_upload(name: str) -> dict[str, Any]:
+        return run_on_upload(name, state, settings, notifications(name))
+
     load = [os.getloadavg()[0]]
-    with console.status(f"on_upload: {len(messages)} notifications, 10% duplicates…"):
-        on_upload = run_on_upload(model, state, settings, messages)
-    with console.status("the naive handler: the same notifications…"):
-        baseline = run_naive(state, settings, messages)
+    with naive_served(state, settings) as served:
+        with console.status(f"warming the emulators up: {WARM_UP_OBJECTS} objects through each handler…"):
+            through_on_upload(f"{model}-warm-up")
+            run_naive(served, settings, notifications(f"{model}-warm-up"))
+        first, second = timed
+        with console.status(f"on_upload, then the naive handler: {len(timed[first])} objects (+10% duplicates)…"):
+            on_upload_runs, naive_runs = [through_on_upload(first)], [run_naive(served, settings, notifications(first))]
+        with console.status(f"the naive handler, then on_upload: {len(timed[second])} objects (+10% duplicates)…"):
+            naive_runs.append(run_naive(served, settings, notifications(second)))
+            on_upload_runs.append(through_on_upload(second))
     load.append(os.getloadavg()[0])
-    counted = stored_notifications(settings, f"{layout.DATASET_PREFIX}/{counted_model}/")
+    on_upload, baseline = combined(on_upload_runs), combined(naive_runs)
+    counted = notifications(f"{model}-counted")
     with console.status(f"operations per image: {len(counted)} notifications through each handler, in process…"):
         on_upload_ops = count_operations(main.on_upload, counted, settings, stages=ON_UPLOAD_STAGES)
         naive_ops = count_operations(naive.naive_ingest, counted, settings, [naive.client()])
     return {"on_upload": on_upload, "naive": baseline, "on_upload_ops": on_upload_ops, "naive_ops": naive_ops,
             "ratio": on_upload["per_s"] / baseline["per_s"], "counted_objects": COUNTED_OBJECTS,
-            "threshold": settings.thresholds.new_data_images, "load": load, "cores": os.cpu_count(),
-            "count_interval_s": settings.caching.new_data_count_interval_s}
+            "warm_up_objects": WARM_UP_OBJECTS, "threshold": settings.thresholds.new_data_images, "load": load,
+            "cores": os.cpu_count(), "count_interval_s": settings.caching.new_data_count_interval_s}
 
 
 # --- BENCHMARKS.md -----------------------------------------------------------------------------------------
@@ -368,12 +411,14 @@ def markdown_notes(r: dict[str, Any]) -> str:
     ratio = r["ratio"]
     stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in on["stages_ms"].items())
     return f"""on_upload runs at **{ratio:.2f}×** the naive handler's rate in this run (target ≥ 1.0×: {"✅" if ratio >= 1.0 else "❌"}),
-both fed the same {r['on_upload']['events']} notifications of objects already in the bucket, one after the other on
-this stack, each timed from its first publish until its count was exact (and still exact {SETTLE_S:g} s later). The
-objects were uploaded while on_upload's push subscription was paused (edgeloop/bench_naive.py), so on_upload's time is
-its own work, not the uploads'. The machine's load average was {r['load'][0]:.1f} before on_upload's run and
-{r['load'][-1]:.1f} after the naive handler's, on {r['cores']} cores: both rates are this machine's at that load, and
-the ratio is the comparable figure.
+both fed the same {r['on_upload']['events']} notifications of objects already in the bucket on this stack, in two
+halves, each timed from its first publish until its count was exact (and still exact {SETTLE_S:g} s later). The
+emulators run on the JVM, which compiles its hot paths in the first thousand or so requests: both handlers first took
+{r.get('warm_up_objects', 0)} objects each, untimed, then the halves in the order on_upload, naive, naive, on_upload,
+so that neither pays for the other's warming. The objects were uploaded while on_upload's push subscription was paused
+(edgeloop/bench_naive.py), so on_upload's time is its own work, not the uploads'. The machine's load average was
+{r['load'][0]:.1f} before the first run and {r['load'][-1]:.1f} after the last, on {r['cores']} cores: both rates are
+this machine's at that load, and the ratio is the comparable figure.
 
 Operations per image (per distinct object, its duplicate notifications' included), counted at the clients
 (edgeloop/opcount.py) with each handler called in this process on the {r['counted_objects']} objects of a model of

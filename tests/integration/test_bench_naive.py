@@ -5,18 +5,23 @@ from tests.integration.helpers import bucket
 
 
 def test_the_naive_handler_counts_every_stored_object_once_though_some_notifications_come_twice(local_stack):
-    from edgeloop.bench_naive import run_naive, stored_notifications
+    from edgeloop.bench_naive import naive_served, run_naive, stored_notifications
 
     prefix = "naive-probe/"  # outside the product's layout: on_upload quarantines these, the naive handler counts them
     for index in range(30):
         bucket(local_stack).blob(f"{prefix}{index}.bin").upload_from_string(b"x" * (index + 1))
     messages = stored_notifications(Settings(), prefix, duplicate_every=5)
     assert len(messages) == 36
-
-    result = run_naive(local_stack, Settings(), messages, timeout_s=120)
+    for index in range(10):
+        bucket(local_stack).blob(f"{prefix}more/{index}.bin").upload_from_string(b"y" * (index + 1))
+    with naive_served(local_stack, Settings()) as served:
+        result = run_naive(served, Settings(), messages, timeout_s=120)
+        # More objects through the same server: counted from where the first run left off.
+        again = run_naive(served, Settings(), stored_notifications(Settings(), f"{prefix}more/"), timeout_s=120)
 
     assert (result["distinct"], result["counted"], result["exact"]) == (30, 30, True)
-    assert result["per_s"] > 0
+    assert (again["distinct"], again["counted"], again["exact"]) == (10, 10, True)
+    assert result["per_s"] > 0 and result["cpu_ms_per_image"]["handler"] > 0
 
 
 def test_objects_uploaded_while_on_uploads_delivery_is_paused_are_registered_once_each_when_announced(local_stack):

@@ -50,3 +50,14 @@ def test_the_section_says_whether_the_target_is_met_and_shows_both_handlers_cost
     assert "**0.50×**" in notes and "❌" in notes and "against 3.2 counted now" in notes and "download 17.0" in notes
     rows = bench_naive.markdown_rows(result).splitlines()
     assert len(rows) == 2 and "**5.0 images/s**" in rows[0] and "**10.0 images/s**" in rows[1] and "(exact)" in rows[0]
+
+
+def test_a_handlers_timed_runs_combine_into_one_rate_over_their_summed_time_and_cpu_weighted_by_objects():
+    first = {"distinct": 100, "events": 110, "counted": 100, "exact": True, "seconds": 1.0,
+             "cpu_ms_per_image": {"handler": 4.0, "firestore": 2.0}}
+    second = {"distinct": 300, "events": 330, "counted": 299, "exact": False, "seconds": 3.0,
+              "cpu_ms_per_image": {"handler": 8.0, "firestore": 2.0, "storage": 1.0}}
+    both = bench_naive.combined([first, second])
+    assert (both["distinct"], both["events"], both["counted"], both["exact"]) == (400, 440, 399, False)
+    assert both["per_s"] == 100.0 and both["events_per_s"] == 110.0 and both["runs"] == 2
+    assert both["cpu_ms_per_image"] == {"firestore": 2.0, "handler": 7.0}  # only what every run measured
