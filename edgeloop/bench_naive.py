@@ -37,6 +37,7 @@ from shared.config import Settings
 
 HANDLER_SOURCE = Path(__file__).parent / "naive" / "main.py"
 TARGET = "naive_ingest"
+DOWNLOADING = "naive_ingest_downloading"  # the naive handler after reading the object's bytes, as validating must
 TOPIC = "bench-naive-events"
 DUPLICATE_EVERY = 10  # every 10th notification is sent twice: 10% duplicates
 POLL_S = 0.2  # how often a count is read while a run is timed (the same for both handlers)
@@ -45,6 +46,15 @@ COUNTED_OBJECTS = 300  # objects (of a model of their own) whose operations are 
 WARM_UP_OBJECTS = 300  # objects through each handler before anything is timed (the emulators' JIT warms up)
 UPLOAD_WORKERS = 8
 Message = tuple[bytes, dict[str, str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """A naive handler being served: its target, the topic that feeds it, the pids of the path's processes."""
+
+    target: str
+    topic: str
+    pids: dict[str, int]
 
 
 def _count(db, counter: str) -> int:
@@ -79,9 +89,9 @@ def _distinct(messages: Sequence[Message]) -> int:
 
 
 @contextmanager
-def naive_served(state: StackState, settings: Settings) -> Iterator[tuple[str, dict[str, int]]]:
-    """The naive handler served by functions-framework on a port of its own, fed by a push subscription with the
-    stack's delivery settings: (the topic to publish to, the pids of the path's processes)."""
+def naive_served(state: StackState, settings: Settings, target: str = TARGET) -> Iterator[Served]:
+    """A naive handler (``target``) served by functions-framework on a port of its own, fed by a push subscription
+    with the stack's delivery settings."""
     from google.protobuf.duration_pb2 import Duration
 
     from edgeloop.localstack.processes import component_environment, free_port, spawn, wait_healthy
@@ -89,22 +99,22 @@ def naive_served(state: StackState, settings: Settings) -> Iterator[tuple[str, d
     from shared.gcp.clients import publisher_client, subscriber_client, topic_path
 
     port = free_port(state.host)
-    pid = spawn([str(find_tools().functions_framework), "--source", str(HANDLER_SOURCE), "--target", TARGET,
+    pid = spawn([str(find_tools().functions_framework), "--source", str(HANDLER_SOURCE), "--target", target,
                  "--signature-type", "cloudevent", "--host", state.host, "--port", str(port)],
-                component_environment(state), state.log_file(TARGET))
+                component_environment(state), state.log_file(target))
     # The stack's own health check, for one more functions-framework server on a port of its own.
-    served = dataclasses.replace(state, ports={**state.ports, TARGET: port}, pids={**state.pids, TARGET: pid})
+    served = dataclasses.replace(state, ports={**state.ports, target: port}, pids={**state.pids, target: pid})
     try:
-        wait_healthy(served, [TARGET], 60.0, lambda _: None)
+        wait_healthy(served, [target], 60.0, lambda _: None)
         topic = topic_path(f"{TOPIC}-{uuid.uuid4().hex[:8]}", state.project_id)
         publisher_client().create_topic(name=topic)
         delivery = settings.delivery
         subscriber_client().create_subscription(request={
-            "name": topic.replace("/topics/", "/subscriptions/") + f"-to-{TARGET}", "topic": topic,
-            "push_config": {"push_endpoint": served.url(TARGET) + "/"}, "ack_deadline_seconds": delivery.ack_deadline_s,
+            "name": topic.replace("/topics/", "/subscriptions/") + f"-to-{target}", "topic": topic,
+            "push_config": {"push_endpoint": served.url(target) + "/"}, "ack_deadline_seconds": delivery.ack_deadline_s,
             "retry_policy": {"minimum_backoff": Duration(seconds=delivery.min_backoff_s),
                              "maximum_backoff": Duration(seconds=delivery.max_backoff_s)}})
-        yield topic, served.pids
+        yield Served(target, topic, served.pids)
     finally:
         try:
             os.killpg(pid, signal.SIGTERM)
@@ -112,18 +122,17 @@ def naive_served(state: StackState, settings: Settings) -> Iterator[tuple[str, d
             pass
 
 
-def run_naive(naive: tuple[str, dict[str, int]], settings: Settings, messages: Sequence[Message],
+def run_naive(naive: Served, settings: Settings, messages: Sequence[Message],
               timeout_s: float = 600.0) -> dict[str, Any]:
     """Publish ``messages`` (data, attributes) to the naive handler ``naive_served`` serves; its rate until it
     counted each distinct object once more than before."""
-    from edgeloop.naive.main import COUNTER
+    from edgeloop.naive.main import COUNTERS
     from shared.gcp.clients import firestore_client
 
-    topic, pids = naive
-    db = firestore_client(settings.project_id)
-    before = _count(db, COUNTER)
-    return with_stack_cpu(pids, TARGET, lambda: publish_and_time(
-        topic, messages, lambda: _count(db, COUNTER) - before, _distinct(messages), timeout_s))
+    db, counter = firestore_client(settings.project_id), COUNTERS[naive.target]
+    before = _count(db, counter)
+    return with_stack_cpu(naive.pids, naive.target, lambda: publish_and_time(
+        naive.topic, messages, lambda: _count(db, counter) - before, _distinct(messages), timeout_s))
 
 
 class _AcceptedInLog:
@@ -327,14 +336,15 @@ def combined(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def upload_race(model: str, state: StackState, settings: Settings, console) -> dict[str, Any]:
-    """The embedded digits, announced to on_upload and to the naive handler (10% of the notifications twice), each
+    """The embedded digits, announced to on_upload and to the naive handlers (10% of the notifications twice), each
     timed to an exact count; then both handlers' operations per image, counted in this process on COUNTED_OBJECTS
     digits of a model of their own.
 
     The emulators run on the JVM, which compiles its hot paths during the first thousand or so requests: whichever
     handler ran first would pay for that. So both first handle WARM_UP_OBJECTS notifications of a model of their
-    own (untimed), and then the digits, in two halves of a model each, in the order on_upload, naive, naive,
-    on_upload, so that what warming is left favours neither."""
+    own (untimed), and then the digits, in two halves of a model each, the second half in the reverse order of
+    the first, so that what warming is left favours none. The naive handler that also downloads each object
+    (``DOWNLOADING``) runs beside them: what validating costs at least, since it needs the bytes."""
     from edgeloop.naive import main as naive
     from functions import main
     from shared import layout
@@ -357,28 +367,29 @@ def upload_race(model: str, state: StackState, settings: Settings, console) -> d
     def notifications(name: str) -> list[Message]:
         return stored_notifications(settings, f"{layout.DATASET_PREFIX}/{name}/")
 
-    def through_on_upload(name: str) -> dict[str, Any]:
-        return run_on_upload(name, state, settings, notifications(name))
-
     load = [os.getloadavg()[0]]
-    with naive_served(state, settings) as served:
+    with naive_served(state, settings) as naive_server, naive_served(state, settings, DOWNLOADING) as downloading:
+        handlers: dict[str, Callable[[str], dict[str, Any]]] = {
+            "on_upload": lambda name: run_on_upload(name, state, settings, notifications(name)),
+            "naive": lambda name: run_naive(naive_server, settings, notifications(name)),
+            "naive_downloading": lambda name: run_naive(downloading, settings, notifications(name))}
         with console.status(f"warming the emulators up: {WARM_UP_OBJECTS} objects through each handler…"):
-            through_on_upload(f"{model}-warm-up")
-            run_naive(served, settings, notifications(f"{model}-warm-up"))
-        first, second = timed
-        with console.status(f"on_upload, then the naive handler: {len(timed[first])} objects (+10% duplicates)…"):
-            on_upload_runs, naive_runs = [through_on_upload(first)], [run_naive(served, settings, notifications(first))]
-        with console.status(f"the naive handler, then on_upload: {len(timed[second])} objects (+10% duplicates)…"):
-            naive_runs.append(run_naive(served, settings, notifications(second)))
-            on_upload_runs.append(through_on_upload(second))
+            for handle in handlers.values():
+                handle(f"{model}-warm-up")
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in handlers}
+        for name, order in zip(timed, (list(handlers), list(handlers)[::-1])):
+            for handler in order:
+                with console.status(f"{handler}: {len(timed[name])} objects (+10% duplicates)…"):
+                    runs[handler].append(handlers[handler](name))
     load.append(os.getloadavg()[0])
-    on_upload, baseline = combined(on_upload_runs), combined(naive_runs)
+    on_upload, baseline, downloaded = (combined(runs[name]) for name in handlers)
     counted = notifications(f"{model}-counted")
     with console.status(f"operations per image: {len(counted)} notifications through each handler, in process…"):
         on_upload_ops = count_operations(main.on_upload, counted, settings, stages=ON_UPLOAD_STAGES)
         naive_ops = count_operations(naive.naive_ingest, counted, settings, [naive.client()])
-    return {"on_upload": on_upload, "naive": baseline, "on_upload_ops": on_upload_ops, "naive_ops": naive_ops,
-            "ratio": on_upload["per_s"] / baseline["per_s"], "counted_objects": COUNTED_OBJECTS,
+    return {"on_upload": on_upload, "naive": baseline, "naive_downloading": downloaded, "on_upload_ops": on_upload_ops,
+            "naive_ops": naive_ops, "ratio": on_upload["per_s"] / baseline["per_s"],
+            "ratio_to_downloading": on_upload["per_s"] / downloaded["per_s"], "counted_objects": COUNTED_OBJECTS,
             "warm_up_objects": WARM_UP_OBJECTS, "threshold": settings.thresholds.new_data_images, "load": load,
             "cores": os.cpu_count(), "count_interval_s": settings.caching.new_data_count_interval_s}
 
@@ -386,7 +397,7 @@ def upload_race(model: str, state: StackState, settings: Settings, console) -> d
 # --- BENCHMARKS.md -----------------------------------------------------------------------------------------
 
 def markdown_rows(r: dict[str, Any]) -> str:
-    """The ingest table's two upload rows (path | volume | time | throughput | latency)."""
+    """The ingest table's upload rows (path | volume | time | throughput | latency)."""
     def row(path: str, run: dict[str, Any], counted: str) -> str:
         return (f"| {path} | {run['distinct']} objects, {run['events']} notifications, {counted} {run['counted']} "
                 f"({'exact' if run['exact'] else 'WRONG'}) | {run['seconds']:.1f} s | **{run['per_s']:.1f} images/s** "
@@ -397,7 +408,9 @@ def markdown_rows(r: dict[str, Any]) -> str:
             "(download, decode, validate, statistics, register once, new-data rule) → image documents",
             r["on_upload"], "image documents"),
         row("the same notifications → naive handler (create one document, increment a counter shard; no download, "
-            "no validation)", r["naive"], "counted")])
+            "no validation)", r["naive"], "counted"),
+        *([row("the same notifications → the naive handler after downloading each object's bytes (what validating "
+               "needs at least)", r["naive_downloading"], "counted")] if "naive_downloading" in r else [])])
 
 
 def markdown_notes(r: dict[str, Any]) -> str:
@@ -410,15 +423,19 @@ def markdown_notes(r: dict[str, Any]) -> str:
 
     ratio = r["ratio"]
     stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in on["stages_ms"].items())
-    return f"""on_upload runs at **{ratio:.2f}×** the naive handler's rate in this run (target ≥ 1.0×: {"✅" if ratio >= 1.0 else "❌"}),
-both fed the same {r['on_upload']['events']} notifications of objects already in the bucket on this stack, in two
+    downloading = (f" and at **{r['ratio_to_downloading']:.2f}×** the rate of the same naive handler once it downloads "
+                   "each object's bytes, which validating needs at least" if "ratio_to_downloading" in r else "")
+    return f"""on_upload runs at **{ratio:.2f}×** the naive handler's rate in this run (target ≥ 1.0×: {"✅" if ratio >= 1.0 else "❌"}){downloading}.
+All were fed the same {r['on_upload']['events']} notifications of objects already in the bucket on this stack, in two
 halves, each timed from its first publish until its count was exact (and still exact {SETTLE_S:g} s later). The
-emulators run on the JVM, which compiles its hot paths in the first thousand or so requests: both handlers first took
-{r.get('warm_up_objects', 0)} objects each, untimed, then the halves in the order on_upload, naive, naive, on_upload,
-so that neither pays for the other's warming. The objects were uploaded while on_upload's push subscription was paused
+emulators run on the JVM, which compiles its hot paths in the first thousand or so requests: each handler first took
+{r.get('warm_up_objects', 0)} objects, untimed, then the first half in turn and the second half in the reverse order,
+so that none pays for another's warming. The objects were uploaded while on_upload's push subscription was paused
 (edgeloop/bench_naive.py), so on_upload's time is its own work, not the uploads'. The machine's load average was
-{r['load'][0]:.1f} before the first run and {r['load'][-1]:.1f} after the last, on {r['cores']} cores: both rates are
-this machine's at that load, and the ratio is the comparable figure.
+{r['load'][0]:.1f} before the first run and {r['load'][-1]:.1f} after the last, on {r['cores']} cores: the rates are
+this machine's at that load, and the ratios are the comparable figures.
+
+{cpu_summary(r)}
 
 Operations per image (per distinct object, its duplicate notifications' included), counted at the clients
 (edgeloop/opcount.py) with each handler called in this process on the {r['counted_objects']} objects of a model of
@@ -447,20 +464,41 @@ count plus the images it registered since could reach the threshold (with one in
 crosses it) or when that count is {r['count_interval_s']:g} s old (other instances register images too), and the
 scheduler's tick counts for every model, so a crossing is asked at most a tick late when uploads stop. What is left
 per image: the download (on_upload validates the bytes; the naive handler reads none), the decode and statistics, and
-the commit of a larger document (every field indexed by the emulator, against the naive handler's one field). Both
-handlers share the same two cores with the emulators and the storage server; what each process of the path spent
-per image in the runs above (CPU ms per distinct object, measured around each run):
+the commit of a larger document (every field indexed by the emulator, against the naive handler's one field). A
+repeated notification of a generation the instance registered costs nothing but the event
+(`caching.registered_generation_ttl_s`), and the storage client reads its HTTP settings from the environment once,
+not on every download. The handlers share the same two cores with the emulators and the storage server; what each
+process of the path spent per image in the runs above (CPU ms per distinct object, measured around each run):
 
 {cpu_table(r)}
 """
 
 
+def cpu_summary(r: dict[str, Any]) -> str:
+    """Why the rates differ, from the CPU each path spent per image (on 2 busy cores, rate ≈ cores / CPU per image)."""
+    total = {key: sum((r[key].get("cpu_ms_per_image") or {}).values())
+             for key in ("on_upload", "naive", "naive_downloading") if key in r}
+    if not {"on_upload", "naive"} <= set(total):
+        return ""
+    text = (f"Every process of the path together spent {total['on_upload']:.1f} ms of CPU per image for on_upload and "
+            f"{total['naive']:.1f} ms for the naive handler (table below): with both cores busy, the rates follow.")
+    if "naive_downloading" in total:
+        text += (f" Reading each object's bytes alone brings the naive handler's path to {total['naive_downloading']:.1f} ms "
+                 f"(+{total['naive_downloading'] - total['naive']:.1f} ms); on_upload's other "
+                 f"{total['on_upload'] - total['naive_downloading']:.1f} ms are the decode, the statistics, the checks and "
+                 "the larger documents.")
+    return text
+
+
 def cpu_table(r: dict[str, Any]) -> str:
-    """CPU per image of each process an upload passes through, for on_upload's run beside the naive handler's."""
+    """CPU per image of each process an upload passes through, for on_upload's runs beside the naive handlers'."""
     names = {"firestore": "Firestore emulator", "pubsub": "Pub/Sub emulator", "storage": "storage server",
              "handler": "the handler's processes"}
-    on, naive = r["on_upload"].get("cpu_ms_per_image") or {}, r["naive"].get("cpu_ms_per_image") or {}
-    rows = [f"| {label} | {on.get(key, float('nan')):.1f} | {naive.get(key, float('nan')):.1f} |"
-            for key, label in names.items()]
-    total = f"| all of them | {sum(on.values()):.1f} | {sum(naive.values()):.1f} |"
-    return "\n".join(["| process | on_upload's run | the naive handler's run |", "|---|---|---|", *rows, total])
+    columns = {"on_upload": "on_upload's runs", "naive": "the naive handler's",
+               "naive_downloading": "the naive handler downloading"}
+    cpu = {key: r[key].get("cpu_ms_per_image") or {} for key in columns if key in r}
+    rows = [f"| {label} | " + " | ".join(f"{cpu[key].get(name, float('nan')):.1f}" for key in cpu) + " |"
+            for name, label in names.items()]
+    total = "| all of them | " + " | ".join(f"{sum(cpu[key].values()):.1f}" for key in cpu) + " |"
+    return "\n".join(["| process | " + " | ".join(columns[key] for key in cpu) + " |",
+                      "|---|" + "---|" * len(cpu), *rows, total])

@@ -43,23 +43,24 @@ def storage_client(project: str | None = None) -> storage.Client:
 
     client = storage.Client(project=project or get_settings().project_id,
                             credentials=_credentials("STORAGE_EMULATOR_HOST"))
-    if not _environment_configures_http():
-        # requests otherwise reads every environment variable for proxies (and ~/.netrc) on each request: a fifth
-        # of on_upload's CPU per image, spent finding nothing. Its client session is made once, here.
-        client._http.trust_env = False
+    _read_http_environment_once(client._http)
     return client
 
 
-_HTTP_ENVIRONMENT = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NETRC")
-
-
-def _environment_configures_http() -> bool:
-    """Whether requests would find anything in this process's environment: a proxy, a CA bundle or a netrc."""
+def _read_http_environment_once(session) -> None:
+    """requests reads every environment variable for proxies and a CA bundle (and ~/.netrc) on each request: a
+    fifth of on_upload's CPU per image. The environment of a process does not change, so read it here, as requests
+    would: a CA bundle becomes the session's, and only a proxy or a netrc leaves requests reading it every time."""
     import urllib.request
     from pathlib import Path
 
-    return (bool(urllib.request.getproxies()) or any(os.environ.get(name) for name in _HTTP_ENVIRONMENT)
-            or any((Path.home() / name).exists() for name in (".netrc", "_netrc")))
+    if urllib.request.getproxies() or os.environ.get("NETRC") or any(
+            (Path.home() / name).exists() for name in (".netrc", "_netrc")):
+        return  # proxies depend on each request's host (no_proxy): requests decides per request, as before
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and session.verify is True:
+        session.verify = bundle
+    session.trust_env = False
 
 
 @lru_cache(maxsize=None)

@@ -5,7 +5,7 @@ from tests.integration.helpers import bucket
 
 
 def test_the_naive_handler_counts_every_stored_object_once_though_some_notifications_come_twice(local_stack):
-    from edgeloop.bench_naive import naive_served, run_naive, stored_notifications
+    from edgeloop.bench_naive import DOWNLOADING, naive_served, run_naive, stored_notifications
 
     prefix = "naive-probe/"  # outside the product's layout: on_upload quarantines these, the naive handler counts them
     for index in range(30):
@@ -18,10 +18,14 @@ def test_the_naive_handler_counts_every_stored_object_once_though_some_notificat
         result = run_naive(served, Settings(), messages, timeout_s=120)
         # More objects through the same server: counted from where the first run left off.
         again = run_naive(served, Settings(), stored_notifications(Settings(), f"{prefix}more/"), timeout_s=120)
+    with naive_served(local_stack, Settings(), DOWNLOADING) as downloading:  # reads each object first: counts its own
+        downloaded = run_naive(downloading, Settings(), messages, timeout_s=120)
 
     assert (result["distinct"], result["counted"], result["exact"]) == (30, 30, True)
     assert (again["distinct"], again["counted"], again["exact"]) == (10, 10, True)
+    assert (downloaded["distinct"], downloaded["counted"], downloaded["exact"]) == (30, 30, True)
     assert result["per_s"] > 0 and result["cpu_ms_per_image"]["handler"] > 0
+    assert downloaded["cpu_ms_per_image"]["storage"] > 0 == result["cpu_ms_per_image"]["storage"]
 
 
 def test_objects_uploaded_while_on_uploads_delivery_is_paused_are_registered_once_each_when_announced(local_stack):

@@ -52,6 +52,26 @@ def test_the_section_says_whether_the_target_is_met_and_shows_both_handlers_cost
     assert len(rows) == 2 and "**5.0 images/s**" in rows[0] and "**10.0 images/s**" in rows[1] and "(exact)" in rows[0]
 
 
+def test_the_section_explains_the_distance_with_the_downloading_naive_handler_and_each_paths_cpu():
+    def run(per_s: float, cpu: dict[str, float]) -> dict:
+        return {"distinct": 10, "events": 11, "counted": 10, "exact": True, "seconds": 2.0, "per_s": per_s,
+                "events_per_s": per_s, "cpu_ms_per_image": cpu}
+
+    ops = {"reads": 0.0, "writes": 2.0, "transactions": 0.0, "count_queries": 0.0, "round_trips": 1.0,
+           "storage_reads": 1.0, "published": 0.0, "handler_ms": 4, "total_ms": 4, "stages_ms": {}}
+    result = {"on_upload": run(160.0, {"firestore": 3.6, "handler": 4.6, "storage": 0.6}),
+              "naive": run(240.0, {"firestore": 2.8, "handler": 2.5, "storage": 0.0}),
+              "naive_downloading": run(200.0, {"firestore": 2.8, "handler": 3.4, "storage": 0.6}),
+              "on_upload_ops": ops, "naive_ops": ops, "ratio": 160 / 240, "ratio_to_downloading": 0.8,
+              "counted_objects": 300, "threshold": 200, "load": [1.0, 2.0], "cores": 2, "count_interval_s": 2.0}
+    notes = bench_naive.markdown_notes(result)
+    assert "**0.67×**" in notes and "**0.80×**" in notes
+    assert "8.8 ms of CPU per image for on_upload and 5.3 ms for the naive handler" in notes
+    assert "to 6.8 ms (+1.5 ms); on_upload's other 2.0 ms" in notes
+    assert "| handler's processes | 4.6 | 2.5 | 3.4 |" in notes.replace("the handler's", "handler's")
+    assert len(bench_naive.markdown_rows(result).splitlines()) == 3
+
+
 def test_a_handlers_timed_runs_combine_into_one_rate_over_their_summed_time_and_cpu_weighted_by_objects():
     first = {"distinct": 100, "events": 110, "counted": 100, "exact": True, "seconds": 1.0,
              "cpu_ms_per_image": {"handler": 4.0, "firestore": 2.0}}

@@ -25,11 +25,20 @@ def test_with_nothing_for_requests_to_find_the_session_does_not_scan_the_environ
     assert storage_client("p")._http.trust_env is False
 
 
-@pytest.mark.parametrize("variable, value", [("HTTPS_PROXY", "http://proxy:3128"), ("no_proxy", "example.com"),
-                                             ("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")])
-def test_a_proxy_or_a_ca_bundle_in_the_environment_is_honoured_as_requests_would(plain_environment, variable, value):
+@pytest.mark.parametrize("variable, value", [("HTTPS_PROXY", "http://proxy:3128"), ("no_proxy", "example.com")])
+def test_a_proxy_in_the_environment_is_left_for_requests_to_apply_per_request(plain_environment, variable, value):
     plain_environment.setenv(variable, value)
     assert storage_client("p")._http.trust_env is True
+
+
+@pytest.mark.parametrize("variables", [{"REQUESTS_CA_BUNDLE": "/etc/ssl/corporate.pem"},
+                                       {"CURL_CA_BUNDLE": "/etc/ssl/corporate.pem"},
+                                       {"REQUESTS_CA_BUNDLE": "/etc/ssl/corporate.pem", "CURL_CA_BUNDLE": "/other.pem"}])
+def test_a_ca_bundle_in_the_environment_becomes_the_sessions_as_requests_would_choose_it(plain_environment, variables):
+    for name, value in variables.items():
+        plain_environment.setenv(name, value)
+    session = storage_client("p")._http
+    assert session.trust_env is False and session.verify == "/etc/ssl/corporate.pem"
 
 
 def test_a_netrc_in_the_home_directory_is_honoured(plain_environment, tmp_path):
