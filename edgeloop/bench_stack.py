@@ -18,7 +18,7 @@ from google.cloud import firestore
 from rich.console import Console
 
 from edgeloop.localstack.function_logs import log_entries
-from edgeloop.localstack.processes import cpu_seconds
+from edgeloop.localstack.processes import cpu_spent
 from edgeloop.localstack.state import StackState
 from shared import layout
 from shared.config import Settings
@@ -202,9 +202,9 @@ def feedback(model: str, state: StackState, settings: Settings, console: Console
     """on_feedback at issue 21's rate and in a burst (write → handled on the stack), then its operations per report."""
     serve_placeholder_v1(model, settings)
     load_before = os.getloadavg()[0]
-    cpu_before = cpu_seconds(state.pids, CPU_WATCHED)
-    written, done = feedback_paced(model, FEEDBACK_PACED, FEEDBACK_RATE, state, settings, console)
-    cpu_after = cpu_seconds(state.pids, CPU_WATCHED)
+    with cpu_spent(state.pids, CPU_WATCHED) as spent:
+        written, done = feedback_paced(model, FEEDBACK_PACED, FEEDBACK_RATE, state, settings, console)
+    cpu_ms = {name: 1000 * seconds / max(len(done), 1) for name, seconds in spent.items()}  # per paced report
     load_after = os.getloadavg()[0]
     first_write = min(written.values())
     paced = _latency(written, done, first_write)
@@ -213,8 +213,6 @@ def feedback(model: str, state: StackState, settings: Settings, console: Console
     burst = _latency(written, done, start)
     with console.status(f"{COUNTED_REPORTS} reports through on_feedback's handler, operations counted…"):
         operations = report_operations(model, state, settings)
-    cpu_ms = {name: 1000 * (cpu_after[name] - cpu_before[name]) / max(len(done), 1)
-              for name in cpu_after if name in cpu_before}
     return {"paced": paced, "burst": burst, "operations": operations, "rate": FEEDBACK_RATE,
             "load": (load_before, load_after), "cpu_ms_per_report": cpu_ms}
 

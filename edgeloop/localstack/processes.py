@@ -14,9 +14,10 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 import requests
 
@@ -275,6 +276,18 @@ def down(directory: Path, grace_s: float = 10.0) -> StopReport:
     if not leftover:
         (directory / STATE_FILE).unlink(missing_ok=True)
     return StopReport(stopped, leftover)
+
+
+@contextmanager
+def cpu_spent(pids: Mapping[str, int], names: Iterable[str]) -> Iterator[dict[str, float]]:
+    """CPU seconds each named process (and its descendants) used while the block ran, filled in when it ends; a
+    process that could not be read before and after is left out."""
+    names = tuple(names)
+    spent: dict[str, float] = {}
+    before = cpu_seconds(pids, names)
+    yield spent
+    after = cpu_seconds(pids, names)
+    spent.update({name: after[name] - before[name] for name in names if name in before and name in after})
 
 
 def cpu_seconds(pids: Mapping[str, int], names: Iterable[str]) -> dict[str, float]:

@@ -67,7 +67,7 @@ def test_the_section_explains_the_distance_with_the_downloading_naive_handler_an
     notes = bench_naive.markdown_notes(result)
     assert "**0.67×**" in notes and "**0.80×**" in notes
     assert "8.8 ms of CPU per image for on_upload and 5.3 ms for the naive handler" in notes
-    assert "to 6.8 ms (+1.5 ms); on_upload's other 2.0 ms" in notes
+    assert "to 6.8 ms (+1.5 ms)" in notes and "differs from that by +2.0 ms" in notes
     assert "| handler's processes | 4.6 | 2.5 | 3.4 |" in notes.replace("the handler's", "handler's")
     assert len(bench_naive.markdown_rows(result).splitlines()) == 3
 
@@ -81,3 +81,17 @@ def test_a_handlers_timed_runs_combine_into_one_rate_over_their_summed_time_and_
     assert (both["distinct"], both["events"], both["counted"], both["exact"]) == (400, 440, 399, False)
     assert both["per_s"] == 100.0 and both["events_per_s"] == 110.0 and both["runs"] == 2
     assert both["cpu_ms_per_image"] == {"firestore": 2.0, "handler": 7.0}  # only what every run measured
+
+
+def test_cpu_spent_is_what_each_named_process_used_during_the_block_and_leaves_out_what_it_cannot_read():
+    import os
+    import time
+
+    from edgeloop.localstack.processes import cpu_spent
+
+    with cpu_spent({"this": os.getpid(), "gone": 2**22 + 12345}, ("this", "gone", "unnamed")) as spent:
+        assert spent == {}  # filled in when the block ends
+        deadline = time.process_time() + 0.2
+        while time.process_time() < deadline:
+            pass
+    assert set(spent) == {"this"} and 0.15 < spent["this"] < 5
