@@ -192,10 +192,14 @@ def test_reports_whose_trigger_was_lost_are_admitted_and_judged_by_the_next_sche
 
 def test_messages_whose_deliveries_ran_out_are_replayed_and_malformed_ones_kept(local_stack):
     """What Pub/Sub dead-letters after max_delivery_attempts comes back with `edgeloop dead-letters --replay`."""
+    from edgeloop.bench_naive import upload_undelivered
+
     model = fresh_model(local_stack, "dlq")
-    blob = upload_once(local_stack, layout.dataset_object(model, "4", "late.png"), DIGITS[4].png())
-    eventually(lambda: image_docs(local_stack, model), 60, "registered")
-    db(local_stack).document(layout.image_doc(model, layout.image_id(blob.name, blob.generation))).delete()
+    name = layout.dataset_object(model, "4", "late.png")
+    # Stored while on_upload's delivery is paused and its notification dropped: as if every delivery had failed.
+    upload_undelivered(local_stack, SETTINGS, [(name, DIGITS[4].png())])
+    assert not image_docs(local_stack, model)
+    blob = bucket(local_stack).get_blob(name)
     data, attributes = notification_message(dict(blob._properties))
     publisher = pubsub_v1.PublisherClient()
     dead_letter = publisher.topic_path(local_stack.project_id, SETTINGS.topics.dead_letter(SETTINGS.topics.storage_events))
@@ -204,7 +208,7 @@ def test_messages_whose_deliveries_ran_out_are_replayed_and_malformed_ones_kept(
     listing = subprocess.run([EDGELOOP, "dead-letters", "--replay", "--dir", local_stack.directory],
                              check=True, capture_output=True, text=True, timeout=120).stdout
     assert "deliveries ran out" in listing and "replayed" in listing and "malformed: not JSON" in listing
-    eventually(lambda: image_docs(local_stack, model), 60, "the replayed notification registered the image again")
+    eventually(lambda: image_docs(local_stack, model), 60, "the replayed notification registered the image")
     kept = subprocess.run([EDGELOOP, "dead-letters", "--dir", local_stack.directory],
                           check=True, capture_output=True, text=True, timeout=120).stdout
     assert "malformed: not JSON" in kept and "deliveries ran out" not in kept
