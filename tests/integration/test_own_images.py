@@ -157,7 +157,11 @@ def exported(directory: Path) -> dict[str, list[Path]]:
 def test_own_images_import_train_classify_capture_label_retrain_and_export(local_stack, tmp_path):
     settings = Settings(stack_dir=local_stack.directory)
     model = f"shapes-{uuid.uuid4().hex[:6]}"
-    created = cli(local_stack, "model", "create", model, "--labels", ",".join(SHAPES), "--image-size", str(SIZE))
+    # The holdout here is about 32 images, where one image is 3.1%: the default gate (2% regression allowance, 90%
+    # accuracy) decides on a single image, and rejected a sound v2 in a CI run (0.906 vs 0.938). This test is about the
+    # images' way through the product, so its gate allows a few images; the gate's own rules are tested on their own.
+    created = cli(local_stack, "model", "create", model, "--labels", ",".join(SHAPES), "--image-size", str(SIZE),
+                  "--set", "gate.max_regression=0.1", "--set", "gate.min_accuracy=0.8")
     assert created.exit_code == 0, created.output
     save_train_config(model, QUICK, settings)  # model create set image_size 96; a one-trial grid keeps the run short
 
