@@ -125,13 +125,13 @@ def test_a_crossing_made_by_other_instances_is_asked_for_by_the_next_scheduler_t
 def _stored_event(stack, model: str, name: str):
     """The storage event of an object stored now, as on_upload decodes it from its notification; the stack's own
     on_upload never sees it (uploaded while its delivery is paused), so this process handles it first."""
-    from edgeloop.bench_naive import pubsub_event, stored_notifications, upload_undelivered
+    from edgeloop.bench_naive import upload_undelivered
     from shared import events
+    from tests.integration.test_faults import storage_event
 
     object_name = layout.dataset_object(model, "1", name)
     upload_undelivered(stack, Settings(), [(object_name, DIGITS[1].png())])
-    [(data, attributes)] = stored_notifications(Settings(), object_name)[:1]  # the first: the others repeat it
-    return events.decode_storage_event(pubsub_event(data, attributes))
+    return events.decode_storage_event(storage_event(bucket(stack).get_blob(object_name)))
 
 
 def test_a_repeated_notification_of_a_generation_this_instance_registered_costs_no_read_and_no_download(local_stack):
